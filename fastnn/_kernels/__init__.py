@@ -1,0 +1,25 @@
+"""Compiled kernels (Cython over caller-owned contiguous buffers).
+
+Every function named in KERNEL_NAMES has a NumPy twin of the same name and
+signature in fastnn._kernels.reference; the tests keep the two in step.
+"""
+from fastnn._kernels._blas_import import preload as _preload_blas
+
+_preload_blas()
+
+# ruff: noqa: E402  (the kernels must be imported after the preload)
+from fastnn._kernels._omp import get_num_threads, openmp_available, set_num_threads
+from fastnn._kernels.dense import ACTIVATIONS, activation_forward, dense_backward, dense_forward
+from fastnn._kernels.engine import LAYER_KINDS, OPTIMIZERS, Engine
+from fastnn._kernels.losses import (LOSSES, METRICS, bce, cce, metric_sum, mse, sigmoid_bce,
+                                    softmax_xent, sparse_cce, sparse_softmax_xent)
+from fastnn._kernels.optim import adam_update, sgd_update
+
+KERNEL_NAMES = (
+    "activation_forward", "dense_forward", "dense_backward",
+    "sparse_softmax_xent", "softmax_xent", "sigmoid_bce", "sparse_cce", "cce", "bce", "mse",
+    "metric_sum", "adam_update", "sgd_update", "Engine",
+)
+
+__all__ = ["ACTIVATIONS", "LOSSES", "METRICS", "LAYER_KINDS", "OPTIMIZERS", "KERNEL_NAMES",
+           "openmp_available", "set_num_threads", "get_num_threads", *KERNEL_NAMES]

@@ -1,0 +1,30 @@
+# The only declarations of the C helpers in csrc/ (static inline, header-only).
+from libc.stdint cimport uint64_t
+
+
+cdef extern from "fnn_common.h" nogil:
+    ctypedef Py_ssize_t fnn_index_t
+    unsigned int fnn_denormals_off()
+    void fnn_denormals_restore(unsigned int old)
+
+
+cdef extern from "fnn_math.h" nogil:
+    float fnn_exp_nonpos_f32(float x)
+    double fnn_exp_nonpos_f64(double x)
+    float fnn_sigmoid_f32(float z)
+    double fnn_sigmoid_f64(double z)
+
+
+cdef extern from "fnn_optim.h" nogil:
+    void fnn_adam_update_f32(fnn_index_t n, float* w, const float* g, float* m, float* v,
+                             float alpha, float one_minus_b1, float one_minus_b2, float eps)
+    void fnn_adam_update_f64(fnn_index_t n, double* w, const double* g, double* m, double* v,
+                             double alpha, double one_minus_b1, double one_minus_b2, double eps)
+    void fnn_sgd_update_f32(fnn_index_t n, float* w, const float* g, float* u,
+                            float lr, float momentum, int nesterov)
+    void fnn_sgd_update_f64(fnn_index_t n, double* w, const double* g, double* u,
+                            double lr, double momentum, int nesterov)
+
+
+cdef extern from "fnn_rng.h" nogil:
+    double fnn_uniform(uint64_t seed, uint64_t stream, uint64_t index)

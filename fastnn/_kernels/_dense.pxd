@@ -1,0 +1,45 @@
+# Dense-layer cores shared by dense.pyx and the training engine (see dense.pyx).
+from cython cimport floating
+
+from fastnn._kernels._act cimport activation_grad, bias_activation
+from fastnn._kernels._blas cimport gemm_rowmajor
+
+
+cdef inline void column_sums(Py_ssize_t n, Py_ssize_t m, const floating* g,
+                             floating* out) noexcept nogil:
+    """out[j] = sum_i g[i, j], rows added in order (deterministic)."""
+    cdef Py_ssize_t i, j
+    for j in range(m):
+        out[j] = g[j]
+    for i in range(1, n):
+        for j in range(m):
+            out[j] = out[j] + g[i * m + j]
+
+
+cdef inline void dense_forward_core(int n, int k, int m, const floating* x, const floating* w,
+                                    const floating* b, int act, floating alpha, floating* z,
+                                    floating* a) noexcept nogil:
+    """z = x @ w + b (b may be NULL); a = act(z) (a may alias z for the identity)."""
+    gemm_rowmajor(False, False, n, m, k, 1, x, w, 0, z)
+    bias_activation(n, m, z, b, act, alpha, a)
+
+
+cdef inline void dense_backward_core(int n, int k, int m, const floating* x, const floating* w,
+                                     const floating* z, const floating* a, int act,
+                                     floating alpha, floating l2, floating* g, floating* dw,
+                                     floating* db, floating* dx) noexcept nogil:
+    """g: da in, dz = da * act'(z) out.  dw = x^T dz + 2 l2 w; db = column sums of dz
+    (skipped when NULL); dx = dz w^T (skipped when NULL)."""
+    cdef Py_ssize_t j
+    cdef floating beta = 0
+    activation_grad(n, m, z, a, act, alpha, g)
+    if l2 != 0:
+        # the L2 term enters as GEMM's beta * C, so dw is written in one BLAS call
+        for j in range(<Py_ssize_t>k * m):
+            dw[j] = 2 * l2 * w[j]
+        beta = 1
+    gemm_rowmajor(True, False, k, m, n, 1, x, g, beta, dw)
+    if db != NULL:
+        column_sums(n, m, g, db)
+    if dx != NULL:
+        gemm_rowmajor(False, True, n, k, m, 1, g, w, 0, dx)

@@ -1,0 +1,1 @@
+cdef int current_num_threads() noexcept nogil

@@ -1,0 +1,91 @@
+"""Dense-layer kernels, float32 and float64.
+
+Contract: arrays are C-contiguous and validated by fastnn._validation; outputs
+are written into caller-owned buffers; the GIL is released for the whole
+computation.  Activations are given by code (ACTIVATIONS maps names to codes).
+
+Design: the forward pass is one GEMM into z followed by one pass over the block
+that adds the bias and applies the activation (written to a, which may be z
+itself for the identity).  The backward pass keeps the pre-activation z and the
+output a, so each derivative is read from whichever is cheaper (sigmoid' from a,
+relu' from z), and multiplies it into the incoming gradient in the same pass.
+"""
+from cython cimport floating
+from libc.string cimport memcpy
+
+from fastnn._kernels._act cimport (ACT_LINEAR, ACT_RELU, ACT_SIGMOID, ACT_TANH,
+                                   ACT_LEAKY_RELU, ACT_SWISH, ACT_SOFTMAX, activation_block)
+from fastnn._kernels._dense cimport dense_backward_core, dense_forward_core
+
+ACTIVATIONS = {"linear": ACT_LINEAR, "relu": ACT_RELU, "sigmoid": ACT_SIGMOID,
+               "tanh": ACT_TANH, "leaky_relu": ACT_LEAKY_RELU, "swish": ACT_SWISH,
+               "softmax": ACT_SOFTMAX}
+
+
+def _check_activation(int activation):
+    if activation < ACT_LINEAR or activation > ACT_SOFTMAX:
+        raise ValueError(f"unknown activation code {activation}")
+
+
+def activation_forward(const floating[:, ::1] z not None, int activation, double alpha,
+                       floating[:, ::1] a_out not None):
+    """a_out = act(z) (softmax over rows); shapes (n, m)."""
+    cdef Py_ssize_t n = z.shape[0], m = z.shape[1]
+    _check_activation(activation)
+    if a_out.shape[0] != n or a_out.shape[1] != m:
+        raise ValueError("activation_forward: z and a_out must have the same shape")
+    if n == 0 or m == 0:
+        return
+    with nogil:
+        activation_block(n, m, &z[0, 0], activation, <floating>alpha, &a_out[0, 0])
+
+
+def dense_forward(const floating[:, ::1] x not None, const floating[:, ::1] w not None,
+                  const floating[::1] b, int activation, double alpha,
+                  floating[:, ::1] z_out not None, floating[:, ::1] a_out not None):
+    """z_out = x @ w + b; a_out = act(z_out); shapes (n, k), (k, m), (m,) or None, (n, m)."""
+    cdef int n = x.shape[0], k = x.shape[1], m = w.shape[1]
+    _check_activation(activation)
+    if w.shape[0] != k or z_out.shape[0] != n or z_out.shape[1] != m:
+        raise ValueError("dense_forward: inconsistent shapes of x, w and z_out")
+    if a_out.shape[0] != n or a_out.shape[1] != m:
+        raise ValueError("dense_forward: a_out must have the shape of z_out")
+    if b is not None and b.shape[0] != m:
+        raise ValueError("dense_forward: b must have w.shape[1] entries")
+    if n == 0 or k == 0 or m == 0:
+        raise ValueError("dense_forward: empty dimension")
+    with nogil:
+        dense_forward_core(n, k, m, &x[0, 0], &w[0, 0], &b[0] if b is not None else NULL,
+                           activation, <floating>alpha, &z_out[0, 0], &a_out[0, 0])
+
+
+def dense_backward(const floating[:, ::1] x not None, const floating[:, ::1] w not None,
+                   const floating[:, ::1] z not None, const floating[:, ::1] a not None,
+                   const floating[:, ::1] da not None, int activation, double alpha,
+                   double l2, floating[:, ::1] dz_out not None, floating[:, ::1] dw_out not None,
+                   floating[::1] db_out, floating[:, ::1] dx_out):
+    """Backward through act(x @ w + b) given da = dL/da.
+
+    dz_out = da * act'(z); dw_out = x^T dz + 2 l2 w; db_out = column sums of dz
+    (skipped when None); dx_out = dz w^T (skipped when None).
+    """
+    cdef int n = x.shape[0], k = x.shape[1], m = w.shape[1]
+    _check_activation(activation)
+    if w.shape[0] != k or dw_out.shape[0] != k or dw_out.shape[1] != m:
+        raise ValueError("dense_backward: inconsistent shapes of x, w and dw_out")
+    if (z.shape[0] != n or z.shape[1] != m or a.shape[0] != n or a.shape[1] != m
+            or da.shape[0] != n or da.shape[1] != m or dz_out.shape[0] != n
+            or dz_out.shape[1] != m):
+        raise ValueError("dense_backward: z, a, da and dz_out must be (n, m)")
+    if db_out is not None and db_out.shape[0] != m:
+        raise ValueError("dense_backward: db_out must have w.shape[1] entries")
+    if dx_out is not None and (dx_out.shape[0] != n or dx_out.shape[1] != k):
+        raise ValueError("dense_backward: dx_out must have the shape of x")
+    if n == 0 or k == 0 or m == 0:
+        raise ValueError("dense_backward: empty dimension")
+    with nogil:
+        memcpy(&dz_out[0, 0], &da[0, 0], n * m * sizeof(floating))
+        dense_backward_core(n, k, m, &x[0, 0], &w[0, 0], &z[0, 0], &a[0, 0], activation,
+                            <floating>alpha, <floating>l2, &dz_out[0, 0], &dw_out[0, 0],
+                            &db_out[0] if db_out is not None else NULL,
+                            &dx_out[0, 0] if dx_out is not None else NULL)

@@ -1,0 +1,555 @@
+"""The training engine: whole mini-batch steps of a Sequential stack in compiled code.
+
+Contract: an Engine is built from a layer description and the model's flat
+parameter buffer; it owns the gradient buffer and a workspace sized for
+`max_rows` rows.  `train` runs a run of mini-batches -- row gather, forward
+through every layer, fused loss gradient, backward, optimizer update -- with
+the GIL released and no allocation; `forward` and `evaluate` run inference.
+All arrays are C-contiguous, of the engine's dtype, and validated by the
+Python layer above (fastnn._validation); the entry points re-check only sizes.
+
+Design notes
+------------
+* Memory.  Parameters (all kernels and biases) are one flat vector, so the
+  optimizer is a single pass over params, grads and its state.  The workspace
+  is one flat block: per layer a pre-activation block z, an output block a
+  (the same block as z for an identity activation) and a gradient block g, each
+  max_rows x width.  Dropout keeps its mask in the z slot.
+* Backward.  g of the last layer receives dLoss/dOutput from the fused loss
+  kernel (dLoss/dz when the loss is fused with a sigmoid/softmax output, in
+  which case that layer's activation derivative is skipped).  Each Dense layer
+  turns its g into dz in place and writes dx straight into the previous
+  layer's g, so no gradient is ever copied.
+* Determinism.  Reductions run in a fixed order, dropout masks come from a
+  counter-based generator keyed on (seed, step, layer, element), and the thread
+  count is fixed per run, so the same inputs give bit-identical weights.
+* Denormals are flushed to zero for the duration of a training call (see
+  csrc/fnn_common.h) and the caller's floating-point mode is restored after.
+"""
+from cython cimport floating
+from libc.stdint cimport uint64_t
+from libc.stdlib cimport free, malloc
+from libc.string cimport memcpy
+
+import numpy as np
+
+from fastnn._kernels._act cimport ACT_LINEAR
+from fastnn._kernels._csrc cimport fnn_denormals_off, fnn_denormals_restore, fnn_uniform
+from fastnn._kernels._dense cimport dense_backward_core, dense_forward_core
+from fastnn._kernels._loss cimport loss_block, metric_block
+from fastnn._kernels._update cimport adam_core, sgd_core
+
+cdef enum:
+    LAYER_DENSE = 0
+    LAYER_DROPOUT = 1
+    LAYER_NORMALIZATION = 2
+
+cdef enum:
+    OPT_SGD = 0
+    OPT_ADAM = 1
+
+cdef enum:
+    MAX_METRICS = 8
+
+LAYER_KINDS = {"dense": LAYER_DENSE, "dropout": LAYER_DROPOUT,
+               "normalization": LAYER_NORMALIZATION}
+OPTIMIZERS = {"sgd": OPT_SGD, "adam": OPT_ADAM}
+
+
+ctypedef struct Layer:
+    int kind, n_in, n_out, act
+    double alpha, l2, rate
+    Py_ssize_t w_off, b_off      # into params/grads; b_off < 0: no bias
+    Py_ssize_t aux_off           # Normalization: mean at aux_off, std at aux_off + n_out
+    bint need_dx                 # propagate the gradient into this layer's input
+    Py_ssize_t z_off, a_off, g_off
+
+
+ctypedef struct Net:
+    int n_layers, n_in, n_out
+    Layer* layers
+    void** outs                  # each layer's output block in the current pass
+    void* params
+    void* grads
+    void* aux
+    void* ws
+    int* labels_ws
+    Py_ssize_t n_params, x_off, y_off, sw_off
+    int loss_kind
+    bint fused                   # loss takes the last Dense layer's pre-activation
+    int n_metrics
+    int metrics[MAX_METRICS]
+    double threshold
+    int opt_kind
+    void* opt_m
+    void* opt_v
+    double beta_1, beta_2, epsilon, momentum
+    bint nesterov
+
+
+cdef void _forward(floating* ws, Net* net, const floating* x, Py_ssize_t n, bint training,
+                   long long step, uint64_t seed) noexcept nogil:
+    """Inference or training forward pass of n rows; sets net.outs."""
+    cdef Py_ssize_t l, i, size
+    cdef Layer* lay
+    cdef const floating* prev = x
+    cdef floating* params = <floating*>net.params
+    cdef floating* aux = <floating*>net.aux
+    cdef floating* a
+    cdef floating* mask
+    cdef floating keep
+    cdef Py_ssize_t j, m
+    for l in range(net.n_layers):
+        lay = &net.layers[l]
+        a = ws + lay.a_off
+        if lay.kind == LAYER_DENSE:
+            dense_forward_core(<int>n, lay.n_in, lay.n_out, prev, params + lay.w_off,
+                               params + lay.b_off if lay.b_off >= 0 else NULL,
+                               lay.act, <floating>lay.alpha, ws + lay.z_off, a)
+        elif lay.kind == LAYER_DROPOUT:
+            if not training or lay.rate == 0:
+                a = <floating*>prev     # identity at inference: no copy
+            else:
+                # inverted dropout: keep with probability 1 - rate, scale by 1 / (1 - rate)
+                mask = ws + lay.z_off
+                keep = 1 - <floating>lay.rate
+                size = n * lay.n_out
+                for i in range(size):
+                    mask[i] = 1 if fnn_uniform(seed, <uint64_t>(step * net.n_layers + l),
+                                               <uint64_t>i) >= lay.rate else 0
+                for i in range(size):
+                    a[i] = prev[i] / keep if mask[i] != 0 else 0
+        else:
+            m = lay.n_out
+            for i in range(n):
+                for j in range(m):
+                    a[i * m + j] = (prev[i * m + j] - aux[lay.aux_off + j]) / aux[lay.aux_off + m + j]
+        net.outs[l] = a
+        prev = a
+
+
+cdef void _backward(floating* ws, Net* net, const floating* x, Py_ssize_t n,
+                    bint training) noexcept nogil:
+    """Backward pass from g of the last layer; fills net.grads."""
+    cdef Py_ssize_t l, i, j, m, size
+    cdef Layer* lay
+    cdef floating* params = <floating*>net.params
+    cdef floating* grads = <floating*>net.grads
+    cdef floating* aux = <floating*>net.aux
+    cdef floating* g
+    cdef floating* dx
+    cdef floating* mask
+    cdef const floating* inp
+    cdef floating keep
+    cdef int act
+    for l in range(net.n_layers - 1, -1, -1):
+        lay = &net.layers[l]
+        g = ws + lay.g_off
+        inp = <floating*>net.outs[l - 1] if l > 0 else x
+        dx = ws + net.layers[l - 1].g_off if lay.need_dx else NULL
+        if lay.kind == LAYER_DENSE:
+            act = ACT_LINEAR if (net.fused and l == net.n_layers - 1) else lay.act
+            dense_backward_core(<int>n, lay.n_in, lay.n_out, inp, params + lay.w_off,
+                                ws + lay.z_off, ws + lay.a_off, act, <floating>lay.alpha,
+                                <floating>lay.l2, g, grads + lay.w_off,
+                                grads + lay.b_off if lay.b_off >= 0 else NULL, dx)
+        elif dx == NULL:
+            continue
+        elif lay.kind == LAYER_DROPOUT:
+            size = n * lay.n_out
+            if training and lay.rate != 0:
+                mask = ws + lay.z_off
+                keep = 1 - <floating>lay.rate
+                for i in range(size):
+                    dx[i] = g[i] / keep if mask[i] != 0 else 0
+            else:
+                memcpy(dx, g, size * sizeof(floating))
+        else:
+            m = lay.n_out
+            for i in range(n):
+                for j in range(m):
+                    dx[i * m + j] = g[i * m + j] / aux[lay.aux_off + m + j]
+
+
+cdef double _l2_penalty(floating* ws, Net* net) noexcept nogil:
+    """sum over Dense layers of l2 * sum(W^2) (Keras's L2 regularization loss)."""
+    cdef double total = 0, s
+    cdef Py_ssize_t l, i, size
+    cdef floating* w
+    for l in range(net.n_layers):
+        if net.layers[l].kind == LAYER_DENSE and net.layers[l].l2 != 0:
+            w = <floating*>net.params + net.layers[l].w_off
+            size = <Py_ssize_t>net.layers[l].n_in * net.layers[l].n_out
+            s = 0
+            for i in range(size):
+                s += w[i] * w[i]
+            total += net.layers[l].l2 * s
+    return total
+
+
+cdef double _loss_and_metrics(floating* ws, Net* net, Py_ssize_t n, const floating* y,
+                              const int* labels, const floating* sw, double* stats) noexcept nogil:
+    """Loss gradient into g of the last layer; metric sums into stats[2:]; returns the loss sum."""
+    cdef Layer* last = &net.layers[net.n_layers - 1]
+    cdef const floating* pred = ws + last.z_off if net.fused else <floating*>net.outs[net.n_layers - 1]
+    cdef const floating* out = <floating*>net.outs[net.n_layers - 1]
+    cdef double loss, weight = 0
+    cdef Py_ssize_t i
+    cdef int k
+    loss = loss_block(net.loss_kind, n, net.n_out, pred, y, labels, sw,
+                      <floating>(1.0 / n), ws + last.g_off)
+    if sw != NULL:
+        for i in range(n):
+            weight += sw[i]
+    else:
+        weight = n
+    for k in range(net.n_metrics):
+        stats[2 + 2 * k] += metric_block(net.metrics[k], n, net.n_out, out, y, labels, sw,
+                                         <floating>net.threshold)
+        stats[3 + 2 * k] += weight
+    return loss
+
+
+cdef void _train_batches(floating* ws, Net* net, const floating* x, const floating* y,
+                         const int* labels, const floating* sw, const long long* order,
+                         Py_ssize_t n_rows, Py_ssize_t batch_size, Py_ssize_t first,
+                         Py_ssize_t count, const double* lrs, long long step, uint64_t seed,
+                         double* stats) noexcept nogil:
+    """Mini-batches first .. first + count - 1 of the row order; one optimizer step each."""
+    cdef Py_ssize_t b, r, src, start, bs
+    cdef int n_in = net.n_in, n_out = net.n_out
+    cdef floating* xb = ws + net.x_off
+    cdef floating* yb = ws + net.y_off
+    cdef floating* swb = ws + net.sw_off
+    cdef double loss
+    for b in range(first, first + count):
+        start = b * batch_size
+        bs = min(batch_size, n_rows - start)
+        for r in range(bs):
+            src = order[start + r]
+            memcpy(xb + r * n_in, x + src * n_in, n_in * sizeof(floating))
+            if y != NULL:
+                memcpy(yb + r * n_out, y + src * n_out, n_out * sizeof(floating))
+            if labels != NULL:
+                net.labels_ws[r] = labels[src]
+            if sw != NULL:
+                swb[r] = sw[src]
+        _forward(ws, net, xb, bs, True, step, seed)
+        loss = _loss_and_metrics(ws, net, bs, yb if y != NULL else NULL,
+                                 net.labels_ws if labels != NULL else NULL,
+                                 swb if sw != NULL else NULL, stats)
+        # Keras reports the batch loss (mean over rows plus the L2 penalty), averaged
+        # over the epoch with the batch size as weight
+        stats[0] += loss + _l2_penalty(ws, net) * bs
+        stats[1] += bs
+        _backward(ws, net, xb, bs, True)
+        step += 1
+        if net.opt_kind == OPT_ADAM:
+            adam_core(net.n_params, <floating*>net.params, <floating*>net.grads,
+                      <floating*>net.opt_m, <floating*>net.opt_v, lrs[b - first],
+                      net.beta_1, net.beta_2, net.epsilon, step)
+        else:
+            sgd_core(net.n_params, <floating*>net.params, <floating*>net.grads,
+                     <floating*>net.opt_m, lrs[b - first], net.momentum, net.nesterov)
+
+
+cdef class Engine:
+    """Compiled forward/backward/update of a layer stack over caller-owned parameters.
+
+    Parameters
+    ----------
+    layers : list of dict
+        One dict per layer with keys ``kind`` ("dense", "dropout", "normalization"),
+        ``n_in``, ``n_out`` and, for Dense, ``activation`` (code), ``alpha``, ``l2``,
+        ``w_off``, ``b_off`` (-1 for no bias); Dropout ``rate``; Normalization ``aux_off``.
+    params : ndarray of shape (n_params,)
+        Flat parameter vector (float32 or float64); updated in place by `train`.
+    aux : ndarray
+        Non-trainable statistics (Normalization mean and std), same dtype.
+    loss : int
+        Loss kernel code (fastnn._kernels.losses.LOSSES); ``fused`` says whether
+        it reads the last Dense layer's pre-activation.
+    metrics : list of int
+        Metric codes (fastnn._kernels.losses.METRICS); ``threshold`` is binary accuracy's.
+    """
+    cdef Net net
+    cdef bint is_f64
+    cdef readonly object dtype
+    cdef readonly Py_ssize_t max_rows
+    cdef readonly object params, grads, aux
+    cdef object _ws, _labels, _opt_m, _opt_v
+
+    def __cinit__(self):
+        self.net.layers = NULL
+        self.net.outs = NULL
+
+    def __dealloc__(self):
+        free(self.net.layers)
+        free(self.net.outs)
+
+    def __init__(self, list layers, params, aux, int loss, bint fused, list metrics,
+                 double threshold):
+        cdef Py_ssize_t l, n_layers = len(layers)
+        cdef Layer* lay
+        if n_layers == 0:
+            raise ValueError("Engine: no layers")
+        if len(metrics) > MAX_METRICS:
+            raise ValueError(f"Engine: at most {MAX_METRICS} metrics")
+        self.dtype = params.dtype
+        if self.dtype not in (np.float32, np.float64) or aux.dtype != self.dtype:
+            raise TypeError("Engine: params and aux must share a float32/float64 dtype")
+        if not (params.flags.c_contiguous and aux.flags.c_contiguous):
+            raise ValueError("Engine: params and aux must be contiguous")
+        self.params, self.aux = params, aux
+        self.is_f64 = self.dtype == np.float64
+        self.grads = np.zeros_like(params)
+        self.net.layers = <Layer*>malloc(n_layers * sizeof(Layer))
+        self.net.outs = <void**>malloc(n_layers * sizeof(void*))
+        if self.net.layers == NULL or self.net.outs == NULL:
+            raise MemoryError()
+        self.net.n_layers = <int>n_layers
+        for l, spec in enumerate(layers):
+            lay = &self.net.layers[l]
+            lay.kind = LAYER_KINDS[spec["kind"]]
+            lay.n_in, lay.n_out = spec["n_in"], spec["n_out"]
+            lay.act = spec.get("activation", ACT_LINEAR)
+            lay.alpha = spec.get("alpha", 0.0)
+            lay.l2 = spec.get("l2", 0.0)
+            lay.rate = spec.get("rate", 0.0)
+            lay.w_off, lay.b_off = spec.get("w_off", 0), spec.get("b_off", -1)
+            lay.aux_off = spec.get("aux_off", 0)
+            if l > 0 and lay.n_in != self.net.layers[l - 1].n_out:
+                raise ValueError("Engine: consecutive layer widths do not match")
+            if lay.kind == LAYER_DENSE and (
+                    lay.w_off < 0 or lay.w_off + lay.n_in * lay.n_out > params.shape[0]
+                    or lay.b_off + lay.n_out > params.shape[0]):
+                raise ValueError("Engine: parameter offsets out of range")
+            if lay.kind == LAYER_NORMALIZATION and (
+                    lay.aux_off < 0 or lay.aux_off + 2 * lay.n_out > aux.shape[0]):
+                raise ValueError("Engine: statistics offsets out of range")
+        # a layer needs dx when some trainable layer lies below it
+        trainable_below = False
+        for l in range(n_layers):
+            self.net.layers[l].need_dx = trainable_below
+            if self.net.layers[l].kind == LAYER_DENSE:
+                trainable_below = True
+        last = self.net.layers[n_layers - 1]
+        if fused and last.kind != LAYER_DENSE:
+            raise ValueError("Engine: a fused loss needs a Dense output layer")
+        self.net.n_in = self.net.layers[0].n_in
+        self.net.n_out = last.n_out
+        self.net.n_params = params.shape[0]
+        self.net.loss_kind = loss
+        self.net.fused = fused
+        self.net.n_metrics = <int>len(metrics)
+        for l, code in enumerate(metrics):
+            self.net.metrics[l] = code
+        self.net.threshold = threshold
+        self.net.params = _data_ptr(params)
+        self.net.aux = _data_ptr(aux) if aux.shape[0] else NULL
+        self.net.grads = _data_ptr(self.grads)
+        self.net.opt_kind = OPT_SGD
+        self.net.opt_m = self.net.opt_v = NULL
+        self.net.momentum = 0
+        self.max_rows = 0
+        self.reserve(1)
+
+    def reserve(self, Py_ssize_t rows):
+        """Size the workspace for batches of up to `rows` rows (grows, never shrinks)."""
+        cdef Py_ssize_t l, off = 0, width
+        cdef Layer* lay
+        if rows <= self.max_rows:
+            return
+        for l in range(self.net.n_layers):
+            lay = &self.net.layers[l]
+            width = rows * lay.n_out
+            lay.z_off = off
+            off += width
+            if lay.kind == LAYER_DENSE and lay.act == ACT_LINEAR:
+                lay.a_off = lay.z_off
+            else:
+                lay.a_off = off
+                off += width
+            lay.g_off = off
+            off += width
+        self.net.x_off = off
+        off += rows * self.net.n_in
+        self.net.y_off = off
+        off += rows * self.net.n_out
+        self.net.sw_off = off
+        off += rows
+        self._ws = np.zeros(off, dtype=self.dtype)
+        self._labels = np.zeros(rows, dtype=np.intc)
+        self.net.ws = _data_ptr(self._ws)
+        self.net.labels_ws = _int_ptr(self._labels)
+        self.max_rows = rows
+
+    def set_optimizer(self, str kind, m, v, double beta_1=0.9, double beta_2=0.999,
+                      double epsilon=1e-7, double momentum=0.0, bint nesterov=False):
+        """Attach optimizer state buffers (owned by the optimizer object)."""
+        self.net.opt_kind = OPTIMIZERS[kind]
+        for buf in (m, v):
+            if buf is not None and (buf.dtype != self.dtype or buf.shape != self.params.shape
+                                    or not buf.flags.c_contiguous):
+                raise ValueError("Engine: optimizer state must match the parameters")
+        if self.net.opt_kind == OPT_ADAM and (m is None or v is None):
+            raise ValueError("Engine: Adam needs m and v")
+        if self.net.opt_kind == OPT_SGD and momentum != 0 and m is None:
+            raise ValueError("Engine: SGD with momentum needs a velocity buffer")
+        self._opt_m, self._opt_v = m, v
+        self.net.opt_m = _data_ptr(m) if m is not None else NULL
+        self.net.opt_v = _data_ptr(v) if v is not None else NULL
+        self.net.beta_1, self.net.beta_2, self.net.epsilon = beta_1, beta_2, epsilon
+        self.net.momentum, self.net.nesterov = momentum, nesterov
+
+    def _check_data(self, x, y, labels, sample_weight, Py_ssize_t n, bint targets=True):
+        if x.dtype != self.dtype or x.ndim != 2 or x.shape[1] != self.net.n_in:
+            raise ValueError("Engine: x must be (n, n_in) of the engine's dtype")
+        if x.shape[0] != n or not x.flags.c_contiguous:
+            raise ValueError("Engine: x must be C-contiguous with n rows")
+        if targets and (y is None) == (labels is None):
+            raise ValueError("Engine: pass exactly one of y and labels")
+        if y is not None and (y.dtype != self.dtype or y.shape != (n, self.net.n_out)
+                              or not y.flags.c_contiguous):
+            raise ValueError("Engine: y must be (n, n_out) of the engine's dtype")
+        if labels is not None and (labels.dtype != np.intc or labels.shape != (n,)):
+            raise ValueError("Engine: labels must be int32 of shape (n,)")
+        if sample_weight is not None and (sample_weight.dtype != self.dtype
+                                          or sample_weight.shape != (n,)):
+            raise ValueError("Engine: sample_weight must be (n,) of the engine's dtype")
+
+    def train(self, x, y, labels, sample_weight, long long[::1] order not None,
+              Py_ssize_t batch_size, Py_ssize_t first, Py_ssize_t count,
+              const double[::1] lrs not None, long long step, uint64_t seed,
+              double[::1] stats not None):
+        """Train on batches first .. first+count-1 of x[order]; returns the new step count.
+
+        stats accumulates [sum of batch loss * batch size, rows, then per metric the
+        weighted sum and the weight].  lrs holds one learning rate per batch.
+        """
+        cdef Py_ssize_t n = order.shape[0], i
+        cdef unsigned int fp_mode
+        self._check_data(x, y, labels, sample_weight, x.shape[0])
+        if batch_size < 1 or first < 0 or count < 0 or (first + count - 1) * batch_size >= n > 0:
+            raise ValueError("Engine.train: batch range outside the data")
+        if lrs.shape[0] < count or stats.shape[0] < 2 + 2 * self.net.n_metrics:
+            raise ValueError("Engine.train: lrs or stats too short")
+        if self.net.opt_kind == OPT_ADAM and self.net.opt_m == NULL:
+            raise ValueError("Engine.train: no optimizer attached")
+        for i in range(n):
+            if order[i] < 0 or order[i] >= x.shape[0]:
+                raise ValueError("Engine.train: order index out of range")
+        if count == 0 or n == 0:
+            return step
+        self.reserve(min(batch_size, n))
+        cdef void* xp = _data_ptr(x)
+        cdef void* yp = _data_ptr(y) if y is not None else NULL
+        cdef int* lp = _int_ptr(labels) if labels is not None else NULL
+        cdef void* sp = _data_ptr(sample_weight) if sample_weight is not None else NULL
+        with nogil:
+            fp_mode = fnn_denormals_off()
+            if self.is_f64:
+                _train_batches(<double*>self.net.ws, &self.net, <double*>xp, <double*>yp, lp,
+                               <double*>sp, &order[0], n, batch_size, first, count,
+                               &lrs[0], step, seed, &stats[0])
+            else:
+                _train_batches(<float*>self.net.ws, &self.net, <float*>xp, <float*>yp, lp,
+                               <float*>sp, &order[0], n, batch_size, first, count,
+                               &lrs[0], step, seed, &stats[0])
+            fnn_denormals_restore(fp_mode)
+        return step + count
+
+    def forward(self, x, out):
+        """out = the stack's output for x in inference mode (dropout off)."""
+        cdef Py_ssize_t n = x.shape[0], start, rows, chunk
+        self._check_data(x, None, None, None, n, False)
+        if out.dtype != self.dtype or out.shape != (n, self.net.n_out) or not out.flags.c_contiguous:
+            raise ValueError("Engine.forward: out must be (n, n_out) of the engine's dtype")
+        if n == 0:
+            return out
+        chunk = min(n, max(self.max_rows, 1024))
+        self.reserve(chunk)
+        cdef char* xp = <char*>_data_ptr(x)
+        cdef char* op = <char*>_data_ptr(out)
+        cdef Py_ssize_t item = self.params.itemsize
+        with nogil:
+            start = 0
+            while start < n:
+                rows = min(chunk, n - start)
+                if self.is_f64:
+                    _forward(<double*>self.net.ws, &self.net,
+                             <double*>(xp + start * self.net.n_in * item), rows, False, 0, 0)
+                else:
+                    _forward(<float*>self.net.ws, &self.net,
+                             <float*>(xp + start * self.net.n_in * item), rows, False, 0, 0)
+                memcpy(op + start * self.net.n_out * item, self.net.outs[self.net.n_layers - 1],
+                       rows * self.net.n_out * item)
+                start += rows
+        return out
+
+    def evaluate(self, x, y, labels, sample_weight, double[::1] stats not None):
+        """Inference-mode loss and metric sums over x, accumulated into stats (no L2)."""
+        cdef Py_ssize_t n = x.shape[0], start, rows, chunk
+        self._check_data(x, y, labels, sample_weight, n)
+        if stats.shape[0] < 2 + 2 * self.net.n_metrics:
+            raise ValueError("Engine.evaluate: stats too short")
+        if n == 0:
+            return
+        chunk = min(n, max(self.max_rows, 1024))
+        self.reserve(chunk)
+        cdef char* xp = <char*>_data_ptr(x)
+        cdef char* yp = <char*>_data_ptr(y) if y is not None else NULL
+        cdef char* sp = <char*>_data_ptr(sample_weight) if sample_weight is not None else NULL
+        cdef int* lp = _int_ptr(labels) if labels is not None else NULL
+        cdef Py_ssize_t item = self.params.itemsize
+        cdef double loss
+        with nogil:
+            start = 0
+            while start < n:
+                rows = min(chunk, n - start)
+                if self.is_f64:
+                    _forward(<double*>self.net.ws, &self.net,
+                             <double*>(xp + start * self.net.n_in * item), rows, False, 0, 0)
+                    loss = _loss_and_metrics(
+                        <double*>self.net.ws, &self.net, rows,
+                        <double*>(yp + start * self.net.n_out * item) if yp != NULL else NULL,
+                        lp + start if lp != NULL else NULL,
+                        <double*>(sp + start * item) if sp != NULL else NULL, &stats[0])
+                else:
+                    _forward(<float*>self.net.ws, &self.net,
+                             <float*>(xp + start * self.net.n_in * item), rows, False, 0, 0)
+                    loss = _loss_and_metrics(
+                        <float*>self.net.ws, &self.net, rows,
+                        <float*>(yp + start * self.net.n_out * item) if yp != NULL else NULL,
+                        lp + start if lp != NULL else NULL,
+                        <float*>(sp + start * item) if sp != NULL else NULL, &stats[0])
+                stats[0] += loss
+                stats[1] += rows
+                start += rows
+
+    def l2_penalty(self):
+        """sum over Dense layers of l2 * sum(W^2) at the current weights."""
+        if self.is_f64:
+            return _l2_penalty(<double*>self.net.ws, &self.net)
+        return _l2_penalty(<float*>self.net.ws, &self.net)
+
+
+cdef void* _data_ptr(arr) except NULL:
+    """Address of a C-contiguous float32/float64 array's first element."""
+    cdef float[::1] f
+    cdef double[::1] d
+    flat = arr.reshape(-1)
+    if flat.shape[0] == 0:
+        raise ValueError("empty buffer")
+    if arr.dtype == np.float32:
+        f = flat
+        return &f[0]
+    d = flat
+    return &d[0]
+
+
+cdef int* _int_ptr(arr) except NULL:
+    cdef int[::1] v = arr
+    if v.shape[0] == 0:
+        raise ValueError("empty buffer")
+    return &v[0]

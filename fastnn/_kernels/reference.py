@@ -1,0 +1,376 @@
+"""NumPy twins of the compiled kernels: same names, same arguments, same out-buffer contract.
+
+These are the specification the compiled code is tested against, and the NumPy
+baseline it is benchmarked against.  They are written for clarity first, but
+vectorised (no Python loop over rows), so that they are also a fair baseline.
+"""
+import numpy as np
+
+from fastnn._kernels.dense import ACTIVATIONS
+from fastnn._kernels.engine import LAYER_KINDS, OPTIMIZERS
+from fastnn._kernels.losses import LOSSES, METRICS
+
+_ACT = {code: name for name, code in ACTIVATIONS.items()}
+_LOSS = {code: name for name, code in LOSSES.items()}
+_METRIC = {code: name for name, code in METRICS.items()}
+
+
+# ----------------------------------------------------------------------------- activations
+
+def _sigmoid(z):
+    e = np.exp(-np.abs(z))
+    return np.where(z >= 0, 1, e) / (1 + e)
+
+
+def _softmax(z):
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def _act(z, activation, alpha):
+    name = _ACT[activation]
+    if name == "linear":
+        return z
+    if name == "relu":
+        return np.maximum(z, 0)
+    if name == "sigmoid":
+        return _sigmoid(z)
+    if name == "tanh":
+        return np.tanh(z)
+    if name == "leaky_relu":
+        return np.where(z > 0, z, z * z.dtype.type(alpha))
+    if name == "swish":
+        return z * _sigmoid(z)
+    return _softmax(z)
+
+
+def _act_grad(z, a, g, activation, alpha):
+    name = _ACT[activation]
+    if name == "linear":
+        return g
+    if name == "relu":
+        return np.where(z > 0, g, 0)
+    if name == "sigmoid":
+        return g * (a * (1 - a))
+    if name == "tanh":
+        return g * (1 - a * a)
+    if name == "leaky_relu":
+        return np.where(z > 0, g, g * z.dtype.type(alpha))
+    if name == "swish":
+        s = _sigmoid(z)
+        return g * (s * (1 + z * (1 - s)))
+    return a * (g - (g * a).sum(axis=-1, keepdims=True))
+
+
+def activation_forward(z, activation, alpha, a_out):
+    """a_out = act(z) (softmax over rows); shapes (n, m)."""
+    a_out[...] = _act(z, activation, alpha)
+
+
+# ----------------------------------------------------------------------------- dense
+
+def dense_forward(x, w, b, activation, alpha, z_out, a_out):
+    """z_out = x @ w + b; a_out = act(z_out)."""
+    np.matmul(x, w, out=z_out)
+    if b is not None:
+        z_out += b
+    a_out[...] = _act(z_out, activation, alpha)
+
+
+def dense_backward(x, w, z, a, da, activation, alpha, l2, dz_out, dw_out, db_out, dx_out):
+    """dz = da * act'(z); dw = x^T dz + 2 l2 w; db = column sums of dz; dx = dz w^T."""
+    dz_out[...] = _act_grad(z, a, da, activation, alpha)
+    np.matmul(x.T, dz_out, out=dw_out)
+    if l2 != 0:
+        dw_out += (2 * w.dtype.type(l2)) * w
+    if db_out is not None:
+        dz_out.sum(axis=0, out=db_out)
+    if dx_out is not None:
+        np.matmul(dz_out, w.T, out=dx_out)
+
+
+# ----------------------------------------------------------------------------- losses
+
+def _weights(sample_weight, n, dtype):
+    return np.ones(n, dtype) if sample_weight is None else sample_weight
+
+
+def _loss_value_grad(kind, pred, y, labels):
+    """Per-row loss and d loss_row / d pred for one loss kind (unweighted, unscaled)."""
+    n, m = pred.shape
+    dtype = pred.dtype.type
+    if labels is not None:
+        y = np.zeros_like(pred)
+        y[np.arange(n), labels] = 1
+    name = _LOSS[kind]
+    if name in ("sparse_softmax_xent", "softmax_xent"):
+        shifted = pred - pred.max(axis=1, keepdims=True)
+        lse = np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+        ysum = y.sum(axis=1, keepdims=True)
+        loss = (y * (lse - shifted)).sum(axis=1)
+        return loss, np.exp(shifted - lse) * ysum - y
+    if name == "sigmoid_bce":
+        loss = np.maximum(pred, 0) - pred * y + np.log1p(np.exp(-np.abs(pred)))
+        return loss.mean(axis=1), (_sigmoid(pred) - y) / dtype(m)
+    lo = dtype(1e-7)
+    hi = dtype(1) - lo
+    if name in ("sparse_cce", "cce"):
+        s = pred.sum(axis=1, keepdims=True)
+        q = pred / s
+        inside = (q >= lo) & (q <= hi)
+        c = np.clip(q, lo, hi)
+        u = np.where(inside, -y / c, 0)
+        grad = (u - (u * q).sum(axis=1, keepdims=True)) / s
+        return -(y * np.log(c)).sum(axis=1), grad
+    if name == "bce":
+        inside = (pred >= lo) & (pred <= hi)
+        c = np.clip(pred, lo, hi)
+        loss = -(y * np.log(c) + (1 - y) * np.log(1 - c))
+        grad = np.where(inside, (1 - y) / (1 - c) - y / c, 0) / dtype(m)
+        return loss.mean(axis=1), grad
+    d = pred - y
+    return (d * d).mean(axis=1), 2 * d / dtype(m)
+
+
+def _loss(kind, pred, y, labels, sample_weight, scale, grad_out):
+    w = _weights(sample_weight, pred.shape[0], pred.dtype)
+    loss, grad = _loss_value_grad(kind, pred, y, labels)
+    grad_out[...] = grad * (w * pred.dtype.type(scale))[:, None]
+    return float(np.dot(w.astype(np.float64), loss.astype(np.float64)))
+
+
+def sparse_softmax_xent(z, labels, sample_weight, scale, grad_out):
+    """Softmax cross-entropy from logits z against integer labels."""
+    return _loss(LOSSES["sparse_softmax_xent"], z, None, labels, sample_weight, scale, grad_out)
+
+
+def softmax_xent(z, y, sample_weight, scale, grad_out):
+    """Softmax cross-entropy from logits z against one-hot or soft targets y."""
+    return _loss(LOSSES["softmax_xent"], z, y, None, sample_weight, scale, grad_out)
+
+
+def sigmoid_bce(z, y, sample_weight, scale, grad_out):
+    """Binary cross-entropy from logits z, mean over the row (multi-label)."""
+    return _loss(LOSSES["sigmoid_bce"], z, y, None, sample_weight, scale, grad_out)
+
+
+def sparse_cce(p, labels, sample_weight, scale, grad_out):
+    """Categorical cross-entropy from probabilities p against integer labels."""
+    return _loss(LOSSES["sparse_cce"], p, None, labels, sample_weight, scale, grad_out)
+
+
+def cce(p, y, sample_weight, scale, grad_out):
+    """Categorical cross-entropy from probabilities p (rows rescaled to sum 1, clipped)."""
+    return _loss(LOSSES["cce"], p, y, None, sample_weight, scale, grad_out)
+
+
+def bce(p, y, sample_weight, scale, grad_out):
+    """Binary cross-entropy from clipped probabilities p, mean over the row."""
+    return _loss(LOSSES["bce"], p, y, None, sample_weight, scale, grad_out)
+
+
+def mse(p, y, sample_weight, scale, grad_out):
+    """Mean squared error over the row."""
+    return _loss(LOSSES["mse"], p, y, None, sample_weight, scale, grad_out)
+
+
+def metric_sum(metric, pred, y, labels, sample_weight, threshold):
+    """sum_i w_i * metric_i with metric_i averaged over the row (Keras's convention)."""
+    w = _weights(sample_weight, pred.shape[0], pred.dtype).astype(np.float64)
+    name = _METRIC[metric]
+    if name == "binary_accuracy":
+        per_row = ((pred > pred.dtype.type(threshold)) == y).mean(axis=1)
+    elif name == "sparse_categorical_accuracy":
+        per_row = pred.argmax(axis=1) == labels
+    elif name == "categorical_accuracy":
+        per_row = pred.argmax(axis=1) == y.argmax(axis=1)
+    elif name == "mse":
+        per_row = ((pred - y) ** 2).mean(axis=1)
+    else:
+        per_row = np.abs(pred - y).mean(axis=1)
+    return float(np.dot(w, per_row.astype(np.float64)))
+
+
+# ----------------------------------------------------------------------------- optimizers
+
+def adam_update(w, g, m, v, learning_rate, beta_1, beta_2, epsilon, step):
+    """Keras Adam step at 1-based step t, in place on w, m, v."""
+    t = w.dtype.type
+    alpha = learning_rate * np.sqrt(1.0 - beta_2 ** step) / (1.0 - beta_1 ** step)
+    m += (g - m) * t(1.0 - beta_1)
+    v += (g * g - v) * t(1.0 - beta_2)
+    w -= (m * t(alpha)) / (np.sqrt(v) + t(epsilon))
+
+
+def sgd_update(w, g, velocity, learning_rate, momentum, nesterov):
+    """Keras SGD step, in place on w (and velocity when momentum != 0)."""
+    t = w.dtype.type
+    if momentum == 0:
+        w -= t(learning_rate) * g
+        return
+    velocity[...] = -g * t(learning_rate) + velocity * t(momentum)
+    if nesterov:
+        w += -g * t(learning_rate) + velocity * t(momentum)
+    else:
+        w += velocity
+
+
+# ----------------------------------------------------------------------------- engine
+
+class Engine:
+    """NumPy twin of the compiled Engine: same constructor, same methods, same results."""
+
+    def __init__(self, layers, params, aux, loss, fused, metrics, threshold):
+        self.layers = [dict(spec) for spec in layers]
+        self.params, self.aux = params, aux
+        self.dtype = params.dtype
+        self.grads = np.zeros_like(params)
+        self.loss, self.fused = loss, fused
+        self.metrics, self.threshold = list(metrics), threshold
+        self.opt = None
+        self.max_rows = 0
+        below = False
+        for spec in self.layers:
+            spec["need_dx"] = below
+            below = below or spec["kind"] == "dense"
+
+    def reserve(self, rows):
+        self.max_rows = max(self.max_rows, rows)
+
+    def set_optimizer(self, kind, m, v, beta_1=0.9, beta_2=0.999, epsilon=1e-7, momentum=0.0,
+                      nesterov=False):
+        self.opt = dict(kind=kind, m=m, v=v, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon,
+                        momentum=momentum, nesterov=nesterov)
+
+    def _views(self, spec):
+        n_in, n_out = spec["n_in"], spec["n_out"]
+        w = self.params[spec["w_off"]:spec["w_off"] + n_in * n_out].reshape(n_in, n_out)
+        dw = self.grads[spec["w_off"]:spec["w_off"] + n_in * n_out].reshape(n_in, n_out)
+        b = db = None
+        if spec.get("b_off", -1) >= 0:
+            b = self.params[spec["b_off"]:spec["b_off"] + n_out]
+            db = self.grads[spec["b_off"]:spec["b_off"] + n_out]
+        return w, b, dw, db
+
+    def _forward(self, x, training, step, seed):
+        cache, prev = [], x
+        for index, spec in enumerate(self.layers):
+            if spec["kind"] == "dense":
+                w, b, _, _ = self._views(spec)
+                z = prev @ w
+                if b is not None:
+                    z += b
+                a = _act(z, spec.get("activation", 0), spec.get("alpha", 0.0))
+                cache.append((prev, z, a))
+            elif spec["kind"] == "dropout":
+                rate = spec.get("rate", 0.0)
+                if training and rate > 0:
+                    mask = _dropout_mask(seed, step * len(self.layers) + index, prev.shape) >= rate
+                    a = np.where(mask, prev / prev.dtype.type(1 - rate), 0).astype(prev.dtype)
+                else:
+                    mask, a = None, prev
+                cache.append((prev, mask, a))
+            else:
+                m, off = spec["n_out"], spec["aux_off"]
+                a = (prev - self.aux[off:off + m]) / self.aux[off + m:off + 2 * m]
+                cache.append((prev, None, a))
+            prev = a
+        return cache
+
+    def _loss(self, cache, y, labels, sw, stats):
+        n = cache[-1][2].shape[0]
+        pred = cache[-1][1] if self.fused else cache[-1][2]
+        grad = np.empty_like(pred)
+        loss = _loss(self.loss, pred, y, labels, sw, 1.0 / n, grad)
+        weight = float(n if sw is None else sw.astype(np.float64).sum())
+        for k, code in enumerate(self.metrics):
+            stats[2 + 2 * k] += metric_sum(code, cache[-1][2], y, labels, sw, self.threshold)
+            stats[3 + 2 * k] += weight
+        return loss, grad
+
+    def _backward(self, cache, g):
+        for index in range(len(self.layers) - 1, -1, -1):
+            spec = self.layers[index]
+            prev, mid, a = cache[index]
+            if spec["kind"] == "dense":
+                w, _, dw, db = self._views(spec)
+                last = index == len(self.layers) - 1
+                act = 0 if (self.fused and last) else spec.get("activation", 0)
+                dz = np.empty_like(g)
+                dx = np.empty_like(prev) if spec["need_dx"] else None
+                dense_backward(prev, w, mid, a, g, act, spec.get("alpha", 0.0),
+                               spec.get("l2", 0.0), dz, dw, db, dx)
+                g = dx
+            elif not spec["need_dx"]:
+                g = None
+            elif spec["kind"] == "dropout":
+                rate = spec.get("rate", 0.0)
+                if mid is not None:
+                    g = np.where(mid, g / g.dtype.type(1 - rate), 0).astype(g.dtype)
+            else:
+                m, off = spec["n_out"], spec["aux_off"]
+                g = g / self.aux[off + m:off + 2 * m]
+
+    def l2_penalty(self):
+        total = 0.0
+        for spec in self.layers:
+            if spec["kind"] == "dense" and spec.get("l2", 0.0):
+                w = self._views(spec)[0]
+                total += spec["l2"] * float(np.sum(w.astype(np.float64) ** 2))
+        return total
+
+    def train(self, x, y, labels, sample_weight, order, batch_size, first, count, lrs, step,
+              seed, stats):
+        n = order.shape[0]
+        for b in range(first, first + count):
+            rows = order[b * batch_size:min((b + 1) * batch_size, n)]
+            xb = x[rows]
+            yb = y[rows] if y is not None else None
+            lb = labels[rows] if labels is not None else None
+            sb = sample_weight[rows] if sample_weight is not None else None
+            cache = self._forward(xb, True, step, seed)
+            loss, grad = self._loss(cache, yb, lb, sb, stats)
+            stats[0] += loss + self.l2_penalty() * len(rows)
+            stats[1] += len(rows)
+            self._backward(cache, grad)
+            step += 1
+            opt = self.opt
+            if opt["kind"] == "adam":
+                adam_update(self.params, self.grads, opt["m"], opt["v"], lrs[b - first],
+                            opt["beta_1"], opt["beta_2"], opt["epsilon"], step)
+            else:
+                sgd_update(self.params, self.grads, opt["m"], lrs[b - first], opt["momentum"],
+                           opt["nesterov"])
+        return step
+
+    def forward(self, x, out):
+        out[...] = self._forward(x, False, 0, 0)[-1][2]
+        return out
+
+    def evaluate(self, x, y, labels, sample_weight, stats):
+        cache = self._forward(x, False, 0, 0)
+        loss, _ = self._loss(cache, y, labels, sample_weight, stats)
+        stats[0] += loss
+        stats[1] += x.shape[0]
+
+
+def _dropout_mask(seed, stream, shape):
+    """Uniform [0, 1) values from the same counter-based generator as csrc/fnn_rng.h."""
+    golden = np.uint64(0x9E3779B97F4A7C15)
+
+    def mix(z):
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return z ^ (z >> np.uint64(31))
+
+    with np.errstate(over="ignore"):
+        key = mix(np.uint64(seed) ^ (np.uint64(stream) * golden))
+        index = np.arange(int(np.prod(shape)), dtype=np.uint64)
+        bits = mix(key + index * golden)
+    return ((bits >> np.uint64(11)).astype(np.float64) / 9007199254740992.0).reshape(shape)
+
+
+__all__ = ["ACTIVATIONS", "LOSSES", "METRICS", "LAYER_KINDS", "OPTIMIZERS",
+           "activation_forward", "dense_forward", "dense_backward", "sparse_softmax_xent",
+           "softmax_xent", "sigmoid_bce", "sparse_cce", "cce", "bce", "mse", "metric_sum",
+           "adam_update", "sgd_update", "Engine"]

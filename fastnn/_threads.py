@@ -1,0 +1,41 @@
+"""Thread count for fastnn's OpenMP loops and for the BLAS it calls."""
+import os
+
+from fastnn._kernels import _omp
+
+
+def _available_cores():
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+_num_threads = _available_cores()
+_blas_limiter = None
+
+
+def set_num_threads(n):
+    """Use `n` threads in fastnn's parallel loops and in BLAS.
+
+    Parameters
+    ----------
+    n : int
+        Number of threads, >= 1.  Without OpenMP fastnn's own loops run serially,
+        but BLAS is still limited to `n` threads.
+    """
+    global _num_threads, _blas_limiter
+    if isinstance(n, bool) or not isinstance(n, int):
+        raise TypeError(f"n must be an int, got {type(n).__name__}")
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    _omp.set_num_threads(n)
+    from threadpoolctl import threadpool_limits  # imported lazily: keeps `import fastnn` light
+
+    _blas_limiter = threadpool_limits(limits=n, user_api="blas")
+    _num_threads = n
+
+
+def get_num_threads():
+    """Threads fastnn uses; defaults to the cores available to the process."""
+    return _num_threads

@@ -1,0 +1,304 @@
+"""Layers: Dense, Dropout and Normalization.
+
+A layer describes its computation; the numbers live in flat buffers owned by
+the model (one vector for every trainable parameter, one for non-trainable
+statistics), and the layer's arrays (``kernel``, ``bias``, ``mean``...) are
+views into them.  Called on its own, a layer builds private buffers instead.
+"""
+import numpy as np
+
+from fastnn import _validation, activations, initializers, regularizers
+from fastnn._kernels import dense_forward as _dense_forward
+
+
+class Layer:
+    """Base class of fastnn layers."""
+
+    def __init__(self, name=None):
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"name must be a str, got {type(name).__name__}")
+        self.name = name
+        self.n_in = None
+
+    @property
+    def built(self):
+        return self.n_in is not None
+
+    # --- sizes ----------------------------------------------------------------------------
+    def output_width(self, n_in):
+        return n_in
+
+    def param_count(self, n_in):
+        """Trainable parameters for an input of width n_in."""
+        return 0
+
+    def stat_count(self, n_in):
+        """Non-trainable statistics held in the model's auxiliary buffer."""
+        return 0
+
+    # --- binding to the model's buffers -------------------------------------------------------
+    def _bind(self, n_in, params, offset, aux, aux_offset, fill=True):
+        """Take views of the model's buffers and, when `fill`, put the layer's values in
+        them (its current ones if it was built for this width, else fresh ones).
+        Returns the offsets after this layer."""
+        self.n_in = n_in
+        return offset, aux_offset
+
+    def _spec(self, offset, aux_offset):
+        raise NotImplementedError
+
+    def weights(self):
+        """Arrays reported by get_weights, in Keras order."""
+        return []
+
+    def _set_weights(self, arrays):
+        """Copy validated arrays (shapes from weight_shapes) into the layer's buffers."""
+
+    def weight_shapes(self):
+        return [w.shape for w in self.weights()]
+
+    def get_config(self):
+        return {"name": self.name}
+
+    def __call__(self, x):
+        """Apply the layer on its own (inference mode) to x of shape (n, n_in)."""
+        dtype = self._dtype() if self.built else np.float32
+        x = _validation.as_features(x, "x", dtype, self.n_in)
+        if not self.built:
+            self._build_standalone(x.shape[1], x.dtype)
+        return self._call(x)
+
+    def _dtype(self):
+        return np.float32
+
+    def _build_standalone(self, n_in, dtype):
+        params = np.zeros(self.param_count(n_in), dtype)
+        aux = np.zeros(self.stat_count(n_in), dtype)
+        self._bind(n_in, params, 0, aux, 0)
+
+
+class Dense(Layer):
+    """Densely connected layer: ``activation(x @ kernel + bias)``.
+
+    Parameters
+    ----------
+    units : int
+        Width of the output, >= 1.
+    activation : str, callable or None
+        A name ("linear", "relu", "sigmoid", "tanh", "leaky_relu", "swish", "softmax")
+        or a function from fastnn.activations; None is the identity.
+    use_bias : bool, default True
+    kernel_initializer : str or Initializer, default "glorot_uniform"
+    bias_initializer : str or Initializer, default "zeros"
+    kernel_regularizer : fastnn.regularizers.L2 or None
+    input_dim : int, optional
+        Width of the input; when given to the first layer, the model is built at once.
+    """
+
+    def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
+                 bias_initializer="zeros", kernel_regularizer=None, input_dim=None, name=None):
+        super().__init__(name)
+        self.units = _validation.check_int(units, "units", 1)
+        self.activation = activations.get(activation)
+        if not isinstance(use_bias, (bool, np.bool_)):
+            raise TypeError(f"use_bias must be a bool, got {type(use_bias).__name__}")
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = initializers.get(kernel_initializer, "kernel_initializer")
+        self.bias_initializer = initializers.get(bias_initializer, "bias_initializer")
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.input_dim = None if input_dim is None else _validation.check_int(
+            input_dim, "input_dim", 1)
+        self.kernel = None
+        self.bias = None
+
+    def output_width(self, n_in):
+        return self.units
+
+    def param_count(self, n_in):
+        return n_in * self.units + (self.units if self.use_bias else 0)
+
+    def _dtype(self):
+        return self.kernel.dtype
+
+    def _bind(self, n_in, params, offset, aux, aux_offset, fill=True):
+        old = self.weights() if self.built and self.n_in == n_in else None
+        size = n_in * self.units
+        kernel = params[offset:offset + size].reshape(n_in, self.units)
+        bias = params[offset + size:offset + size + self.units] if self.use_bias else None
+        if not fill:
+            pass
+        elif old is not None:
+            kernel[...] = old[0]
+            if bias is not None:
+                bias[...] = old[1]
+        else:
+            kernel[...] = self.kernel_initializer((n_in, self.units), params.dtype)
+            if bias is not None:
+                bias[...] = self.bias_initializer((self.units,), params.dtype)
+        self.kernel, self.bias = kernel, bias
+        self.n_in = n_in
+        return offset + self.param_count(n_in), aux_offset
+
+    def _spec(self, offset, aux_offset):
+        return {"kind": "dense", "n_in": self.n_in, "n_out": self.units,
+                "activation": activations.code(self.activation),
+                "alpha": activations.LEAKY_RELU_SLOPE,
+                "l2": self.kernel_regularizer.l2 if self.kernel_regularizer else 0.0,
+                "w_off": offset, "b_off": offset + self.n_in * self.units if self.use_bias else -1}
+
+    def weights(self):
+        return [self.kernel] + ([self.bias] if self.use_bias else [])
+
+    def _set_weights(self, arrays):
+        self.kernel[...] = arrays[0]
+        if self.use_bias:
+            self.bias[...] = arrays[1]
+
+    def _call(self, x):
+        z = np.empty((x.shape[0], self.units), x.dtype)
+        a = z if self.activation == "linear" else np.empty_like(z)
+        _dense_forward(x, self.kernel, self.bias, activations.code(self.activation),
+                       activations.LEAKY_RELU_SLOPE, z, a)
+        return a
+
+    def get_config(self):
+        return {"name": self.name, "units": self.units, "activation": self.activation,
+                "use_bias": self.use_bias,
+                "kernel_initializer": self.kernel_initializer.name,
+                "bias_initializer": self.bias_initializer.name,
+                "kernel_regularizer": (self.kernel_regularizer.get_config()
+                                       if self.kernel_regularizer else None),
+                "input_dim": self.input_dim}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        reg = config.pop("kernel_regularizer")
+        return cls(kernel_regularizer=regularizers.L2(**reg) if reg else None, **config)
+
+
+class Dropout(Layer):
+    """Inverted dropout: during ``fit`` each input is zeroed with probability `rate` and
+    the survivors are scaled by ``1 / (1 - rate)``; the identity at inference.
+
+    Parameters
+    ----------
+    rate : float
+        In [0, 1).
+    """
+
+    def __init__(self, rate, name=None):
+        super().__init__(name)
+        self.rate = _validation.check_float(rate, "rate", low=0, high=1, high_open=True)
+
+    def _spec(self, offset, aux_offset):
+        return {"kind": "dropout", "n_in": self.n_in, "n_out": self.n_in, "rate": self.rate}
+
+    def _call(self, x):
+        return x.copy()
+
+    def get_config(self):
+        return {"name": self.name, "rate": self.rate}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
+class Normalization(Layer):
+    """Feature-wise standardisation ``(x - mean) / max(sqrt(variance), 1e-7)``.
+
+    ``adapt(x)`` learns the per-feature mean and population variance (ddof 0) once;
+    the same statistics are applied in training and prediction and saved with the
+    model.  Before ``adapt`` (and without `mean`/`variance`) the layer is the identity.
+
+    Parameters
+    ----------
+    mean, variance : array-like of shape (n_features,), optional
+        Fixed statistics instead of ``adapt``.
+    """
+
+    _EPSILON = 1e-7   # Keras's backend.epsilon(): constant features stay finite
+
+    def __init__(self, mean=None, variance=None, name=None):
+        super().__init__(name)
+        if (mean is None) != (variance is None):
+            raise ValueError("mean and variance must be given together")
+        self.mean = self.variance = None
+        self._std = None
+        self._pending = None
+        if mean is not None:
+            mean = _validation.as_features(np.atleast_2d(mean), "mean", np.float64)[0]
+            variance = _validation.as_features(np.atleast_2d(variance), "variance",
+                                               np.float64)[0]
+            if mean.shape != variance.shape:
+                raise ValueError("mean and variance must have the same shape")
+            if (variance < 0).any():
+                raise ValueError("variance must be >= 0")
+            self._pending = (mean, variance)
+
+    def stat_count(self, n_in):
+        return 2 * n_in
+
+    def adapt(self, x):
+        """Learn per-feature mean and population variance from x of shape (n, n_features)."""
+        x = _validation.as_features(x, "x", np.float64, self.n_in)
+        stats = (x.mean(axis=0), x.var(axis=0))
+        if self.built:
+            self._store(*stats)
+        else:
+            self._pending = stats
+        return self
+
+    def _store(self, mean, variance):
+        self.mean[...] = mean
+        self.variance[...] = variance
+        self._std[...] = np.maximum(np.sqrt(self.variance), self.variance.dtype.type(self._EPSILON))
+
+    def _bind(self, n_in, params, offset, aux, aux_offset, fill=True):
+        if not fill:
+            self.n_in = n_in
+            self.mean = aux[aux_offset:aux_offset + n_in]
+            self._std = aux[aux_offset + n_in:aux_offset + 2 * n_in]
+            return offset, aux_offset + 2 * n_in
+        if self._pending is not None and self._pending[0].shape[0] != n_in:
+            raise ValueError(f"Normalization was adapted to {self._pending[0].shape[0]} "
+                             f"features but receives {n_in}")
+        if self.built and self.n_in == n_in:
+            self._pending = (self.mean.copy(), self.variance.copy())
+        self.n_in = n_in
+        self.mean = aux[aux_offset:aux_offset + n_in]
+        self._std = aux[aux_offset + n_in:aux_offset + 2 * n_in]
+        self.variance = np.empty(n_in, aux.dtype)
+        if self._pending is not None:
+            self._store(*self._pending)
+            self._pending = None
+        else:
+            self._store(np.zeros(n_in), np.ones(n_in))
+        return offset, aux_offset + 2 * n_in
+
+    def _dtype(self):
+        return self.mean.dtype
+
+    def _spec(self, offset, aux_offset):
+        return {"kind": "normalization", "n_in": self.n_in, "n_out": self.n_in,
+                "aux_off": aux_offset}
+
+    def weights(self):
+        return [self.mean, self.variance]
+
+    def _set_weights(self, arrays):
+        self._store(arrays[0], arrays[1])
+
+    def _call(self, x):
+        return ((x - self.mean) / self._std).astype(x.dtype)
+
+    def get_config(self):
+        return {"name": self.name}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
+LAYERS = {"Dense": Dense, "Dropout": Dropout, "Normalization": Normalization}

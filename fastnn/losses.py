@@ -1,0 +1,133 @@
+"""Loss functions with Keras semantics: mean over the batch of a per-sample loss.
+
+A loss object is callable on its own (``loss(y_true, y_pred) -> float``) and
+tells the model which fused kernel to run during ``fit``: when the output layer
+is sigmoid (softmax) and the loss is binary (categorical) cross-entropy with
+``from_logits=False``, the loss and its gradient are computed from that layer's
+pre-activation values in one stable step, as Keras does on TensorFlow.
+"""
+import numpy as np
+
+from fastnn import _kernels, _validation
+
+
+class Loss:
+    """Base class.  Subclasses set `name`, the kernel names and the target kind."""
+
+    name = None
+    sparse = False          # integer labels instead of dense targets
+    _logit_kernel = None    # kernel on logits (from_logits=True, or fused)
+    _prob_kernel = None     # kernel on outputs (probabilities, or MSE's values)
+    _fuses_with = None      # output activation whose pre-activation feeds _logit_kernel
+
+    def __init__(self, from_logits=False):
+        if not isinstance(from_logits, (bool, np.bool_)):
+            raise TypeError(f"from_logits must be a bool, got {type(from_logits).__name__}")
+        self.from_logits = bool(from_logits)
+
+    def get_config(self):
+        return {"name": self.name, "from_logits": self.from_logits}
+
+    def __repr__(self):
+        return f"{type(self).__name__}(from_logits={self.from_logits})"
+
+    def kernel_for(self, output_activation):
+        """(kernel name, fused) for a model whose last layer has this activation."""
+        if self.from_logits:
+            return self._logit_kernel, False
+        if output_activation == self._fuses_with:
+            return self._logit_kernel, True
+        return self._prob_kernel, False
+
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        """Mean over the batch of the per-sample loss (probabilities clipped to [1e-7, 1-1e-7]).
+
+        Parameters
+        ----------
+        y_true : array-like of shape (n,), (n, 1) or (n, k)
+        y_pred : array-like of shape (n, k) (or (n,) for a single output)
+        sample_weight : array-like of shape (n,), optional
+        """
+        pred = _validation._real_array(y_pred, "y_pred")
+        dtype = np.float64 if pred.dtype == np.float64 else np.float32
+        if pred.ndim == 1:
+            pred = pred[:, None]
+        pred = _validation.as_features(pred, "y_pred", dtype)
+        n, k = pred.shape
+        kernel = getattr(_kernels, self._logit_kernel if self.from_logits else self._prob_kernel)
+        if self.sparse:
+            target = _validation.as_labels(y_true, "y_true", n, k)
+        else:
+            target = _validation.as_dense_targets(y_true, "y_true", n, k, dtype)
+        sw = _validation.as_sample_weight(sample_weight, n, dtype)
+        grad = np.empty_like(pred)
+        return kernel(pred, target, sw, 1.0 / n, grad) / n
+
+
+class BinaryCrossentropy(Loss):
+    """Binary cross-entropy on 0/1 targets of shape (n,), (n, 1) or (n, k) (multi-label),
+    averaged over the last axis and then over the batch."""
+
+    name = "binary_crossentropy"
+    _logit_kernel, _prob_kernel, _fuses_with = "sigmoid_bce", "bce", "sigmoid"
+
+
+class CategoricalCrossentropy(Loss):
+    """Cross-entropy against one-hot or soft targets of shape (n, k).  From probabilities,
+    each row is rescaled to sum to 1 and then clipped (Keras's rule)."""
+
+    name = "categorical_crossentropy"
+    _logit_kernel, _prob_kernel, _fuses_with = "softmax_xent", "cce", "softmax"
+
+
+class SparseCategoricalCrossentropy(Loss):
+    """Cross-entropy against integer labels in [0, k) of shape (n,) or (n, 1)."""
+
+    name = "sparse_categorical_crossentropy"
+    sparse = True
+    _logit_kernel, _prob_kernel, _fuses_with = "sparse_softmax_xent", "sparse_cce", "softmax"
+
+
+class MeanSquaredError(Loss):
+    """Mean over the last axis of ``(y_true - y_pred) ** 2``, then over the batch."""
+
+    name = "mean_squared_error"
+    _logit_kernel = _prob_kernel = "mse"
+
+    def __init__(self):
+        super().__init__(from_logits=False)
+
+    def get_config(self):
+        return {"name": self.name}
+
+    def __repr__(self):
+        return "MeanSquaredError()"
+
+
+_BY_NAME = {
+    "binary_crossentropy": BinaryCrossentropy,
+    "categorical_crossentropy": CategoricalCrossentropy,
+    "sparse_categorical_crossentropy": SparseCategoricalCrossentropy,
+    "mse": MeanSquaredError,
+    "mean_squared_error": MeanSquaredError,
+}
+
+
+def get(identifier):
+    """A Loss from a name or an instance."""
+    if isinstance(identifier, Loss):
+        return identifier
+    if isinstance(identifier, str):
+        key = identifier.lower()
+        if key not in _BY_NAME:
+            raise ValueError(f"loss: unknown name {identifier!r}; expected one of "
+                             f"{sorted(_BY_NAME)}")
+        return _BY_NAME[key]()
+    raise TypeError(f"loss must be a name or a fastnn.losses.Loss, got {identifier!r}")
+
+
+def from_config(config):
+    cls = _BY_NAME[config["name"]]
+    if cls is MeanSquaredError:
+        return cls()
+    return cls(from_logits=config.get("from_logits", False))
