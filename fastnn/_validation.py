@@ -137,10 +137,8 @@ def class_weights(class_weight, labels, dtype):
     for key, value in class_weight.items():
         k = check_int(key, "class_weight key", 0)
         table[k] = check_float(value, f"class_weight[{k}]", low=0)
-    missing = set(np.unique(labels).tolist()) - set(table)
-    if missing:
-        raise ValueError(f"class_weight has no weight for classes {sorted(missing)}")
-    lookup = np.zeros(max(table) + 1)
+    # a class without an entry keeps weight 1 (Keras)
+    lookup = np.ones(max(max(table), int(labels.max(initial=0))) + 1)
     for k, v in table.items():
         lookup[k] = v
     return np.ascontiguousarray(lookup[labels], dtype=dtype)

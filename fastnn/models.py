@@ -204,14 +204,15 @@ class Sequential:
         sw = _validation.as_sample_weight(sample_weight, n, self.dtype)
         if class_weight is None:
             return sw
+        if sw is not None:
+            raise ValueError("pass either sample_weight or class_weight, not both (as Keras)")
         if labels is None:
             # Keras: one-hot targets give their argmax, a single column its rounded value
             if y.shape[1] == 1:
                 labels = np.rint(y[:, 0]).astype(np.intc)
             else:
                 labels = y.argmax(axis=1).astype(np.intc)
-        cw = _validation.class_weights(class_weight, labels, self.dtype)
-        return cw if sw is None else np.ascontiguousarray(sw * cw)
+        return _validation.class_weights(class_weight, labels, self.dtype)
 
     def _validation_set(self, validation_data, n_in, n_out):
         if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
@@ -290,7 +291,8 @@ class Sequential:
             y = None if y is None else np.ascontiguousarray(y)
             labels = None if labels is None else np.ascontiguousarray(labels)
             sw = None if sw is None else np.ascontiguousarray(sw)
-            val = (xv, yv, lv, swv)
+            # class weights apply to the training rows only (Keras)
+            val = (xv, yv, lv, None if class_weight is not None else swv)
 
         # everything is validated: from here on the model changes
         if not self.built:

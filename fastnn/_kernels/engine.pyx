@@ -193,20 +193,15 @@ cdef double _loss_and_metrics(floating* ws, Net* net, Py_ssize_t n, const floati
     cdef Layer* last = &net.layers[net.n_layers - 1]
     cdef const floating* pred = ws + last.z_off if net.fused else <floating*>net.outs[net.n_layers - 1]
     cdef const floating* out = <floating*>net.outs[net.n_layers - 1]
-    cdef double loss, weight = 0
-    cdef Py_ssize_t i
+    cdef double loss
     cdef int k
     loss = loss_block(net.loss_kind, n, net.n_out, pred, y, labels, sw,
                       <floating>(1.0 / n), ws + last.g_off)
-    if sw != NULL:
-        for i in range(n):
-            weight += sw[i]
-    else:
-        weight = n
+    # compiled metrics ignore sample and class weights, as Keras's MeanMetricWrapper does
     for k in range(net.n_metrics):
-        stats[2 + 2 * k] += metric_block(net.metrics[k], n, net.n_out, out, y, labels, sw,
+        stats[2 + 2 * k] += metric_block(net.metrics[k], n, net.n_out, out, y, labels, NULL,
                                          <floating>net.threshold)
-        stats[3 + 2 * k] += weight
+        stats[3 + 2 * k] += n
     return loss
 
 

@@ -282,10 +282,9 @@ class Engine:
         pred = cache[-1][1] if self.fused else cache[-1][2]
         grad = np.empty_like(pred)
         loss = _loss(self.loss, pred, y, labels, sw, 1.0 / n, grad)
-        weight = float(n if sw is None else sw.astype(np.float64).sum())
-        for k, code in enumerate(self.metrics):
-            stats[2 + 2 * k] += metric_sum(code, cache[-1][2], y, labels, sw, self.threshold)
-            stats[3 + 2 * k] += weight
+        for k, code in enumerate(self.metrics):  # unweighted, as Keras's compiled metrics
+            stats[2 + 2 * k] += metric_sum(code, cache[-1][2], y, labels, None, self.threshold)
+            stats[3 + 2 * k] += n
         return loss, grad
 
     def _backward(self, cache, g):

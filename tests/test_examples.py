@@ -1,0 +1,39 @@
+"""The examples run as tests, with the accuracy floors the README promises."""
+import pathlib
+import re
+import subprocess
+import sys
+
+import pytest
+
+EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"
+
+
+def run_example(name, *args):
+    out = subprocess.run([sys.executable, str(EXAMPLES / name), *args], capture_output=True,
+                         text=True, timeout=300, check=True).stdout
+    match = re.search(r"^test accuracy: ([0-9.]+)$", out, re.MULTILINE)
+    assert match, out
+    return float(match.group(1)), out
+
+
+def test_digits_multiclass_reaches_096():
+    accuracy, out = run_example("digits_multiclass.py")
+    assert accuracy >= 0.96
+    # per-epoch progress: epoch i/N, loss, metrics and elapsed time
+    lines = [line for line in out.splitlines() if line.startswith("Epoch ")]
+    assert len(lines) == 100
+    assert re.match(r"Epoch 100/100 - 45/45 - [0-9.]+s - loss: [0-9.]+ - accuracy: [0-9.]+$",
+                    lines[-1])
+
+
+def test_digits_binary_separates_zero_and_one():
+    accuracy, _ = run_example("digits_binary.py")
+    assert accuracy >= 0.99
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_digits_multiclass_other_seeds_stay_close(seed):
+    # the network lands at about 0.96-0.97 whatever the seed, as in Keras and PyTorch
+    accuracy, _ = run_example("digits_multiclass.py", "--seed", str(seed), "--verbose", "0")
+    assert accuracy >= 0.95
