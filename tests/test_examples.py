@@ -1,4 +1,5 @@
 """The examples run as tests, with the accuracy floors the README promises."""
+import os
 import pathlib
 import re
 import subprocess
@@ -6,12 +7,16 @@ import sys
 
 import pytest
 
+import fastnn
+
 EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"
 
 
 def run_example(name, *args):
+    # the example imports the same fastnn as this test process
+    env = dict(os.environ, PYTHONPATH=str(pathlib.Path(fastnn.__file__).parent.parent))
     out = subprocess.run([sys.executable, str(EXAMPLES / name), *args], capture_output=True,
-                         text=True, timeout=300, check=True).stdout
+                         text=True, timeout=300, check=True, env=env).stdout
     match = re.search(r"^test accuracy: ([0-9.]+)$", out, re.MULTILINE)
     assert match, out
     return float(match.group(1)), out
