@@ -9,7 +9,8 @@ from fastnn._random import set_random_seed
 from fastnn._threads import get_num_threads, set_num_threads
 from fastnn._version import __version__
 from fastnn.models import Sequential
+from fastnn.saving import load_model
 
-__all__ = ["Sequential", "set_random_seed", "set_num_threads", "get_num_threads",
+__all__ = ["Sequential", "load_model", "set_random_seed", "set_num_threads", "get_num_threads",
            "__version__", "activations", "callbacks", "initializers", "layers", "losses",
            "optimizers", "regularizers"]

@@ -440,6 +440,21 @@ class Sequential:
             layer._set_weights(arrays[index:index + count])
             index += count
 
+    # ------------------------------------------------------------------------- saving
+    def save(self, path):
+        """Write the model (config, weights, compile settings, optimizer state) to one file
+        at exactly `path`, atomically; read it back with ``fastnn.load_model``."""
+        from fastnn import saving
+
+        saving.save(self, path)
+
+    def __reduce__(self):
+        # pickling uses the same self-checking format as save(), so it never needs the
+        # compiled engines and a restored model is bit-identical
+        from fastnn import saving
+
+        return (saving.from_bytes, (saving.to_bytes(self),))
+
     # ------------------------------------------------------------------------- summary
     def summary(self):
         """Print each layer's type, output shape and parameter count, then the totals."""

@@ -1,0 +1,203 @@
+"""save / load_model: one self-checking file, and the same bytes behind pickle.
+
+File layout (all integers little-endian)::
+
+    magic      8 bytes   b"FASTNN\\x00\\x01"   (format version 1)
+    length     8 bytes   size of the JSON header
+    header     JSON      config, compile settings, optimizer state description, and
+                         for every array its name, dtype, shape, offset and size
+    arrays     raw       C-order array data, one after another
+    checksum   32 bytes  SHA-256 of everything before it
+
+Loading never unpickles: the header is parsed with ``json`` and every array is
+rebuilt with ``np.frombuffer`` after its dtype, shape and extent were checked.
+A truncated, corrupt, foreign or tampered file raises ValueError.  Writing goes
+to a temporary file in the same folder that is then renamed over the target,
+so a crash never leaves a half-written model where the old one was.
+"""
+import hashlib
+import json
+import os
+import struct
+import tempfile
+
+import numpy as np
+
+from fastnn import layers as layers_module
+from fastnn import losses as losses_module
+from fastnn import optimizers as optimizers_module
+
+MAGIC = b"FASTNN\x00\x01"
+_DIGEST = 32
+_DTYPES = {"float32": np.float32, "float64": np.float64}
+
+
+# ----------------------------------------------------------------------------- encoding
+
+def to_bytes(model):
+    """Serialise a model: architecture, weights, compile settings and optimizer state."""
+    config = {
+        "format": 1,
+        "name": model.name,
+        "dtype": model.dtype.name,
+        "layers": [{"class": type(layer).__name__, "config": layer.get_config()}
+                   for layer in model.layers],
+        "input_dim": model._n_in,
+        "compile": None,
+    }
+    arrays = {}
+    if model.built:
+        for i, w in enumerate(model.get_weights()):
+            arrays[f"weight_{i}"] = w
+    if model._compiled:
+        opt = model.optimizer
+        config["compile"] = {
+            "loss": model.loss.get_config(),
+            "optimizer": opt.get_config(),
+            "iterations": int(opt.iterations),
+            "metrics": list(model._metric_names),
+            "slots": len(opt._slots),
+        }
+        for i, slot in enumerate(opt._slots):
+            arrays[f"slot_{i}"] = slot
+    entries, blobs, offset = [], [], 0
+    for name, arr in arrays.items():
+        data = np.ascontiguousarray(arr).tobytes()
+        entries.append({"name": name, "dtype": arr.dtype.name, "shape": list(arr.shape),
+                        "offset": offset, "nbytes": len(data)})
+        blobs.append(data)
+        offset += len(data)
+    config["arrays"] = entries
+    header = json.dumps(config, sort_keys=True).encode("utf-8")
+    body = MAGIC + struct.pack("<Q", len(header)) + header + b"".join(blobs)
+    return body + hashlib.sha256(body).digest()
+
+
+def save(model, path):
+    """Write `model` to `path` atomically (exactly that path; ``.fastnn`` is the convention)."""
+    path = os.fspath(path)
+    data = to_bytes(model)
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".fastnn-", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+# ----------------------------------------------------------------------------- decoding
+
+def _corrupt(reason):
+    return ValueError(f"not a valid fastnn model file: {reason}")
+
+
+def _parse(data):
+    if len(data) < len(MAGIC) + 8 + _DIGEST:
+        raise _corrupt("too short (truncated?)")
+    if data[:len(MAGIC) - 1] != MAGIC[:-1]:
+        raise _corrupt("wrong magic bytes (a foreign file?)")
+    if data[len(MAGIC) - 1:len(MAGIC)] != MAGIC[-1:]:
+        raise _corrupt(f"unsupported format version {data[len(MAGIC) - 1]}")
+    body, digest = data[:-_DIGEST], data[-_DIGEST:]
+    if hashlib.sha256(body).digest() != digest:
+        raise _corrupt("checksum mismatch (truncated, corrupted or modified)")
+    (length,) = struct.unpack("<Q", body[len(MAGIC):len(MAGIC) + 8])
+    start = len(MAGIC) + 8
+    if start + length > len(body):
+        raise _corrupt("header length out of range")
+    try:
+        config = json.loads(body[start:start + length].decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise _corrupt(f"unreadable header ({exc})") from None
+    if not isinstance(config, dict) or config.get("format") != 1:
+        raise _corrupt("unknown header format")
+    payload = body[start + length:]
+    arrays = {}
+    for entry in _field(config, "arrays", list):
+        name = _field(entry, "name", str)
+        dtype = _DTYPES.get(_field(entry, "dtype", str))
+        shape = _field(entry, "shape", list)
+        offset, nbytes = _field(entry, "offset", int), _field(entry, "nbytes", int)
+        if dtype is None or not all(isinstance(s, int) and s >= 0 for s in shape):
+            raise _corrupt(f"bad description of array {name!r}")
+        if offset < 0 or nbytes != int(np.prod(shape)) * np.dtype(dtype).itemsize \
+                or offset + nbytes > len(payload):
+            raise _corrupt(f"array {name!r} lies outside the file")
+        arrays[name] = np.frombuffer(payload, dtype, int(np.prod(shape)), offset).reshape(shape)
+    return config, arrays
+
+
+def _field(mapping, key, kind):
+    if not isinstance(mapping, dict) or not isinstance(mapping.get(key), kind) \
+            or isinstance(mapping.get(key), bool) and kind is not bool:
+        raise _corrupt(f"missing or malformed field {key!r}")
+    return mapping[key]
+
+
+def from_bytes(data):
+    """Rebuild a model from ``to_bytes`` output; ValueError on anything malformed."""
+    from fastnn.models import Sequential
+
+    config, arrays = _parse(bytes(data))
+    try:
+        layers = []
+        for spec in _field(config, "layers", list):
+            cls = layers_module.LAYERS.get(_field(spec, "class", str))
+            if cls is None:
+                raise _corrupt(f"unknown layer class {spec.get('class')!r}")
+            layers.append(cls.from_config(_field(spec, "config", dict)))
+        model = Sequential(layers, name=config.get("name"), dtype=_field(config, "dtype", str))
+        n_in = config.get("input_dim")
+        if n_in is not None:
+            model.build(n_in)
+            n_weights = len(model.get_weights())
+            model.set_weights([arrays[f"weight_{i}"] for i in range(n_weights)])
+        compiled = config.get("compile")
+        if compiled is not None:
+            model.compile(optimizer=optimizers_module.from_config(compiled["optimizer"]),
+                          loss=losses_module.from_config(compiled["loss"]),
+                          metrics=compiled["metrics"] or None)
+            _restore_optimizer(model, compiled, arrays)
+    except (KeyError, TypeError, ValueError) as exc:
+        if isinstance(exc, ValueError) and str(exc).startswith("not a valid fastnn"):
+            raise
+        raise _corrupt(f"inconsistent contents ({type(exc).__name__}: {exc})") from None
+    return model
+
+
+def _restore_optimizer(model, compiled, arrays):
+    opt = model.optimizer
+    iterations = compiled["iterations"]
+    if not isinstance(iterations, int) or iterations < 0:
+        raise ValueError("bad optimizer iteration count")
+    n_slots = compiled["slots"]
+    if n_slots:
+        if not model.built:
+            raise ValueError("optimizer state without weights")
+        slots = opt._ensure_state(model.count_params(), model.dtype)
+        if len(slots) != n_slots:
+            raise ValueError("optimizer state does not match the optimizer")
+        for i, slot in enumerate(slots):
+            src = arrays[f"slot_{i}"]
+            if src.shape != slot.shape or src.dtype != slot.dtype:
+                raise ValueError(f"optimizer slot {i} has the wrong shape or dtype")
+            slot[...] = src
+    opt.iterations = iterations
+
+
+def load_model(path):
+    """Load a model written by ``model.save(path)``.
+
+    Raises
+    ------
+    ValueError
+        The file is truncated, corrupt, not a fastnn model, or was modified.
+    """
+    with open(os.fspath(path), "rb") as f:
+        return from_bytes(f.read())
