@@ -37,10 +37,10 @@ class Layer:
         return 0
 
     # --- binding to the model's buffers -------------------------------------------------------
-    def _bind(self, n_in, params, offset, aux, aux_offset, fill=True):
-        """Take views of the model's buffers and, when `fill`, put the layer's values in
-        them (its current ones if it was built for this width, else fresh ones).
-        Returns the offsets after this layer."""
+    def _bind(self, n_in, params, offset, aux, aux_offset):
+        """Take views of the model's buffers and put the layer's values in them (its
+        current ones if it was built for this width, else fresh ones).  Returns the
+        offsets after this layer."""
         self.n_in = n_in
         return offset, aux_offset
 
@@ -120,14 +120,12 @@ class Dense(Layer):
     def _dtype(self):
         return self.kernel.dtype
 
-    def _bind(self, n_in, params, offset, aux, aux_offset, fill=True):
+    def _bind(self, n_in, params, offset, aux, aux_offset):
         old = self.weights() if self.built and self.n_in == n_in else None
         size = n_in * self.units
         kernel = params[offset:offset + size].reshape(n_in, self.units)
         bias = params[offset + size:offset + size + self.units] if self.use_bias else None
-        if not fill:
-            pass
-        elif old is not None:
+        if old is not None:
             kernel[...] = old[0]
             if bias is not None:
                 bias[...] = old[1]
@@ -226,7 +224,7 @@ class Normalization(Layer):
             raise ValueError("mean and variance must be given together")
         self.mean = self.variance = None
         self._std = None
-        self._pending = None
+        self._stats = None
         if mean is not None:
             mean = _validation.as_features(np.atleast_2d(mean), "mean", np.float64)[0]
             variance = _validation.as_features(np.atleast_2d(variance), "variance",
@@ -235,7 +233,7 @@ class Normalization(Layer):
                 raise ValueError("mean and variance must have the same shape")
             if (variance < 0).any():
                 raise ValueError("variance must be >= 0")
-            self._pending = (mean, variance)
+            self._stats = (mean, variance)
 
     def stat_count(self, n_in):
         return 2 * n_in
@@ -243,38 +241,32 @@ class Normalization(Layer):
     def adapt(self, x):
         """Learn per-feature mean and population variance from x of shape (n, n_features)."""
         x = _validation.as_features(x, "x", np.float64, self.n_in)
-        stats = (x.mean(axis=0), x.var(axis=0))
-        if self.built:
-            self._store(*stats)
-        else:
-            self._pending = stats
+        self._set_stats(x.mean(axis=0), x.var(axis=0))
         return self
 
-    def _store(self, mean, variance):
+    def _set_stats(self, mean, variance):
+        # float64 statistics are kept as the source of truth, so that a layer first used
+        # on its own (in float32) and then placed in a float64 model loses no precision
+        self._stats = (np.asarray(mean, np.float64).copy(), np.asarray(variance, np.float64).copy())
+        if self.built:
+            self._write_views()
+
+    def _write_views(self):
+        mean, variance = self._stats
         self.mean[...] = mean
-        self.variance[...] = variance
+        self.variance = variance.astype(self.mean.dtype)
         self._std[...] = np.maximum(np.sqrt(self.variance), self.variance.dtype.type(self._EPSILON))
 
-    def _bind(self, n_in, params, offset, aux, aux_offset, fill=True):
-        if not fill:
-            self.n_in = n_in
-            self.mean = aux[aux_offset:aux_offset + n_in]
-            self._std = aux[aux_offset + n_in:aux_offset + 2 * n_in]
-            return offset, aux_offset + 2 * n_in
-        if self._pending is not None and self._pending[0].shape[0] != n_in:
-            raise ValueError(f"Normalization was adapted to {self._pending[0].shape[0]} "
+    def _bind(self, n_in, params, offset, aux, aux_offset):
+        if self._stats is not None and self._stats[0].shape[0] != n_in:
+            raise ValueError(f"Normalization was adapted to {self._stats[0].shape[0]} "
                              f"features but receives {n_in}")
-        if self.built and self.n_in == n_in:
-            self._pending = (self.mean.copy(), self.variance.copy())
         self.n_in = n_in
         self.mean = aux[aux_offset:aux_offset + n_in]
         self._std = aux[aux_offset + n_in:aux_offset + 2 * n_in]
-        self.variance = np.empty(n_in, aux.dtype)
-        if self._pending is not None:
-            self._store(*self._pending)
-            self._pending = None
-        else:
-            self._store(np.zeros(n_in), np.ones(n_in))
+        if self._stats is None:  # identity until adapted
+            self._stats = (np.zeros(n_in), np.ones(n_in))
+        self._write_views()
         return offset, aux_offset + 2 * n_in
 
     def _dtype(self):
@@ -288,7 +280,7 @@ class Normalization(Layer):
         return [self.mean, self.variance]
 
     def _set_weights(self, arrays):
-        self._store(arrays[0], arrays[1])
+        self._set_stats(arrays[0], arrays[1])
 
     def _call(self, x):
         return ((x - self.mean) / self._std).astype(x.dtype)

@@ -132,7 +132,8 @@ cdef inline double _bce(Py_ssize_t n, Py_ssize_t m, const floating* p, const flo
             elif pc > hi:
                 pc = hi
                 d = 0
-            row = row - (yy * _log(pc) + (1 - yy) * _log(1 - pc))
+            # log1p(-p) keeps log(1 - p) accurate for p near the lower clip bound (as torch)
+            row = row - (yy * _log(pc) + (1 - yy) * _log1p(-pc))
             grad[i * m + j] = d * (w * scale / m) * ((1 - yy) / (1 - pc) - yy / pc)
         total += w * row / m
     return total

@@ -33,10 +33,13 @@ from libc.string cimport memcpy
 
 import numpy as np
 
-from fastnn._kernels._act cimport ACT_LINEAR
+from fastnn._kernels._act cimport ACT_LINEAR, ACT_SOFTMAX
 from fastnn._kernels._csrc cimport fnn_denormals_off, fnn_denormals_restore, fnn_uniform
 from fastnn._kernels._dense cimport dense_backward_core, dense_forward_core
-from fastnn._kernels._loss cimport loss_block, metric_block
+from fastnn._kernels._loss cimport (LOSS_MSE, LOSS_SPARSE_CCE, LOSS_SPARSE_SOFTMAX_XENT,
+                                    METRIC_BINARY_ACCURACY, METRIC_MAE,
+                                    METRIC_SPARSE_CATEGORICAL_ACCURACY, loss_block,
+                                    metric_block)
 from fastnn._kernels._update cimport adam_core, sgd_core
 
 cdef enum:
@@ -308,6 +311,10 @@ cdef class Engine:
             lay.kind = LAYER_KINDS[spec["kind"]]
             lay.n_in, lay.n_out = spec["n_in"], spec["n_out"]
             lay.act = spec.get("activation", ACT_LINEAR)
+            if lay.act < ACT_LINEAR or lay.act > ACT_SOFTMAX:
+                raise ValueError(f"Engine: unknown activation code {lay.act}")
+            if lay.n_in < 1 or lay.n_out < 1:
+                raise ValueError("Engine: layer widths must be >= 1")
             lay.alpha = spec.get("alpha", 0.0)
             lay.l2 = spec.get("l2", 0.0)
             lay.rate = spec.get("rate", 0.0)
@@ -334,15 +341,25 @@ cdef class Engine:
         self.net.n_in = self.net.layers[0].n_in
         self.net.n_out = last.n_out
         self.net.n_params = params.shape[0]
+        if loss < LOSS_SPARSE_SOFTMAX_XENT or loss > LOSS_MSE:
+            raise ValueError(f"Engine: unknown loss code {loss}")
+        sparse = loss in (LOSS_SPARSE_SOFTMAX_XENT, LOSS_SPARSE_CCE)
+        for code in metrics:
+            if code < METRIC_BINARY_ACCURACY or code > METRIC_MAE:
+                raise ValueError(f"Engine: unknown metric code {code}")
+            if (code == METRIC_SPARSE_CATEGORICAL_ACCURACY) != sparse:
+                raise ValueError("Engine: sparse categorical accuracy goes with (and only "
+                                 "with) a loss on integer labels")
         self.net.loss_kind = loss
         self.net.fused = fused
         self.net.n_metrics = <int>len(metrics)
         for l, code in enumerate(metrics):
             self.net.metrics[l] = code
         self.net.threshold = threshold
-        self.net.params = _data_ptr(params)
+        # a stack without trainable parameters (only Normalization, say) has empty buffers
+        self.net.params = _data_ptr(params) if params.shape[0] else NULL
         self.net.aux = _data_ptr(aux) if aux.shape[0] else NULL
-        self.net.grads = _data_ptr(self.grads)
+        self.net.grads = _data_ptr(self.grads) if params.shape[0] else NULL
         self.net.opt_kind = OPT_SGD
         self.net.opt_m = self.net.opt_v = NULL
         self.net.momentum = 0
@@ -392,8 +409,8 @@ cdef class Engine:
         if self.net.opt_kind == OPT_SGD and momentum != 0 and m is None:
             raise ValueError("Engine: SGD with momentum needs a velocity buffer")
         self._opt_m, self._opt_v = m, v
-        self.net.opt_m = _data_ptr(m) if m is not None else NULL
-        self.net.opt_v = _data_ptr(v) if v is not None else NULL
+        self.net.opt_m = _data_ptr(m) if m is not None and m.shape[0] else NULL
+        self.net.opt_v = _data_ptr(v) if v is not None and v.shape[0] else NULL
         self.net.beta_1, self.net.beta_2, self.net.epsilon = beta_1, beta_2, epsilon
         self.net.momentum, self.net.nesterov = momentum, nesterov
 
@@ -402,13 +419,20 @@ cdef class Engine:
             raise ValueError("Engine: x must be (n, n_in) of the engine's dtype")
         if x.shape[0] != n or not x.flags.c_contiguous:
             raise ValueError("Engine: x must be C-contiguous with n rows")
-        if targets and (y is None) == (labels is None):
-            raise ValueError("Engine: pass exactly one of y and labels")
+        if targets:
+            sparse = self.net.loss_kind in (LOSS_SPARSE_SOFTMAX_XENT, LOSS_SPARSE_CCE)
+            if sparse and (labels is None or y is not None):
+                raise ValueError("Engine: this loss takes integer labels, not y")
+            if not sparse and (y is None or labels is not None):
+                raise ValueError("Engine: this loss takes dense targets y, not labels")
         if y is not None and (y.dtype != self.dtype or y.shape != (n, self.net.n_out)
                               or not y.flags.c_contiguous):
             raise ValueError("Engine: y must be (n, n_out) of the engine's dtype")
-        if labels is not None and (labels.dtype != np.intc or labels.shape != (n,)):
-            raise ValueError("Engine: labels must be int32 of shape (n,)")
+        if labels is not None:
+            if labels.dtype != np.intc or labels.shape != (n,) or not labels.flags.c_contiguous:
+                raise ValueError("Engine: labels must be contiguous int32 of shape (n,)")
+            if n and (labels.min() < 0 or labels.max() >= self.net.n_out):
+                raise ValueError("Engine: label out of range")
         if sample_weight is not None and (sample_weight.dtype != self.dtype
                                           or sample_weight.shape != (n,)):
             raise ValueError("Engine: sample_weight must be (n,) of the engine's dtype")
@@ -429,7 +453,7 @@ cdef class Engine:
             raise ValueError("Engine.train: batch range outside the data")
         if lrs.shape[0] < count or stats.shape[0] < 2 + 2 * self.net.n_metrics:
             raise ValueError("Engine.train: lrs or stats too short")
-        if self.net.opt_kind == OPT_ADAM and self.net.opt_m == NULL:
+        if self.net.opt_kind == OPT_ADAM and self.net.opt_m == NULL and self.net.n_params:
             raise ValueError("Engine.train: no optimizer attached")
         for i in range(n):
             if order[i] < 0 or order[i] >= x.shape[0]:

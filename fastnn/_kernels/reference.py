@@ -125,7 +125,7 @@ def _loss_value_grad(kind, pred, y, labels):
     if name == "bce":
         inside = (pred >= lo) & (pred <= hi)
         c = np.clip(pred, lo, hi)
-        loss = -(y * np.log(c) + (1 - y) * np.log(1 - c))
+        loss = -(y * np.log(c) + (1 - y) * np.log1p(-c))
         grad = np.where(inside, (1 - y) / (1 - c) - y / c, 0) / dtype(m)
         return loss.mean(axis=1), grad
     d = pred - y
