@@ -506,6 +506,42 @@ cdef class Engine:
                 start += rows
         return out
 
+    def infer(self, x):
+        """The stack's output for x as a new array; the low-latency path behind model(x).
+
+        x must already be a C-contiguous 2-D array of the engine's dtype (the caller checks
+        that much); its width and finiteness are checked here, in one pass without the GIL.
+        """
+        if self.is_f64:
+            return self._infer[double](x)
+        return self._infer[float](x)
+
+    cdef object _infer(self, const floating[:, ::1] x):
+        cdef Py_ssize_t n = x.shape[0], n_in = x.shape[1], n_out = self.net.n_out
+        cdef Py_ssize_t start, rows, chunk
+        cdef bint finite
+        if n_in != self.net.n_in:
+            raise ValueError(f"x has {n_in} features, but the model expects {self.net.n_in}")
+        if n == 0:
+            raise ValueError(f"x must be non-empty, got shape ({n}, {n_in})")
+        out = np.empty((n, n_out), dtype=self.dtype)
+        cdef floating[:, ::1] o = out
+        chunk = min(n, max(self.max_rows, 1024))
+        if chunk > self.max_rows:
+            self.reserve(chunk)
+        with nogil:
+            finite = _all_finite(&x[0, 0], n * n_in)
+            start = 0
+            while finite and start < n:
+                rows = min(chunk, n - start)
+                _forward(<floating*>self.net.ws, &self.net, &x[start, 0], rows, False, 0, 0)
+                memcpy(&o[start, 0], self.net.outs[self.net.n_layers - 1],
+                       rows * n_out * sizeof(floating))
+                start += rows
+        if not finite:
+            raise ValueError("x contains NaN or infinity")
+        return out
+
     def evaluate(self, x, y, labels, sample_weight, double[::1] stats not None):
         """Inference-mode loss and metric sums over x, accumulated into stats (no L2)."""
         cdef Py_ssize_t n = x.shape[0], start, rows, chunk
@@ -551,6 +587,15 @@ cdef class Engine:
         if self.is_f64:
             return _l2_penalty(<double*>self.net.ws, &self.net)
         return _l2_penalty(<float*>self.net.ws, &self.net)
+
+
+cdef bint _all_finite(const floating* x, Py_ssize_t size) noexcept nogil:
+    """True when no element is NaN or infinite (v - v is NaN exactly for those)."""
+    cdef Py_ssize_t i
+    cdef floating acc = 0
+    for i in range(size):
+        acc = acc + (x[i] - x[i])
+    return acc == 0
 
 
 cdef void* _data_ptr(arr) except NULL:

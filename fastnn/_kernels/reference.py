@@ -346,6 +346,14 @@ class Engine:
         out[...] = self._forward(x, False, 0, 0)[-1][2]
         return out
 
+    def infer(self, x):
+        if x.shape[1] != self.layers[0]["n_in"]:
+            raise ValueError(f"x has {x.shape[1]} features, but the model expects "
+                             f"{self.layers[0]['n_in']}")
+        if not np.isfinite(x).all():
+            raise ValueError("x contains NaN or infinity")
+        return self._forward(x, False, 0, 0)[-1][2].copy()
+
     def evaluate(self, x, y, labels, sample_weight, stats):
         cache = self._forward(x, False, 0, 0)
         loss, _ = self._loss(cache, y, labels, sample_weight, stats)
