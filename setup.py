@@ -29,9 +29,14 @@ DIRECTIVES = {
 
 MODULES = ["_omp", "dense", "losses", "optim", "engine"]
 
-# -O3 for vectorisation; -fno-math-errno lets gcc use vector sqrt in Adam (values are
-# unchanged).  No -ffast-math: it would break NaN checks and bit-for-bit determinism.
-COMPILE_ARGS = ["-O3", "-fno-math-errno"]
+# -O3 for vectorisation.  -fno-math-errno lets gcc use the vector sqrt in Adam, and
+# -fno-trapping-math lets it if-convert the selects in the exp/sigmoid/relu loops (measured:
+# without it those loops stay scalar).  Neither changes a computed value: they drop errno and
+# floating-point exception flags, which fastnn never reads.  -ffp-contract=off keeps gcc from
+# fusing a*b+c into FMA in the AVX2/AVX-512 clones (csrc/fnn_common.h), so results do not
+# depend on which clone the CPU runs.  No -ffast-math: it reassociates
+# and assumes no NaN/inf, which would break NaN checks and bit-for-bit determinism.
+COMPILE_ARGS = ["-O3", "-fno-math-errno", "-fno-trapping-math", "-ffp-contract=off"]
 if os.environ.get("FASTNN_NATIVE", "0") != "0":
     COMPILE_ARGS.append("-march=native")
 

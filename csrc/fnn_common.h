@@ -18,6 +18,20 @@
 
 typedef ptrdiff_t fnn_index_t;
 
+/* Runtime ISA dispatch for the hot element loops.  Distributed builds target baseline
+ * x86-64 (SSE2), but vector division and sqrt in Adam, exp in the softmax and the small
+ * GEMM tiles run 2-4x faster with 256/512-bit vectors.  A function marked FNN_CLONES is
+ * compiled for AVX-512, AVX2 and the baseline, and the dynamic loader picks the best one
+ * for the CPU (a GNU ifunc).  Elsewhere it is compiled once for the baseline.  The build
+ * uses -ffp-contract=off, so every clone rounds exactly like the baseline: the results do
+ * not depend on the CPU. */
+#if defined(__x86_64__) && defined(__linux__) && defined(__GNUC__) && !defined(__clang__) \
+    && __GNUC__ >= 8 && !defined(FNN_NO_CLONES)
+#define FNN_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define FNN_CLONES
+#endif
+
 /* Flush-to-zero / denormals-are-zero for the training loop.  About 2% of Adam's
  * second moments become denormal floats, and each denormal operation costs
  * ~100 cycles on x86; flushing them changes results only below 1e-38.  The

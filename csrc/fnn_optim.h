@@ -1,7 +1,8 @@
 /* Optimizer element loops over flat parameter buffers (Keras 3 update rules).
  *
- * One pass over each buffer; restrict pointers let gcc vectorise, and building
- * with -fno-math-errno lets it use the vector sqrt (results are unchanged).
+ * One pass over each buffer; restrict pointers let gcc vectorise, building with
+ * -fno-math-errno lets it use the vector sqrt (results are unchanged), and FNN_CLONES
+ * picks 512/256-bit vectors at run time where the CPU has them.
  * The callers split [0, n) into chunks for OpenMP; every element is independent,
  * so the result does not depend on the thread count. */
 #ifndef FNN_OPTIM_H
@@ -13,7 +14,7 @@
 /* Adam (Keras): m += (g - m)(1 - b1); v += (g^2 - v)(1 - b2);
  *               w -= alpha * m / (sqrt(v) + eps),  alpha = lr sqrt(1 - b2^t) / (1 - b1^t). */
 #define FNN_DEFINE_ADAM(T, SUF, SQRT)                                              \
-    static FNN_INLINE void fnn_adam_update_##SUF(                                  \
+    static FNN_CLONES void fnn_adam_update_##SUF(                                  \
         fnn_index_t n, T *FNN_RESTRICT w, const T *FNN_RESTRICT g,                 \
         T *FNN_RESTRICT m, T *FNN_RESTRICT v, T alpha, T one_minus_b1,             \
         T one_minus_b2, T eps) {                                                   \
@@ -30,7 +31,7 @@
 /* SGD (Keras): plain w -= lr g; with momentum u = mu u - lr g and then
  * w += u (classical) or w += mu u - lr g (Nesterov). */
 #define FNN_DEFINE_SGD(T, SUF)                                                     \
-    static FNN_INLINE void fnn_sgd_update_##SUF(                                   \
+    static FNN_CLONES void fnn_sgd_update_##SUF(                                   \
         fnn_index_t n, T *FNN_RESTRICT w, const T *FNN_RESTRICT g,                 \
         T *FNN_RESTRICT u, T lr, T momentum, int nesterov) {                       \
         if (momentum == (T)0) {                                                    \

@@ -7,9 +7,11 @@ from fastnn._kernels._csrc cimport (fnn_adam_update_f32, fnn_adam_update_f64,
                                     fnn_sgd_update_f32, fnn_sgd_update_f64)
 from fastnn._kernels._omp cimport current_num_threads
 
-# Below this many parameters a second thread costs more than it saves.
+# Threads split the buffer into chunks of _CHUNK elements, and only buffers of at least
+# _PARALLEL_MIN elements are split: below that a thread wake-up costs more than it saves.
 cdef enum:
-    _CHUNK = 32768
+    _CHUNK = 65536
+    _PARALLEL_MIN = 262144
 
 
 cdef inline void _adam_range(Py_ssize_t lo, Py_ssize_t hi, floating* w, const floating* g,
@@ -41,7 +43,7 @@ cdef inline void adam_core(Py_ssize_t n, floating* w, const floating* g, floatin
     cdef double alpha = lr * sqrt(1.0 - pow(beta_2, <double>step)) / (1.0 - pow(beta_1, <double>step))
     cdef Py_ssize_t c, lo, nchunks = (n + _CHUNK - 1) // _CHUNK
     cdef int threads = current_num_threads()
-    if nchunks < 2 or threads < 2:
+    if n < _PARALLEL_MIN or threads < 2:
         _adam_range(0, n, w, g, m, v, alpha, beta_1, beta_2, epsilon)
         return
     for c in prange(nchunks, schedule="static", num_threads=threads):
@@ -54,7 +56,7 @@ cdef inline void sgd_core(Py_ssize_t n, floating* w, const floating* g, floating
     """One SGD step (momentum 0: plain; else classical or Nesterov momentum)."""
     cdef Py_ssize_t c, lo, hi, nchunks = (n + _CHUNK - 1) // _CHUNK
     cdef int threads = current_num_threads()
-    if nchunks < 2 or threads < 2:
+    if n < _PARALLEL_MIN or threads < 2:
         _sgd_range(0, n, w, g, u, lr, momentum, nesterov)
         return
     for c in prange(nchunks, schedule="static", num_threads=threads):
