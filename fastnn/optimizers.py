@@ -22,11 +22,15 @@ class Optimizer:
             self.learning_rate = _validation.check_float(learning_rate, "learning_rate", low=0)
         self.iterations = 0
         self._slots = []
+        self._constant_rates = None
 
     def _learning_rates(self, first_step, count):
         """Learning rate of each of `count` steps from `first_step` (schedules called per step)."""
         if not callable(self.learning_rate):
-            return np.full(count, self.learning_rate)
+            cached = self._constant_rates
+            if cached is None or cached.shape[0] != count or cached[0] != self.learning_rate:
+                cached = self._constant_rates = np.full(count, self.learning_rate)
+            return cached
         rates = np.empty(count)
         for i in range(count):
             value = self.learning_rate(first_step + i)

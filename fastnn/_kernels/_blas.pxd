@@ -1,17 +1,48 @@
-# Row-major GEMM over scipy.linalg.cython_blas: the one place that knows BLAS
-# is column-major.  Everything else calls gemm_rowmajor.
+# Row-major GEMM: the one place that knows BLAS is column-major and that chooses, by
+# shape, between BLAS (scipy.linalg.cython_blas) and the register-tiled kernel in
+# csrc/fnn_gemm.h.  Everything else calls gemm_rowmajor.
 from cython cimport floating
 from scipy.linalg.cython_blas cimport sgemm, dgemm
+
+from fastnn._kernels._csrc cimport fnn_gemm_small_f32, fnn_gemm_small_f64, fnn_gemm_small_ok
+
+cdef enum:
+    GEMM_AUTO = 0
+    GEMM_BLAS = 1
+    GEMM_TILED = 2
+
+
+cdef inline bint use_tiled(bint float32, bint trans_a, bint trans_b, int m, int n,
+                           int k) noexcept nogil:
+    """The shape rule, from benchmarks/bench_gemm.py on this project's machine: OpenBLAS's
+    small-matrix kernels win every product except C = A B^T (the dx = dz W^T of the
+    backward pass), where the tile wins up to about 16k multiply-adds in float32
+    (1.4-1.7x at the digits shapes) and, in float64, only with 8-wide tiles (n < 16)."""
+    cdef long work = <long>m * n * k
+    if not trans_b or trans_a or not fnn_gemm_small_ok(m, n, k):
+        return False
+    if float32:
+        return work <= 16384
+    return n < 16 and work <= 8192
 
 
 cdef inline void gemm_rowmajor(bint trans_a, bint trans_b, int m, int n, int k,
                                floating alpha, const floating* a, const floating* b,
-                               floating beta, floating* c) noexcept nogil:
+                               floating beta, floating* c, int method) noexcept nogil:
     """C[m, n] = alpha * op(A) @ op(B) + beta * C, all row-major and contiguous.
 
     op(A) is (m, k): A is stored (m, k), or (k, m) when trans_a.  op(B) is (k, n):
-    B is stored (k, n), or (n, k) when trans_b.
+    B is stored (k, n), or (n, k) when trans_b.  The tiled kernel takes alpha = 1 and
+    beta in {0, 1} (all fastnn needs); `method` forces a path for tests and benchmarks.
     """
+    if method != GEMM_BLAS and alpha == 1 and (beta == 0 or beta == 1) and (
+            method == GEMM_TILED and fnn_gemm_small_ok(m, n, k)
+            or method == GEMM_AUTO and use_tiled(floating is float, trans_a, trans_b, m, n, k)):
+        if floating is float:
+            fnn_gemm_small_f32(trans_a, trans_b, m, n, k, a, b, beta == 1, c)
+        else:
+            fnn_gemm_small_f64(trans_a, trans_b, m, n, k, a, b, beta == 1, c)
+        return
     # A row-major matrix is its transpose in column-major, so C^T = op(B)^T op(A)^T:
     # BLAS gets B first, with the same transpose flags; no copies are made.
     cdef char ta = b'T' if trans_a else b'N'

@@ -28,3 +28,11 @@ cdef extern from "fnn_optim.h" nogil:
 
 cdef extern from "fnn_rng.h" nogil:
     double fnn_uniform(uint64_t seed, uint64_t stream, uint64_t index)
+
+
+cdef extern from "fnn_gemm.h" nogil:
+    int fnn_gemm_small_ok(int m, int n, int k)
+    void fnn_gemm_small_f32(int trans_a, int trans_b, int m, int n, int k, const float* a,
+                            const float* b, int accumulate, float* c)
+    void fnn_gemm_small_f64(int trans_a, int trans_b, int m, int n, int k, const double* a,
+                            const double* b, int accumulate, double* c)

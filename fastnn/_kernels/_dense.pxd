@@ -2,7 +2,7 @@
 from cython cimport floating
 
 from fastnn._kernels._act cimport activation_grad, bias_activation
-from fastnn._kernels._blas cimport gemm_rowmajor
+from fastnn._kernels._blas cimport GEMM_AUTO, gemm_rowmajor
 
 
 cdef inline void column_sums(Py_ssize_t n, Py_ssize_t m, const floating* g,
@@ -20,7 +20,7 @@ cdef inline void dense_forward_core(int n, int k, int m, const floating* x, cons
                                     const floating* b, int act, floating alpha, floating* z,
                                     floating* a) noexcept nogil:
     """z = x @ w + b (b may be NULL); a = act(z) (a may alias z for the identity)."""
-    gemm_rowmajor(False, False, n, m, k, 1, x, w, 0, z)
+    gemm_rowmajor(False, False, n, m, k, 1, x, w, 0, z, GEMM_AUTO)
     bias_activation(n, m, z, b, act, alpha, a)
 
 
@@ -38,8 +38,8 @@ cdef inline void dense_backward_core(int n, int k, int m, const floating* x, con
         for j in range(<Py_ssize_t>k * m):
             dw[j] = 2 * l2 * w[j]
         beta = 1
-    gemm_rowmajor(True, False, k, m, n, 1, x, g, beta, dw)
+    gemm_rowmajor(True, False, k, m, n, 1, x, g, beta, dw, GEMM_AUTO)
     if db != NULL:
         column_sums(n, m, g, db)
     if dx != NULL:
-        gemm_rowmajor(False, True, n, k, m, 1, g, w, 0, dx)
+        gemm_rowmajor(False, True, n, k, m, 1, g, w, 0, dx, GEMM_AUTO)

@@ -15,7 +15,10 @@ from libc.string cimport memcpy
 
 from fastnn._kernels._act cimport (ACT_LINEAR, ACT_RELU, ACT_SIGMOID, ACT_TANH,
                                    ACT_LEAKY_RELU, ACT_SWISH, ACT_SOFTMAX, activation_block)
+from fastnn._kernels._blas cimport GEMM_AUTO, GEMM_BLAS, GEMM_TILED, gemm_rowmajor
 from fastnn._kernels._dense cimport dense_backward_core, dense_forward_core
+
+GEMM_METHODS = {"auto": GEMM_AUTO, "blas": GEMM_BLAS, "tiled": GEMM_TILED}
 
 ACTIVATIONS = {"linear": ACT_LINEAR, "relu": ACT_RELU, "sigmoid": ACT_SIGMOID,
                "tanh": ACT_TANH, "leaky_relu": ACT_LEAKY_RELU, "swish": ACT_SWISH,
@@ -89,3 +92,26 @@ def dense_backward(const floating[:, ::1] x not None, const floating[:, ::1] w n
                             <floating>alpha, <floating>l2, &dz_out[0, 0], &dw_out[0, 0],
                             &db_out[0] if db_out is not None else NULL,
                             &dx_out[0, 0] if dx_out is not None else NULL)
+
+
+def matmul(const floating[:, ::1] a not None, const floating[:, ::1] b not None, bint trans_a,
+           bint trans_b, floating[:, ::1] c_out not None, str method="auto"):
+    """c_out = op(a) @ op(b); "auto" picks BLAS or the tiled kernel by shape.
+
+    "tiled" needs op(b) at least 8 columns wide and b of at most 4096 elements.
+    """
+    cdef int m = a.shape[1] if trans_a else a.shape[0]
+    cdef int k = a.shape[0] if trans_a else a.shape[1]
+    cdef int kb = b.shape[1] if trans_b else b.shape[0]
+    cdef int n = b.shape[0] if trans_b else b.shape[1]
+    if method not in GEMM_METHODS:
+        raise ValueError(f"matmul: method must be one of {sorted(GEMM_METHODS)}")
+    cdef int code = GEMM_METHODS[method]
+    if kb != k or c_out.shape[0] != m or c_out.shape[1] != n:
+        raise ValueError("matmul: inconsistent shapes")
+    if m == 0 or n == 0 or k == 0:
+        raise ValueError("matmul: empty dimension")
+    if code == GEMM_TILED and not (n >= 8 and n * k <= 4096):
+        raise ValueError("matmul: the tiled kernel needs n >= 8 and n * k <= 4096")
+    with nogil:
+        gemm_rowmajor(trans_a, trans_b, m, n, k, 1, &a[0, 0], &b[0, 0], 0, &c_out[0, 0], code)

@@ -431,7 +431,7 @@ cdef class Engine:
         if labels is not None:
             if labels.dtype != np.intc or labels.shape != (n,) or not labels.flags.c_contiguous:
                 raise ValueError("Engine: labels must be contiguous int32 of shape (n,)")
-            if n and (labels.min() < 0 or labels.max() >= self.net.n_out):
+            if not _labels_in_range(labels, self.net.n_out):
                 raise ValueError("Engine: label out of range")
         if sample_weight is not None and (sample_weight.dtype != self.dtype
                                           or sample_weight.shape != (n,)):
@@ -587,6 +587,15 @@ cdef class Engine:
         if self.is_f64:
             return _l2_penalty(<double*>self.net.ws, &self.net)
         return _l2_penalty(<float*>self.net.ws, &self.net)
+
+
+cdef bint _labels_in_range(const int[::1] labels, int n_classes) noexcept:
+    cdef Py_ssize_t i
+    cdef bint ok = True
+    with nogil:
+        for i in range(labels.shape[0]):
+            ok = ok & (labels[i] >= 0) & (labels[i] < n_classes)
+    return ok
 
 
 cdef bint _all_finite(const floating* x, Py_ssize_t size) noexcept nogil:

@@ -7,7 +7,11 @@ independent, so results do not depend on the thread count.
 """
 from cython cimport floating
 
-from fastnn._kernels._update cimport adam_core, sgd_core
+from fastnn._kernels._update cimport _CHUNK, _PARALLEL_MIN, adam_core, sgd_core
+
+#: Buffers of at least PARALLEL_MIN elements are split over threads in CHUNK-element pieces.
+PARALLEL_MIN = _PARALLEL_MIN
+CHUNK = _CHUNK
 
 
 def adam_update(floating[::1] w not None, const floating[::1] g not None,

@@ -69,6 +69,11 @@ def activation_forward(z, activation, alpha, a_out):
 
 # ----------------------------------------------------------------------------- dense
 
+def matmul(a, b, trans_a, trans_b, c_out, method="auto"):
+    """c_out = op(a) @ op(b) (every method is the same product here)."""
+    np.matmul(a.T if trans_a else a, b.T if trans_b else b, out=c_out)
+
+
 def dense_forward(x, w, b, activation, alpha, z_out, a_out):
     """z_out = x @ w + b; a_out = act(z_out)."""
     np.matmul(x, w, out=z_out)
@@ -378,6 +383,6 @@ def _dropout_mask(seed, stream, shape):
 
 
 __all__ = ["ACTIVATIONS", "LOSSES", "METRICS", "LAYER_KINDS", "OPTIMIZERS",
-           "activation_forward", "dense_forward", "dense_backward", "sparse_softmax_xent",
+           "matmul", "activation_forward", "dense_forward", "dense_backward", "sparse_softmax_xent",
            "softmax_xent", "sigmoid_bce", "sparse_cce", "cce", "bce", "mse", "metric_sum",
            "adam_update", "sgd_update", "Engine"]

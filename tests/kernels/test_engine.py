@@ -1,0 +1,510 @@
+"""fastnn._kernels.engine.Engine vs reference.Engine: whole training runs, inference, contract.
+
+Layer stacks are described by building a fastnn.Sequential and taking its
+``_specs()`` (the layer dicts the model hands to the engine); the parameters are
+then drawn from the test's own generator, so the initialisers do not matter.
+"""
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import fastnn
+import fastnn._kernels as kernels
+from fastnn._kernels import LOSSES, METRICS, reference
+from fastnn.layers import Dense, Dropout, Normalization
+from fastnn.regularizers import L2
+
+TWINS = (kernels.Engine, reference.Engine)
+
+
+def _norm(width, lo=-0.5, hi=0.5):
+    return Normalization(mean=np.linspace(lo, hi, width), variance=np.linspace(0.5, 2.0, width))
+
+
+# name: (layers factory, n_in, loss kernel, fused, target kind, metrics)
+STACKS = {
+    "sparse-fused": (lambda: [_norm(6), Dense(7, "relu", kernel_regularizer=L2(0.01)),
+                              Dropout(0.3), Dense(5, "tanh"), Dense(4, "softmax")],
+                     6, "sparse_softmax_xent", True, "labels", ["sparse_categorical_accuracy"]),
+    "sparse-probs": (lambda: [_norm(6), Dense(7, "relu", kernel_regularizer=L2(0.01)),
+                              Dropout(0.3), Dense(5, "tanh"), Dense(4, "softmax")],
+                     6, "sparse_cce", False, "labels", ["sparse_categorical_accuracy"]),
+    "sparse-logits": (lambda: [Dense(6, "sigmoid"), Dense(4, kernel_regularizer=L2(0.02))],
+                      5, "sparse_softmax_xent", False, "labels", ["sparse_categorical_accuracy"]),
+    "soft-fused": (lambda: [Dense(6, "swish"), Dense(3, "softmax")],
+                   4, "softmax_xent", True, "soft", ["categorical_accuracy", "mse"]),
+    "soft-probs": (lambda: [Dense(6, "leaky_relu", use_bias=False), Dropout(0.5),
+                            Dense(3, "softmax")],
+                   4, "cce", False, "soft", ["categorical_accuracy", "mae"]),
+    "binary-fused": (lambda: [Dense(5, "tanh"), Dense(2, "sigmoid")],
+                     3, "sigmoid_bce", True, "binary", ["binary_accuracy"]),
+    "binary-probs": (lambda: [Dense(5, "relu"), Dense(1, "sigmoid")],
+                     3, "bce", False, "binary", ["binary_accuracy", "mse"]),
+    "binary-logits": (lambda: [Dropout(0.2), Dense(5, "softmax"), Dense(3)],
+                      4, "sigmoid_bce", False, "binary", ["binary_accuracy"]),
+    "regression": (lambda: [_norm(5), Dense(8, "relu", kernel_regularizer=L2(0.01)),
+                            Dense(1, kernel_regularizer=L2(0.001))],
+                   5, "mse", False, "dense", ["mse", "mae"]),
+    "norm-mid-drop-last": (lambda: [Dense(6, "tanh"), _norm(6, -0.2, 0.3),
+                                    Dense(3, "sigmoid"), Dropout(0.25)],
+                           4, "mse", False, "dense", ["mae"]),
+    "width-1": (lambda: [Dense(1, "relu"), Dense(1)], 1, "mse", False, "dense", []),
+}
+
+OPTIMIZERS = {
+    "adam": dict(kind="adam", beta_1=0.9, beta_2=0.999, epsilon=1e-7),
+    "sgd": dict(kind="sgd"),
+    "momentum": dict(kind="sgd", momentum=0.9),
+    "nesterov": dict(kind="sgd", momentum=0.8, nesterov=True),
+}
+
+
+class Case:
+    """One layer stack with its parameters and data, ready to hand to either twin."""
+
+    def __init__(self, stack, dtype, rng, n=23, weighted=False):
+        factory, n_in, self.loss, self.fused, self.target, metrics = STACKS[stack]
+        model = fastnn.Sequential(factory(), dtype=dtype)
+        model.build(n_in)
+        self.dtype = np.dtype(dtype)
+        self.specs = model._specs()
+        self.params = (0.6 * rng.standard_normal(model._params.shape)).astype(dtype)
+        self.aux = model._aux.copy() if model._aux.shape[0] else np.zeros(1, dtype)
+        self.metrics = [METRICS[name] for name in metrics]
+        self.n_out = self.specs[-1]["n_out"]
+        self.rng = rng
+        self.x, self.y, self.labels, self.sw = self.data(n, n_in, weighted)
+        self.shuffled = rng.permutation(n).astype(np.int64)  # a second epoch's row order
+
+    def data(self, n, n_in, weighted):
+        rng, dtype, m = self.rng, self.dtype, self.n_out
+        x = rng.standard_normal((n, n_in)).astype(dtype)
+        y = labels = None
+        if self.target == "labels":
+            labels = rng.integers(0, m, n).astype(np.intc)
+        elif self.target == "soft":
+            y = rng.dirichlet(np.ones(m), n).astype(dtype)
+        elif self.target == "binary":
+            y = rng.integers(0, 2, (n, m)).astype(dtype)
+        else:
+            y = rng.standard_normal((n, m)).astype(dtype)
+        sw = rng.uniform(0.0, 2.0, n).astype(dtype) if weighted else None
+        return x, y, labels, sw
+
+    def engine(self, twin, opt=None, loss=None, fused=None, metrics=None):
+        """(engine, its params, its optimizer state) on fresh copies of the parameters."""
+        params = self.params.copy()
+        loss = self.loss if loss is None else loss
+        fused = self.fused if fused is None else fused
+        metrics = self.metrics if metrics is None else metrics
+        engine = twin(self.specs, params, self.aux.copy(), LOSSES[loss], fused, list(metrics),
+                      0.5)
+        state = (np.zeros_like(params), np.zeros_like(params))
+        if opt is not None:
+            cfg = dict(OPTIMIZERS[opt])
+            kind = cfg.pop("kind")
+            if kind == "adam" and self.dtype == np.float32:
+                # Adam's step lr * m_hat / (sqrt(v_hat) + eps) is ~lr * sign(g) for any
+                # |g| >> eps, so its sensitivity to g is lr * eps' / (|g| + eps')^2 with
+                # eps' = eps / sqrt(1 - beta_2) at step 1.  A float32 gradient entry that
+                # is a cancelling sum (|g| ~ 1e-6, rounding ~ 2e-9) then moves the weight
+                # by ~7e-6 more in one twin than in the other: measured, and the formula
+                # reproduces it.  That is Adam, not the engine (the Adam kernel itself is
+                # tested at the default epsilon in test_optim.py), so float32 engine runs
+                # use epsilon = 1e-3, which bounds the amplification by ~lr / eps'.
+                cfg["epsilon"] = 1e-3
+            m = state[0] if kind == "adam" or cfg.get("momentum") else None
+            v = state[1] if kind == "adam" else None
+            engine.set_optimizer(kind, m, v, **cfg)
+        return engine, params, state
+
+    def stats(self):
+        return np.zeros(2 + 2 * len(self.metrics))
+
+
+def _assert_twins_agree(got, want, tol):
+    assert got.keys() == want.keys()
+    for key in got:
+        if key == "step":
+            assert got[key] == want[key]
+        else:
+            np.testing.assert_allclose(got[key], want[key], err_msg=key, **tol)
+
+
+def _train_run(case, twin, opt, batch_size, lr=0.02, seed=12345):
+    """Epoch 1: one call over every batch; epoch 2: one call per batch (callback path)."""
+    engine, params, (m, v) = case.engine(twin, opt)
+    n = case.x.shape[0]
+    n_batches = -(-n // batch_size)
+    lrs = np.linspace(lr, lr / 2, n_batches)
+    inputs = [a.copy() for a in (case.x, case.y, case.labels, case.sw, lrs) if a is not None]
+    stats, step = case.stats(), 0
+    order = np.arange(n, dtype=np.int64)
+    step = engine.train(case.x, case.y, case.labels, case.sw, order, batch_size, 0, n_batches,
+                        lrs, step, seed, stats)
+    order = case.shuffled.copy()
+    order_before = order.copy()
+    stats2 = case.stats()
+    for b in range(n_batches):
+        step = engine.train(case.x, case.y, case.labels, case.sw, order, batch_size, b, 1,
+                            lrs[b:], step, seed, stats2)
+    np.testing.assert_array_equal(order, order_before)
+    after = [a for a in (case.x, case.y, case.labels, case.sw, lrs) if a is not None]
+    for a, a0 in zip(after, inputs, strict=True):
+        np.testing.assert_array_equal(a, a0)
+    return dict(step=step, params=params, m=m, v=v, stats=stats, stats2=stats2,
+                grads=engine.grads.copy(), l2=engine.l2_penalty())
+
+
+# ----------------------------------------------------------------------------- training
+
+@pytest.mark.parametrize("weighted", [False, True], ids=["sw=None", "sw"])
+@pytest.mark.parametrize("opt", OPTIMIZERS)
+@pytest.mark.parametrize("stack", STACKS)
+def test_train_matches_reference(stack, opt, weighted, dtype, rng, tol):
+    case = Case(stack, dtype, rng, n=23, weighted=weighted)
+    # 23 rows in batches of 8: the last batch has 7 rows.  Two epochs (one call, then
+    # one call per batch) = 6 optimizer steps; params, optimizer state, stats, the last
+    # gradient and the L2 penalty are compared (see Case.engine for float32 Adam).
+    got = _train_run(case, kernels.Engine, opt, batch_size=8)
+    want = _train_run(case, reference.Engine, opt, batch_size=8)
+    assert got["step"] == 6
+    assert got["stats"][1] == got["stats2"][1] == 23
+    for name in ("stats", "stats2"):
+        for k in range(len(case.metrics)):
+            assert got[name][3 + 2 * k] == 23   # metrics are unweighted: weight = rows
+    _assert_twins_agree(got, want, tol)
+    assert not np.array_equal(got["params"], case.params)
+
+
+@pytest.mark.parametrize("n, batch_size", [(1, 1), (5, 64), (9, 1), (40, 40)],
+                         ids=["one-row", "batch>n", "batch=1", "full-batch"])
+@pytest.mark.parametrize("stack", ["sparse-fused", "soft-probs", "norm-mid-drop-last"])
+def test_train_batch_shapes_match_reference(stack, n, batch_size, dtype, rng, tol):
+    case = Case(stack, dtype, rng, n=n, weighted=True)
+    got = _train_run(case, kernels.Engine, "adam", batch_size)
+    want = _train_run(case, reference.Engine, "adam", batch_size)
+    _assert_twins_agree(got, want, tol)
+
+
+def test_workspace_grows_between_calls(dtype, rng, tol):
+    # a larger batch after a smaller one re-sizes the workspace (reserve) mid-run
+    case = Case("sparse-fused", dtype, rng, n=30)
+    out = []
+    for twin in TWINS:
+        engine, params, _ = case.engine(twin, "sgd")
+        order, stats = np.arange(30, dtype=np.int64), case.stats()
+        for batch_size in (3, 10, 30):
+            engine.train(case.x, None, case.labels, None, order, batch_size, 0, 1,
+                         np.array([0.05]), 0, 1, stats)
+        out.append((params, stats))
+    np.testing.assert_allclose(out[0][0], out[1][0], **tol)
+    np.testing.assert_allclose(out[0][1], out[1][1], **tol)
+
+
+def test_dropout_masks_depend_on_seed_and_step_only(dtype, rng):
+    case = Case("binary-logits", dtype, rng, n=16)
+    results = {}
+    for seed in (1, 1, 2):
+        engine, params, _ = case.engine(kernels.Engine, "sgd")
+        engine.train(case.x, case.y, None, None, np.arange(16, dtype=np.int64), 16, 0, 1,
+                     np.array([0.1]), 0, seed, case.stats())
+        results.setdefault(seed, []).append(params)
+    np.testing.assert_array_equal(results[1][0], results[1][1])  # bit-identical
+    assert not np.array_equal(results[1][0], results[2][0])       # the mask changed
+
+
+@pytest.mark.parametrize("pair", [("sparse_softmax_xent", "softmax_xent"),
+                                  ("sparse_cce", "cce"),
+                                  ("sparse_softmax_xent", "cce")],
+                         ids=["fused", "probs", "fused-vs-probs"])
+def test_labels_and_one_hot_train_alike(pair, dtype, rng, tol):
+    # sparse vs one-hot targets, and the fused softmax/CCE vs softmax then CCE
+    case = Case("sparse-fused", dtype, rng, n=20, weighted=True)
+    one_hot = np.eye(case.n_out, dtype=dtype)[case.labels]
+    for twin in TWINS:
+        out = []
+        for loss, y, labels in ((pair[0], None, case.labels), (pair[1], one_hot, None)):
+            fused = loss.endswith("xent")
+            # no metrics: sparse_categorical_accuracy would need labels on both sides
+            engine, params, _ = case.engine(twin, "adam", loss=loss, fused=fused, metrics=[])
+            stats = np.zeros(2)
+            engine.train(case.x, y, labels, case.sw, np.arange(20, dtype=np.int64), 7, 0, 3,
+                         np.full(3, 0.01), 0, 3, stats)
+            out.append((params, stats[:2]))
+        np.testing.assert_allclose(out[0][0], out[1][0], **tol)
+        np.testing.assert_allclose(out[0][1], out[1][1], rtol=tol["rtol"])
+
+
+def test_l2_penalty_matches_hand_sum(dtype, rng, tol):
+    case = Case("regression", dtype, rng)
+    want = 0.0
+    for spec in case.specs:
+        if spec["kind"] == "dense" and spec["l2"]:
+            w = case.params[spec["w_off"]:spec["w_off"] + spec["n_in"] * spec["n_out"]]
+            want += spec["l2"] * np.sum(w.astype(np.float64) ** 2)
+    for twin in TWINS:
+        engine, _, _ = case.engine(twin)
+        np.testing.assert_allclose(engine.l2_penalty(), want, rtol=tol["rtol"])
+
+
+# ----------------------------------------------------------------------------- inference
+
+@pytest.mark.parametrize("n", [1, 23, 1500], ids=["1", "23", "1500-chunked"])
+@pytest.mark.parametrize("stack", STACKS)
+def test_forward_and_evaluate_match_reference(stack, n, dtype, rng, tol):
+    case = Case(stack, dtype, rng, n=n, weighted=True)
+    before = [a.copy() for a in (case.x, case.y, case.labels, case.sw) if a is not None]
+    outs, evals = [], []
+    for twin in TWINS:
+        engine, params, _ = case.engine(twin)
+        p0 = params.copy()
+        out = np.full((n, case.n_out), np.nan, dtype)
+        assert engine.forward(case.x, out) is out
+        inferred = engine.infer(case.x)  # the low-latency path behind model(x)
+        assert inferred.dtype == dtype and inferred.shape == (n, case.n_out)
+        assert not np.shares_memory(inferred, engine.infer(case.x))  # a new array each time
+        np.testing.assert_array_equal(inferred, out)
+        stats = case.stats()
+        assert engine.evaluate(case.x, case.y, case.labels, case.sw, stats) is None
+        np.testing.assert_array_equal(params, p0)  # inference does not train
+        outs.append(out)
+        evals.append(stats)
+    after = [a for a in (case.x, case.y, case.labels, case.sw) if a is not None]
+    for a, a0 in zip(after, before, strict=True):
+        np.testing.assert_array_equal(a, a0)
+    np.testing.assert_allclose(outs[0], outs[1], **tol)
+    np.testing.assert_allclose(evals[0], evals[1], rtol=tol["rtol"], atol=tol["atol"] * n)
+    assert evals[0][1] == n
+
+
+def test_forward_is_inference_mode(dtype, rng, tol):
+    # dropout is the identity at inference: the stack with dropout layers computes
+    # the same outputs as the stack without them
+    case = Case("soft-probs", dtype, rng, n=11)
+    engine, _, _ = case.engine(kernels.Engine)
+    out = np.empty((11, 3), dtype)
+    engine.forward(case.x, out)
+    no_dropout = [s for s in case.specs if s["kind"] != "dropout"]
+    plain = kernels.Engine(no_dropout, case.params.copy(), case.aux.copy(), LOSSES["cce"],
+                           False, [], 0.5)
+    out2 = np.empty((11, 3), dtype)
+    plain.forward(case.x, out2)
+    np.testing.assert_array_equal(out, out2)
+
+
+@pytest.mark.parametrize("twin", TWINS, ids=["compiled", "reference"])
+def test_infer_rejects_bad_inputs(twin, dtype, rng):
+    case = Case("regression", dtype, rng, n=4)
+    engine, _, _ = case.engine(twin)
+    with pytest.raises(ValueError):
+        engine.infer(np.zeros((4, 4), dtype))  # width 4, the stack takes 5
+    for bad in (np.nan, np.inf, -np.inf):
+        x = case.x.copy()
+        x[2, 3] = bad
+        with pytest.raises(ValueError):
+            engine.infer(x)
+
+
+def test_evaluate_accumulates_into_stats(dtype, rng, tol):
+    case = Case("binary-fused", dtype, rng, n=10)
+    engine, _, _ = case.engine(kernels.Engine)
+    once, twice = case.stats(), case.stats()
+    engine.evaluate(case.x, case.y, None, None, once)
+    engine.evaluate(case.x, case.y, None, None, twice)
+    engine.evaluate(case.x, case.y, None, None, twice)
+    np.testing.assert_allclose(twice, 2 * once, **tol)
+
+
+# ----------------------------------------------------------------------------- threads
+
+@pytest.fixture
+def restore_threads():
+    old = fastnn.get_num_threads()
+    yield
+    fastnn.set_num_threads(old)
+
+
+# The optimizer loops run threaded only for buffers of at least this many elements.
+PARALLEL_MIN = kernels.PARALLEL_MIN
+
+
+def _fit_big_model(threads, dtype):
+    """Adam over 300,362 parameters (above PARALLEL_MIN, so with 2 threads the update
+    runs threaded), with dropout, for 3 mini-batches."""
+    fastnn.set_num_threads(threads)
+    fastnn.set_random_seed(2024)
+    model = fastnn.Sequential([Dense(512, "relu", input_dim=128), Dropout(0.2),
+                               Dense(448, "tanh"), Dense(10, "softmax")], dtype=dtype)
+    assert model.count_params() > PARALLEL_MIN
+    data = np.random.default_rng(7)
+    x = data.standard_normal((90, 128))
+    y = data.integers(0, 10, 90)
+    model.compile(optimizer=fastnn.optimizers.Adam(learning_rate=1e-3),
+                  loss=fastnn.losses.SparseCategoricalCrossentropy())
+    history = model.fit(x, y, batch_size=32, epochs=1, verbose=0)
+    return model._params.copy(), history.history["loss"]
+
+
+@pytest.mark.skipif(not kernels.openmp_available(), reason="built without OpenMP")
+def test_thread_count_does_not_change_results(dtype, tol, restore_threads):
+    p1, loss1 = _fit_big_model(1, dtype)
+    p2, loss2 = _fit_big_model(2, dtype)
+    p2_again, loss2_again = _fit_big_model(2, dtype)
+    p1_again, _ = _fit_big_model(1, dtype)
+    # the same thread count twice: bit-identical weights and history
+    np.testing.assert_array_equal(p2, p2_again)
+    np.testing.assert_array_equal(p1, p1_again)
+    assert loss2 == loss2_again
+    # 1 vs 2 threads: within tolerance (BLAS may split its sums differently)
+    np.testing.assert_allclose(p1, p2, **tol)
+    np.testing.assert_allclose(loss1, loss2, rtol=tol["rtol"])
+
+
+# ----------------------------------------------------------------------------- contract
+
+def _simple(dtype=np.float64):
+    layers = [{"kind": "dense", "n_in": 3, "n_out": 4, "activation": 1, "w_off": 0, "b_off": 12},
+              {"kind": "dense", "n_in": 4, "n_out": 2, "activation": 0, "w_off": 16,
+               "b_off": 24}]
+    return layers, np.zeros(26, dtype), np.zeros(1, dtype)
+
+
+def test_constructor_rejects_bad_descriptions():
+    layers, params, aux = _simple()
+    mse = LOSSES["mse"]
+    with pytest.raises(ValueError):
+        kernels.Engine([], params, aux, mse, False, [], 0.5)
+    bad = [dict(layers[0]), dict(layers[1], n_in=5)]
+    with pytest.raises(ValueError):  # widths do not chain
+        kernels.Engine(bad, np.zeros(40), aux, mse, False, [], 0.5)
+    with pytest.raises(ValueError):  # parameters past the end of the buffer
+        kernels.Engine(layers, np.zeros(20), aux, mse, False, [], 0.5)
+    drop_last = layers + [{"kind": "dropout", "n_in": 2, "n_out": 2, "rate": 0.5}]
+    with pytest.raises(ValueError):  # a fused loss needs a Dense output
+        kernels.Engine(drop_last, params, aux, LOSSES["sigmoid_bce"], True, [], 0.5)
+    norm = [{"kind": "normalization", "n_in": 3, "n_out": 3, "aux_off": 0}] + layers
+    with pytest.raises(ValueError):  # statistics past the end of aux
+        kernels.Engine(norm, params, np.zeros(4), mse, False, [], 0.5)
+    with pytest.raises(ValueError):
+        kernels.Engine(layers, params, aux, mse, False, [0] * 9, 0.5)
+    with pytest.raises(TypeError):  # params and aux of different dtypes
+        kernels.Engine(layers, params, aux.astype(np.float32), mse, False, [], 0.5)
+
+
+def test_train_rejects_mismatched_inputs():
+    layers, params, aux = _simple()
+    engine = kernels.Engine(layers, params, aux, LOSSES["mse"], False, [], 0.5)
+    engine.set_optimizer("sgd", None, None)
+    x, y = np.zeros((5, 3)), np.zeros((5, 2))
+    order, lrs, stats = np.arange(5, dtype=np.int64), np.full(3, 0.1), np.zeros(2)
+    args = dict(x=x, y=y, labels=None, sample_weight=None, order=order, batch_size=2, first=0,
+                count=3, lrs=lrs, step=0, seed=0, stats=stats)
+
+    def call(**changes):
+        engine.train(**dict(args, **changes))
+
+    call()  # the unchanged arguments are valid
+    bad = [dict(x=np.zeros((5, 4))), dict(x=x.astype(np.float32)), dict(y=np.zeros((5, 3))),
+           dict(y=np.zeros((4, 2))), dict(y=None), dict(labels=np.zeros(5, np.intc)),
+           dict(sample_weight=np.ones(4)), dict(first=1), dict(count=4), dict(batch_size=0),
+           dict(lrs=np.full(2, 0.1)), dict(stats=np.zeros(1)),
+           dict(order=np.array([0, 1, 2, 3, 5], np.int64)),
+           dict(order=np.array([0, 1, 2, 3, -1], np.int64))]
+    for changes in bad:
+        with pytest.raises(ValueError):
+            call(**changes)
+
+
+def test_optimizer_state_must_match():
+    layers, params, aux = _simple()
+    engine = kernels.Engine(layers, params, aux, LOSSES["mse"], False, [], 0.5)
+    with pytest.raises(ValueError):
+        engine.set_optimizer("adam", np.zeros(26), None)
+    with pytest.raises(ValueError):
+        engine.set_optimizer("adam", np.zeros(25), np.zeros(26))
+    with pytest.raises(ValueError):
+        engine.set_optimizer("adam", np.zeros(26, np.float32), np.zeros(26))
+    with pytest.raises(ValueError):
+        engine.set_optimizer("sgd", None, None, momentum=0.9)
+
+
+def test_forward_and_evaluate_reject_mismatched_inputs():
+    layers, params, aux = _simple()
+    engine = kernels.Engine(layers, params, aux, LOSSES["mse"], False, [], 0.5)
+    x = np.zeros((4, 3))
+    for out in (np.zeros((4, 3)), np.zeros((3, 2)), np.zeros((4, 2), np.float32),
+                np.zeros((2, 4)).T):
+        with pytest.raises(ValueError):
+            engine.forward(x, out)
+    with pytest.raises(ValueError):
+        engine.forward(np.zeros((4, 2)), np.zeros((4, 2)))
+    with pytest.raises(ValueError):
+        engine.evaluate(x, np.zeros((4, 3)), None, None, np.zeros(2))
+    with pytest.raises(ValueError):
+        engine.evaluate(x, np.zeros((4, 2)), None, None, np.zeros(1))
+
+
+# Targets that do not fit the loss or the metrics.  Unchecked, they reach loss_block /
+# metric_block with a NULL pointer (or labels outside [0, n_out)) and crash the
+# interpreter or read and write outside the row -- as the Engine did before it checked
+# them.  The standalone loss kernels and metric_sum refuse the same inputs with
+# ValueError.  Each case runs in a child process so that a crash fails the test instead
+# of killing the test run.
+ENGINE_MISUSE = {
+    "train: sparse loss, dense y": ("train", "sparse_softmax_xent", [], "y"),
+    "train: dense loss, labels": ("train", "softmax_xent", [], "labels"),
+    "train: sparse metric, dense y": ("train", "softmax_xent",
+                                      ["sparse_categorical_accuracy"], "y"),
+    "train: dense metric, labels": ("train", "sparse_softmax_xent",
+                                    ["categorical_accuracy"], "labels"),
+    "evaluate: sparse loss, dense y": ("evaluate", "sparse_cce", [], "y"),
+    "train: label out of range": ("train", "sparse_softmax_xent", [], "bad-labels"),
+    "evaluate: label out of range": ("evaluate", "sparse_cce", [], "bad-labels"),
+}
+
+_MISUSE_SCRIPT = """
+import numpy as np
+from fastnn._kernels import LOSSES, METRICS, Engine
+method, loss, metrics, given = {args!r}
+layers = [dict(kind="dense", n_in=3, n_out=4, activation=6, w_off=0, b_off=12)]
+params, aux = np.random.default_rng(0).standard_normal(16), np.zeros(1)
+x = np.ones((5, 3))
+y = np.eye(4)[[0, 1, 2, 3, 0]]
+labels = np.array([0, 1, 2, 3, 7 if given == "bad-labels" else 0], np.intc)
+y, labels = (y, None) if given == "y" else (None, labels)
+stats = np.zeros(2 + 2 * len(metrics))
+try:  # refusing the combination when the engine is built is fine too
+    engine = Engine(layers, params, aux, LOSSES[loss], loss.endswith("xent"),
+                    [METRICS[m] for m in metrics], 0.5)
+    engine.set_optimizer("sgd", None, None)
+    if method == "train":
+        engine.train(x, y, labels, None, np.arange(5, dtype=np.int64), 5, 0, 1,
+                     np.array([0.1]), 0, 0, stats)
+    else:
+        engine.evaluate(x, y, labels, None, stats)
+except ValueError as exc:
+    print("ValueError:", exc)
+else:
+    print("returned normally, stats =", stats.tolist())
+"""
+
+
+@pytest.mark.parametrize("case", ENGINE_MISUSE, ids=list(ENGINE_MISUSE))
+def test_engine_refuses_targets_that_do_not_fit_the_loss(case):
+    root = os.path.dirname(os.path.dirname(os.path.abspath(fastnn.__file__)))
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
+    script = textwrap.dedent(_MISUSE_SCRIPT.format(args=ENGINE_MISUSE[case]))
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          env=env, timeout=120)
+    outcome = proc.stdout.strip() or "\n".join(proc.stderr.strip().splitlines()[-1:])
+    if proc.returncode < 0:
+        outcome = f"killed by signal {-proc.returncode} (SIGSEGV is 11)"
+    assert proc.returncode == 0 and proc.stdout.startswith("ValueError"), (
+        f"Engine.{ENGINE_MISUSE[case][0]} with {case!r} should raise ValueError at its entry; "
+        f"got: {outcome}")

@@ -1,0 +1,57 @@
+"""fastnn._kernels.dense.matmul: BLAS, the tiled kernel and the shape rule against NumPy."""
+import numpy as np
+import pytest
+
+import fastnn._kernels as kernels
+from fastnn._kernels import reference
+
+# (m, n, k): 1-row, odd and prime sizes, n at the 8- and 16-wide tile edges, and the
+# digits network's products
+MNK = [(1, 8, 1), (1, 10, 15), (3, 9, 7), (5, 16, 3), (7, 17, 13), (13, 31, 29),
+       (32, 25, 64), (32, 15, 25), (32, 10, 15), (33, 24, 5), (64, 40, 100)]
+
+
+def operands(rng, trans_a, trans_b, m, n, k, dtype):
+    a = rng.standard_normal((k, m) if trans_a else (m, k)).astype(dtype)
+    b = rng.standard_normal((n, k) if trans_b else (k, n)).astype(dtype)
+    return a, b
+
+
+@pytest.mark.parametrize("method", ["auto", "blas", "tiled"])
+@pytest.mark.parametrize("trans_a, trans_b", [(False, False), (True, False), (False, True)])
+@pytest.mark.parametrize("m, n, k", MNK)
+def test_matmul_matches_reference(dtype, tol, method, trans_a, trans_b, m, n, k):
+    rng = np.random.default_rng([m, n, k, trans_a, trans_b])
+    a, b = operands(rng, trans_a, trans_b, m, n, k, dtype)
+    a0, b0 = a.copy(), b.copy()
+    got, want = np.full((m, n), np.nan, dtype), np.empty((m, n), dtype)
+    kernels.matmul(a, b, trans_a, trans_b, got, method)
+    reference.matmul(a, b, trans_a, trans_b, want, method)
+    # tolerance relative to the sum of |terms|, as a dot product of k terms may cancel
+    scale = np.abs(a.T if trans_a else a) @ np.abs(b.T if trans_b else b)
+    assert np.all(np.abs(got - want) <= tol["rtol"] * scale + tol["atol"])
+    np.testing.assert_array_equal(a, a0)
+    np.testing.assert_array_equal(b, b0)
+
+
+def test_tiled_and_blas_agree_closely_at_the_digits_shapes(dtype, tol):
+    rng = np.random.default_rng(1)
+    for m, n, k in [(32, 25, 15), (32, 15, 10)]:
+        a, b = operands(rng, False, True, m, n, k, dtype)
+        tiled, blas = np.empty((m, n), dtype), np.empty((m, n), dtype)
+        kernels.matmul(a, b, False, True, tiled, "tiled")
+        kernels.matmul(a, b, False, True, blas, "blas")
+        np.testing.assert_allclose(tiled, blas, rtol=tol["rtol"] * 10, atol=tol["atol"] * 10)
+
+
+@pytest.mark.parametrize("bad", [
+    lambda a, b, c: kernels.matmul(a, b, False, False, c[:, :3], "auto"),
+    lambda a, b, c: kernels.matmul(a, b.T.copy(), False, False, c, "auto"),
+    lambda a, b, c: kernels.matmul(a, b, False, False, c, "fast"),
+    lambda a, b, c: kernels.matmul(a[:, :0], b[:0], False, False, c, "auto"),
+    lambda a, b, c: kernels.matmul(a, b[:, :4], False, False, c[:, :4], "tiled"),  # n < 8
+])
+def test_matmul_rejects_bad_calls(bad):
+    a, b = np.ones((4, 6), np.float32), np.ones((6, 9), np.float32)
+    with pytest.raises(ValueError):
+        bad(a, b, np.empty((4, 9), np.float32))
