@@ -455,9 +455,13 @@ cdef class Engine:
             raise ValueError("Engine.train: lrs or stats too short")
         if self.net.opt_kind == OPT_ADAM and self.net.opt_m == NULL and self.net.n_params:
             raise ValueError("Engine.train: no optimizer attached")
-        for i in range(n):
-            if order[i] < 0 or order[i] >= x.shape[0]:
-                raise ValueError("Engine.train: order index out of range")
+        cdef long long n_rows = x.shape[0]
+        cdef bint in_range = True
+        with nogil:
+            for i in range(n):
+                in_range = in_range & (order[i] >= 0) & (order[i] < n_rows)
+        if not in_range:
+            raise ValueError("Engine.train: order index out of range")
         if count == 0 or n == 0:
             return step
         self.reserve(min(batch_size, n))
