@@ -11,9 +11,11 @@
 #if defined(__GNUC__) || defined(__clang__)
 #define FNN_RESTRICT __restrict__
 #define FNN_INLINE inline __attribute__((always_inline))
+#define FNN_MAYBE_UNUSED __attribute__((unused)) /* not every extension calls every helper */
 #else
 #define FNN_RESTRICT
 #define FNN_INLINE inline
+#define FNN_MAYBE_UNUSED
 #endif
 
 typedef ptrdiff_t fnn_index_t;

@@ -58,7 +58,7 @@ static inline int fnn_gemm_small_ok(int m, int n, int k) {
 #define FNN_DEFINE_GEMM(T, SUF)                                                         \
     typedef T fnn_##SUF##_v16 __attribute__((vector_size(16 * sizeof(T)), aligned(sizeof(T)))); \
     typedef T fnn_##SUF##_v8 __attribute__((vector_size(8 * sizeof(T)), aligned(sizeof(T))));   \
-    static FNN_CLONES void fnn_gemm_small_##SUF(int trans_a, int trans_b, int m, int n, int k, \
+    static FNN_CLONES FNN_MAYBE_UNUSED void fnn_gemm_small_##SUF(int trans_a, int trans_b, int m, int n, int k, \
                                                 const T *a, const T *b, int accumulate,  \
                                                 T *c) {                                  \
         T bt[FNN_GEMM_MAX_BT];                                                           \

@@ -14,7 +14,7 @@
 /* Adam (Keras): m += (g - m)(1 - b1); v += (g^2 - v)(1 - b2);
  *               w -= alpha * m / (sqrt(v) + eps),  alpha = lr sqrt(1 - b2^t) / (1 - b1^t). */
 #define FNN_DEFINE_ADAM(T, SUF, SQRT)                                              \
-    static FNN_CLONES void fnn_adam_update_##SUF(                                  \
+    static FNN_CLONES FNN_MAYBE_UNUSED void fnn_adam_update_##SUF(                                  \
         fnn_index_t n, T *FNN_RESTRICT w, const T *FNN_RESTRICT g,                 \
         T *FNN_RESTRICT m, T *FNN_RESTRICT v, T alpha, T one_minus_b1,             \
         T one_minus_b2, T eps) {                                                   \
@@ -31,7 +31,7 @@
 /* SGD (Keras): plain w -= lr g; with momentum u = mu u - lr g and then
  * w += u (classical) or w += mu u - lr g (Nesterov). */
 #define FNN_DEFINE_SGD(T, SUF)                                                     \
-    static FNN_CLONES void fnn_sgd_update_##SUF(                                   \
+    static FNN_CLONES FNN_MAYBE_UNUSED void fnn_sgd_update_##SUF(                                   \
         fnn_index_t n, T *FNN_RESTRICT w, const T *FNN_RESTRICT g,                 \
         T *FNN_RESTRICT u, T lr, T momentum, int nesterov) {                       \
         if (momentum == (T)0) {                                                    \

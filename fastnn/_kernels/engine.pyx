@@ -148,7 +148,10 @@ cdef void _backward(floating* ws, Net* net, const floating* x, Py_ssize_t n,
     for l in range(net.n_layers - 1, -1, -1):
         lay = &net.layers[l]
         g = ws + lay.g_off
-        inp = <floating*>net.outs[l - 1] if l > 0 else x
+        if l > 0:
+            inp = <const floating*>net.outs[l - 1]
+        else:
+            inp = x
         dx = ws + net.layers[l - 1].g_off if lay.need_dx else NULL
         if lay.kind == LAYER_DENSE:
             act = ACT_LINEAR if (net.fused and l == net.n_layers - 1) else lay.act
