@@ -42,3 +42,17 @@ def test_digits_multiclass_other_seeds_stay_close(seed):
     # the network lands at about 0.96-0.97 whatever the seed, as in Keras and PyTorch
     accuracy, _ = run_example("digits_multiclass.py", "--seed", str(seed), "--verbose", "0")
     assert accuracy >= 0.95
+
+
+def test_digits_regularized_prints_both_curves():
+    env = dict(os.environ, PYTHONPATH=str(pathlib.Path(fastnn.__file__).parent.parent))
+    out = subprocess.run([sys.executable, str(EXAMPLES / "digits_regularized.py"), "--epochs",
+                          "25", "--plot", ""], capture_output=True, text=True, timeout=300,
+                         check=True, env=env).stdout
+    lines = [line for line in out.splitlines() if "best val_loss" in line]
+    assert len(lines) == 2
+    assert lines[0].strip().startswith("plain:")
+    assert "L2 + Dropout + EarlyStopping:" in lines[1]
+    for line in lines:
+        accuracy = float(re.search(r"test accuracy ([0-9.]+)", line).group(1))
+        assert accuracy > 0.9
