@@ -11,7 +11,14 @@ def _available_cores():
         return os.cpu_count() or 1
 
 
-_num_threads = _available_cores()
+def _initial_threads():
+    """OMP_NUM_THREADS when the user set it (as OpenMP itself does), else the usable cores."""
+    value = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
+    return int(value) if value.isdigit() and int(value) > 0 else _available_cores()
+
+
+_num_threads = _initial_threads()
+_omp.set_num_threads(_num_threads)  # what get_num_threads reports is what the loops use
 _blas_limiter = None
 
 
@@ -37,5 +44,7 @@ def set_num_threads(n):
 
 
 def get_num_threads():
-    """Threads fastnn uses; defaults to the cores available to the process."""
+    """Threads fastnn uses: the cores available to the process unless OMP_NUM_THREADS or
+    set_num_threads says otherwise.  BLAS keeps its own default (OPENBLAS_NUM_THREADS or
+    the cores) until set_num_threads is called, so that ``import fastnn`` stays light."""
     return _num_threads

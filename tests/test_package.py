@@ -49,11 +49,19 @@ def test_set_and_get_num_threads_cover_openmp_and_blas():
         fastnn.set_num_threads(old)
 
 
-def test_default_thread_count_is_the_usable_cores():
-    code = "import os, fastnn; print(fastnn.get_num_threads(), len(os.sched_getaffinity(0)))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True).stdout.split()
-    assert out[0] == out[1]
+def test_default_thread_count_is_the_usable_cores_or_omp_num_threads():
+    import os
+    code = ("import os, fastnn; from fastnn._kernels import get_num_threads as omp; "
+            "print(fastnn.get_num_threads(), omp(), len(os.sched_getaffinity(0)))")
+    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+    reported, used, cores = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                                           text=True, check=True, env=env).stdout.split()
+    assert reported == cores
+    assert used == (cores if fastnn._kernels.openmp_available() else "1")
+    env["OMP_NUM_THREADS"] = "1"
+    reported, used, _ = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                                       text=True, check=True, env=env).stdout.split()
+    assert reported == used == "1"
 
 
 def test_set_random_seed_reproduces_initial_weights():
