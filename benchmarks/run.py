@@ -42,8 +42,10 @@ import argparse  # noqa: E402
 import contextlib  # noqa: E402
 import datetime  # noqa: E402
 import pathlib  # noqa: E402
+import subprocess  # noqa: E402
 import time  # noqa: E402
 
+import bench_gemm  # noqa: E402
 import bench_kernels  # noqa: E402
 import machine  # noqa: E402
 from bench_latency import bench_latency  # noqa: E402
@@ -60,11 +62,11 @@ SETTINGS = {
     "full": dict(digits_epochs=100, digits_repeats=5, wide_rows=20_000, wide_repeats=5,
                  widths=(16, 32, 64, 128, 256, 512, 1024), sweep_epochs=3, sweep_repeats=3,
                  kernel_sizes=(10**3, 10**4, 10**5, 10**6, 10**7), kernel_repeats=5,
-                 latency_repeats=7, budget_s=0.05, settle_s=0.3),
+                 latency_repeats=7, budget_s=0.05, settle_s=0.3, gemm_rounds=7),
     "quick": dict(digits_epochs=5, digits_repeats=2, wide_rows=2_048, wide_repeats=1,
                   widths=(16, 256), sweep_epochs=1, sweep_repeats=1,
                   kernel_sizes=(10**3, 10**6), kernel_repeats=2,
-                  latency_repeats=2, budget_s=0.01, settle_s=0.3),
+                  latency_repeats=2, budget_s=0.01, settle_s=0.3, gemm_rounds=2),
 }
 
 
@@ -96,7 +98,7 @@ def removed_env():
 
 
 def run_parts(systems, settings, args, ceiling):
-    """Run the five benchmark parts; return ``[(title, lines)]``, their data and the load."""
+    """Run the six benchmark parts; return ``[(title, lines)]``, their data and the load."""
     cfg, settle = settings, settings["settle_s"]
     plot = HERE / ("speedup_vs_width" + ("-quick" if args.quick else "") + ".png")
     parts = [
@@ -115,6 +117,8 @@ def run_parts(systems, settings, args, ceiling):
         ("sweep", "5. Speed-up over NumPy against hidden width",
          lambda: bench_width_sweep(systems, cfg["widths"], cfg["sweep_epochs"],
                                    cfg["sweep_repeats"], plot, progress, settle)),
+        ("gemm", "6. Small GEMMs: OpenBLAS against fastnn's tiled kernel (timed in C)",
+         lambda: _gemm_part(cfg["gemm_rounds"])),
     ]
     sections, data, quiet = [], {}, True
     for key, title, run in parts:
@@ -125,6 +129,17 @@ def run_parts(systems, settings, args, ceiling):
         quiet = quiet and not load.disturbed
         sections.append((title, [*lines, "", load.summary()]))
     return sections, data, quiet
+
+
+def _gemm_part(rounds):
+    """The shape table behind the tiled-kernel rule in fastnn/_kernels/_blas.pxd."""
+    try:
+        rows = bench_gemm.run(rounds)
+    except (OSError, SystemExit, subprocess.CalledProcessError) as exc:
+        return [f"Skipped: could not build or run bench_gemm.c ({exc})."], None
+    return ["One thread, best of interleaved rounds; fastnn sends a product to the tiled "
+            "kernel where it wins here (C = A B^T up to ~16k multiply-adds).", "",
+            bench_gemm.table(rows)], rows
 
 
 def _subset(systems, *names):
