@@ -72,7 +72,7 @@ def main(epochs=150, seed=0, plot="digits_regularized.png"):
             return curves
         fig, axes = plt.subplots(1, 2, figsize=(11, 4))
         for name, h in curves.items():
-            for ax, key in zip(axes, ("loss", "accuracy")):
+            for ax, key in zip(axes, ("loss", "accuracy"), strict=True):
                 line, = ax.plot(h[f"val_{key}"], label=f"{name} (validation)")
                 ax.plot(h[key], linestyle=":", color=line.get_color(),
                         label=f"{name} (training)")

@@ -99,11 +99,11 @@ class Sequential:
         for layer in self._layers:
             widths.append(width)
             width = layer.output_width(width)
-        n_params = sum(layer.param_count(w) for layer, w in zip(self._layers, widths))
-        n_stats = sum(layer.stat_count(w) for layer, w in zip(self._layers, widths))
+        n_params = sum(layer.param_count(w) for layer, w in zip(self._layers, widths, strict=True))
+        n_stats = sum(layer.stat_count(w) for layer, w in zip(self._layers, widths, strict=True))
         params, aux = np.zeros(n_params, self.dtype), np.zeros(n_stats, self.dtype)
         offsets, offset, aux_offset = [], 0, 0
-        for layer, w in zip(self._layers, widths):
+        for layer, w in zip(self._layers, widths, strict=True):
             offsets.append((offset, aux_offset))
             offset, aux_offset = layer._bind(w, params, offset, aux, aux_offset)
         self._params, self._aux, self._offsets, self._n_in = params, aux, offsets, n_in
@@ -161,7 +161,7 @@ class Sequential:
     # ------------------------------------------------------------------------- engines
     def _specs(self):
         return [layer._spec(off, aux_off) for layer, (off, aux_off) in
-                zip(self._layers, self._offsets)]
+                zip(self._layers, self._offsets, strict=True)]
 
     def _get_train_engine(self):
         if self._train_engine is None:
@@ -426,7 +426,7 @@ class Sequential:
             raise ValueError(f"weights has {len(weights)} arrays, the model expects "
                              f"{len(shapes)}")
         arrays = []
-        for i, (w, shape) in enumerate(zip(weights, shapes)):
+        for i, (w, shape) in enumerate(zip(weights, shapes, strict=True)):
             arr = _validation._real_array(w, f"weights[{i}]")
             if arr.shape != shape:
                 raise ValueError(f"weights[{i}] has shape {arr.shape}, expected {shape}")
@@ -480,7 +480,7 @@ class Sequential:
         head = ("Layer (type)", "Output Shape", "Param #")
         widths = [max(len(r[c]) for r in [head, *rows]) + 3 for c in range(3)]
         line = "-" * sum(widths)
-        fmt = lambda r: "".join(c.ljust(w) for c, w in zip(r, widths)).rstrip()  # noqa: E731
+        fmt = lambda r: "".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()  # noqa: E731
         print(f'Model: "{self.name}"')
         print(line)
         print(fmt(head))

@@ -36,4 +36,5 @@ class L2:
 def get(identifier):
     if identifier is None or isinstance(identifier, L2):
         return identifier
-    raise TypeError(f"kernel_regularizer must be None or fastnn.regularizers.L2, got {identifier!r}")
+    raise TypeError("kernel_regularizer must be None or fastnn.regularizers.L2, "
+                    f"got {identifier!r}")

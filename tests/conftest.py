@@ -12,6 +12,10 @@ pytest runs with ``filterwarnings = ["error"]`` (pyproject.toml), so a NumPy
 RuntimeWarning in a reference twin (overflow in exp, division by zero) fails the
 test that caused it.  Underflow is ignored by NumPy's default error state.
 """
+import os
+import pathlib
+import subprocess
+import sys
 import zlib
 
 import numpy as np
@@ -93,3 +97,26 @@ def assert_close_sum(got, want, magnitude, rtol, atol):
 def close_sum():
     """The `assert_close_sum` helper, for modules that cannot import conftest."""
     return assert_close_sum
+
+
+@pytest.fixture
+def run_python():
+    """Run a child interpreter that imports this same fastnn.
+
+    Its working directory and PYTHONPATH start at the folder that holds the imported
+    fastnn package, so a child started from a source checkout cannot pick up the
+    uncompiled source tree instead of the installed package (``python -c`` puts the
+    working directory first on sys.path).  Returns subprocess.CompletedProcess.
+    """
+    import fastnn
+
+    root = str(pathlib.Path(fastnn.__file__).resolve().parent.parent)
+
+    def run(args, env=None, **kwargs):
+        env = dict(os.environ if env is None else env)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+        kwargs.setdefault("capture_output", True)
+        kwargs.setdefault("text", True)
+        return subprocess.run([sys.executable, *args], cwd=root, env=env, **kwargs)
+
+    return run

@@ -5,15 +5,12 @@ points, so no dlsym recursion); the child fits the same data with 1-row batches 
 full batches and reports the mallocs made inside each fit.
 """
 import os
-import pathlib
 import shutil
 import subprocess
 import sys
 import textwrap
 
 import pytest
-
-import fastnn
 
 COUNTER = r"""
 #include <stddef.h>
@@ -51,15 +48,13 @@ print(mallocs(1), mallocs(600))
 
 @pytest.mark.skipif(not sys.platform.startswith("linux") or shutil.which("cc") is None,
                     reason="needs glibc and a C compiler")
-def test_fit_mallocs_do_not_grow_with_the_number_of_batches(tmp_path):
+def test_fit_mallocs_do_not_grow_with_the_number_of_batches(tmp_path, run_python):
     lib = tmp_path / "count.so"
     (tmp_path / "count.c").write_text(COUNTER)
     subprocess.run(["cc", "-shared", "-fPIC", "-O1", "-o", str(lib), str(tmp_path / "count.c")],
                    check=True)
-    env = dict(os.environ, LD_PRELOAD=str(lib),
-               PYTHONPATH=str(pathlib.Path(fastnn.__file__).parent.parent))
-    out = subprocess.run([sys.executable, "-c", textwrap.dedent(CHILD)], env=env,
-                         capture_output=True, text=True, check=True).stdout
+    out = run_python(["-c", textwrap.dedent(CHILD)], env=dict(os.environ, LD_PRELOAD=str(lib)),
+                     check=True).stdout
     per_row, full_batch = map(int, out.split())
     # 1200 steps against 2: any allocation per batch would add >= 1198 mallocs
     assert per_row - full_batch < 100, (per_row, full_batch)

@@ -117,7 +117,7 @@ def test_restore_best_weights_even_without_stopping():
               callbacks=[Keep(), Scripted(values),
                          EarlyStopping(monitor="scripted", patience=10,
                                        restore_best_weights=True)])
-    for a, b in zip(model.get_weights(), snapshots[1]):
+    for a, b in zip(model.get_weights(), snapshots[1], strict=True):
         np.testing.assert_array_equal(a, b)
 
 

@@ -1,29 +1,21 @@
 """The examples run as tests, with the accuracy floors the README promises."""
-import os
 import pathlib
 import re
-import subprocess
-import sys
 
 import pytest
-
-import fastnn
 
 EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"
 
 
-def run_example(name, *args):
-    # the example imports the same fastnn as this test process
-    env = dict(os.environ, PYTHONPATH=str(pathlib.Path(fastnn.__file__).parent.parent))
-    out = subprocess.run([sys.executable, str(EXAMPLES / name), *args], capture_output=True,
-                         text=True, timeout=300, check=True, env=env).stdout
+def run_example(run_python, name, *args):
+    out = run_python([str(EXAMPLES / name), *args], timeout=300, check=True).stdout
     match = re.search(r"^test accuracy: ([0-9.]+)$", out, re.MULTILINE)
     assert match, out
     return float(match.group(1)), out
 
 
-def test_digits_multiclass_reaches_096():
-    accuracy, out = run_example("digits_multiclass.py")
+def test_digits_multiclass_reaches_096(run_python):
+    accuracy, out = run_example(run_python, "digits_multiclass.py")
     assert accuracy >= 0.96
     # per-epoch progress: epoch i/N, loss, metrics and elapsed time
     lines = [line for line in out.splitlines() if line.startswith("Epoch ")]
@@ -32,23 +24,22 @@ def test_digits_multiclass_reaches_096():
                     lines[-1])
 
 
-def test_digits_binary_separates_zero_and_one():
-    accuracy, _ = run_example("digits_binary.py")
+def test_digits_binary_separates_zero_and_one(run_python):
+    accuracy, _ = run_example(run_python, "digits_binary.py")
     assert accuracy >= 0.99
 
 
 @pytest.mark.parametrize("seed", [1, 2])
-def test_digits_multiclass_other_seeds_stay_close(seed):
+def test_digits_multiclass_other_seeds_stay_close(run_python, seed):
     # the network lands at about 0.96-0.97 whatever the seed, as in Keras and PyTorch
-    accuracy, _ = run_example("digits_multiclass.py", "--seed", str(seed), "--verbose", "0")
+    accuracy, _ = run_example(run_python, "digits_multiclass.py", "--seed", str(seed),
+                              "--verbose", "0")
     assert accuracy >= 0.95
 
 
-def test_digits_regularized_prints_both_curves():
-    env = dict(os.environ, PYTHONPATH=str(pathlib.Path(fastnn.__file__).parent.parent))
-    out = subprocess.run([sys.executable, str(EXAMPLES / "digits_regularized.py"), "--epochs",
-                          "25", "--plot", ""], capture_output=True, text=True, timeout=300,
-                         check=True, env=env).stdout
+def test_digits_regularized_prints_both_curves(run_python):
+    out = run_python([str(EXAMPLES / "digits_regularized.py"), "--epochs", "25", "--plot", ""],
+                     timeout=300, check=True).stdout
     lines = [line for line in out.splitlines() if "best val_loss" in line]
     assert len(lines) == 2
     assert lines[0].strip().startswith("plain:")

@@ -6,8 +6,12 @@ import fastnn
 from fastnn import Sequential
 from fastnn.callbacks import Callback
 from fastnn.layers import Dense, Dropout, Normalization
-from fastnn.losses import (BinaryCrossentropy, CategoricalCrossentropy, MeanSquaredError,
-                           SparseCategoricalCrossentropy)
+from fastnn.losses import (
+    BinaryCrossentropy,
+    CategoricalCrossentropy,
+    MeanSquaredError,
+    SparseCategoricalCrossentropy,
+)
 from fastnn.optimizers import SGD, Adam
 
 
@@ -82,7 +86,7 @@ def test_fit_continues_from_current_weights_and_optimizer_state():
     b.fit(x, y, epochs=2, shuffle=False, verbose=0)
     b.fit(x, y, epochs=2, shuffle=False, verbose=0)
     assert b.optimizer.iterations == a.optimizer.iterations == 4 * 4
-    for wa, wb in zip(a.get_weights(), b.get_weights()):
+    for wa, wb in zip(a.get_weights(), b.get_weights(), strict=True):
         np.testing.assert_array_equal(wa, wb)
 
 
@@ -113,7 +117,7 @@ def test_epochs_zero_trains_nothing():
     before = model.get_weights()
     history = model.fit(x, y, epochs=0, verbose=0)
     assert history.history == {}
-    for a, b in zip(before, model.get_weights()):
+    for a, b in zip(before, model.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
 
 
@@ -154,7 +158,7 @@ def test_set_weights_round_trip_and_keras_order():
     weights = [np.arange(6.0).reshape(2, 3), np.array([1.0, 2, 3]), np.ones((3, 1))]
     model.set_weights(weights)
     got = model.get_weights()
-    for a, b in zip(weights, got):
+    for a, b in zip(weights, got, strict=True):
         np.testing.assert_array_equal(a, b)
     x = np.array([[1.0, 2.0]])
     # (x @ W1 + b1) @ W2 = [6+1, 9+2, 12+3] summed = 33
@@ -328,7 +332,7 @@ def test_batch_callbacks_see_every_batch():
     assert [b for b, _ in counter.batches] == [0, 1, 2, 0, 1, 2]
     b = small_model()
     b.fit(x, y, epochs=2, batch_size=16, shuffle=False, verbose=0)
-    for wa, wb in zip(a.get_weights(), b.get_weights()):  # same steps either way
+    for wa, wb in zip(a.get_weights(), b.get_weights(), strict=True):  # same steps either way
         np.testing.assert_array_equal(wa, wb)
 
 
@@ -361,5 +365,5 @@ def test_same_seed_gives_bit_identical_weights():
         model.compile(loss=SparseCategoricalCrossentropy(from_logits=True))
         model.fit(x, y, epochs=3, verbose=0)
         runs.append(model.get_weights())
-    for a, b in zip(*runs):
+    for a, b in zip(*runs, strict=True):
         np.testing.assert_array_equal(a, b)

@@ -1,7 +1,5 @@
 """Package-level promises: the public names, a light import, seeds and threads."""
 import re
-import subprocess
-import sys
 
 import numpy as np
 
@@ -12,8 +10,12 @@ def test_public_imports_of_the_api_contract():
     from fastnn import Sequential, activations, load_model  # noqa: F401
     from fastnn.callbacks import Callback, EarlyStopping, TerminateOnNaN  # noqa: F401
     from fastnn.layers import Dense, Dropout, Normalization  # noqa: F401
-    from fastnn.losses import (BinaryCrossentropy, CategoricalCrossentropy,  # noqa: F401
-                               MeanSquaredError, SparseCategoricalCrossentropy)
+    from fastnn.losses import (  # noqa: F401
+        BinaryCrossentropy,
+        CategoricalCrossentropy,
+        MeanSquaredError,
+        SparseCategoricalCrossentropy,
+    )
     from fastnn.optimizers import SGD, Adam  # noqa: F401
     from fastnn.regularizers import L2  # noqa: F401
     for name in ("linear", "relu", "sigmoid", "tanh", "leaky_relu", "swish", "softmax"):
@@ -21,12 +23,11 @@ def test_public_imports_of_the_api_contract():
     assert re.fullmatch(r"\d+\.\d+\.\d+", fastnn.__version__)
 
 
-def test_import_stays_light():
+def test_import_stays_light(run_python):
     # scikit-learn and the bulk of scipy.linalg stay out of `import fastnn`
     code = ("import sys, fastnn; print(sorted(m for m in sys.modules if m.split('.')[0] in "
             "('sklearn', 'threadpoolctl') or m == 'scipy.linalg'))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True).stdout.strip()
+    out = run_python(["-c", code], check=True).stdout.strip()
     assert out == "[]"
 
 
@@ -49,18 +50,16 @@ def test_set_and_get_num_threads_cover_openmp_and_blas():
         fastnn.set_num_threads(old)
 
 
-def test_default_thread_count_is_the_usable_cores_or_omp_num_threads():
+def test_default_thread_count_is_the_usable_cores_or_omp_num_threads(run_python):
     import os
     code = ("import os, fastnn; from fastnn._kernels import get_num_threads as omp; "
             "print(fastnn.get_num_threads(), omp(), len(os.sched_getaffinity(0)))")
     env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
-    reported, used, cores = subprocess.run([sys.executable, "-c", code], capture_output=True,
-                                           text=True, check=True, env=env).stdout.split()
+    reported, used, cores = run_python(["-c", code], env=env, check=True).stdout.split()
     assert reported == cores
     assert used == (cores if fastnn._kernels.openmp_available() else "1")
     env["OMP_NUM_THREADS"] = "1"
-    reported, used, _ = subprocess.run([sys.executable, "-c", code], capture_output=True,
-                                       text=True, check=True, env=env).stdout.split()
+    reported, used, _ = run_python(["-c", code], env=env, check=True).stdout.split()
     assert reported == used == "1"
 
 

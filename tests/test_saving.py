@@ -48,7 +48,7 @@ def test_load_predicts_identically_and_continues_training_exactly(tmp_path, dtyp
     fastnn.set_random_seed(5)
     h2 = loaded.fit(x, y, epochs=2, batch_size=16, verbose=0)
     assert h1.history == h2.history
-    for a, b in zip(model.get_weights(), loaded.get_weights()):
+    for a, b in zip(model.get_weights(), loaded.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
 
 

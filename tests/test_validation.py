@@ -30,10 +30,10 @@ def snapshot(m):
 
 def assert_unchanged(m, snap):
     weights, iterations, slots = snap
-    for a, b in zip(weights, m.get_weights()):
+    for a, b in zip(weights, m.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
     assert m.optimizer.iterations == iterations
-    for a, b in zip(slots, m.optimizer._slots):
+    for a, b in zip(slots, m.optimizer._slots, strict=True):
         np.testing.assert_array_equal(a, b)
 
 
@@ -219,6 +219,7 @@ def test_loss_objects_validate_their_arguments():
 
 def test_callable_learning_rate_returning_negative_is_rejected():
     m = Sequential([Dense(3)])
-    m.compile(optimizer=SGD(learning_rate=lambda step: -1.0), loss="sparse_categorical_crossentropy")
+    m.compile(optimizer=SGD(learning_rate=lambda step: -1.0),
+              loss="sparse_categorical_crossentropy")
     with pytest.raises(ValueError, match=r"learning_rate\(step\) must be >= 0"):
         m.fit(X, Y, verbose=0)

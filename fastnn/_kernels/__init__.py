@@ -18,11 +18,27 @@ if "OMP_WAIT_POLICY" not in _os.environ and "GOMP_SPINCOUNT" not in _os.environ:
 
 # ruff: noqa: E402  (the kernels must be imported after the preload)
 from fastnn._kernels._omp import get_num_threads, openmp_available, set_num_threads
-from fastnn._kernels.dense import (ACTIVATIONS, GEMM_METHODS, activation_forward, dense_backward,
-                                   dense_forward, matmul)
+from fastnn._kernels.dense import (
+    ACTIVATIONS,
+    GEMM_METHODS,
+    activation_forward,
+    dense_backward,
+    dense_forward,
+    matmul,
+)
 from fastnn._kernels.engine import LAYER_KINDS, OPTIMIZERS, Engine
-from fastnn._kernels.losses import (LOSSES, METRICS, bce, cce, metric_sum, mse, sigmoid_bce,
-                                    softmax_xent, sparse_cce, sparse_softmax_xent)
+from fastnn._kernels.losses import (
+    LOSSES,
+    METRICS,
+    bce,
+    cce,
+    metric_sum,
+    mse,
+    sigmoid_bce,
+    softmax_xent,
+    sparse_cce,
+    sparse_softmax_xent,
+)
 from fastnn._kernels.optim import CHUNK, PARALLEL_MIN, adam_update, sgd_update
 
 KERNEL_NAMES = (
@@ -31,5 +47,8 @@ KERNEL_NAMES = (
     "metric_sum", "adam_update", "sgd_update", "Engine",
 )
 
-__all__ = ["ACTIVATIONS", "GEMM_METHODS", "CHUNK", "PARALLEL_MIN", "LOSSES", "METRICS", "LAYER_KINDS", "OPTIMIZERS", "KERNEL_NAMES",
-           "openmp_available", "set_num_threads", "get_num_threads", *KERNEL_NAMES]
+__all__ = ["ACTIVATIONS", "GEMM_METHODS", "CHUNK", "PARALLEL_MIN", "LOSSES", "METRICS",
+           "LAYER_KINDS", "OPTIMIZERS", "KERNEL_NAMES", "openmp_available", "set_num_threads",
+           "get_num_threads", "matmul", "activation_forward", "dense_forward", "dense_backward",
+           "sparse_softmax_xent", "softmax_xent", "sigmoid_bce", "sparse_cce", "cce", "bce",
+           "mse", "metric_sum", "adam_update", "sgd_update", "Engine"]

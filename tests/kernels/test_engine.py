@@ -4,9 +4,6 @@ Layer stacks are described by building a fastnn.Sequential and taking its
 ``_specs()`` (the layer dicts the model hands to the engine); the parameters are
 then drawn from the test's own generator, so the initialisers do not matter.
 """
-import os
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
@@ -495,13 +492,9 @@ else:
 
 
 @pytest.mark.parametrize("case", ENGINE_MISUSE, ids=list(ENGINE_MISUSE))
-def test_engine_refuses_targets_that_do_not_fit_the_loss(case):
-    root = os.path.dirname(os.path.dirname(os.path.abspath(fastnn.__file__)))
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
+def test_engine_refuses_targets_that_do_not_fit_the_loss(case, run_python):
     script = textwrap.dedent(_MISUSE_SCRIPT.format(args=ENGINE_MISUSE[case]))
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          env=env, timeout=120)
+    proc = run_python(["-c", script], timeout=120)
     outcome = proc.stdout.strip() or "\n".join(proc.stderr.strip().splitlines()[-1:])
     if proc.returncode < 0:
         outcome = f"killed by signal {-proc.returncode} (SIGSEGV is 11)"
