@@ -490,30 +490,14 @@ cdef class Engine:
 
     def forward(self, x, out):
         """out = the stack's output for x in inference mode (dropout off)."""
-        cdef Py_ssize_t n = x.shape[0], start, rows, chunk
-        self._check_data(x, None, None, None, n, False)
-        if out.dtype != self.dtype or out.shape != (n, self.net.n_out) or not out.flags.c_contiguous:
+        self._check_data(x, None, None, None, x.shape[0], False)
+        if out.dtype != self.dtype or out.shape != (x.shape[0], self.net.n_out) \
+                or not out.flags.c_contiguous:
             raise ValueError("Engine.forward: out must be (n, n_out) of the engine's dtype")
-        if n == 0:
-            return out
-        chunk = min(n, max(self.max_rows, 1024))
-        self.reserve(chunk)
-        cdef char* xp = <char*>_data_ptr(x)
-        cdef char* op = <char*>_data_ptr(out)
-        cdef Py_ssize_t item = self.params.itemsize
-        with nogil:
-            start = 0
-            while start < n:
-                rows = min(chunk, n - start)
-                if self.is_f64:
-                    _forward(<double*>self.net.ws, &self.net,
-                             <double*>(xp + start * self.net.n_in * item), rows, False, 0, 0)
-                else:
-                    _forward(<float*>self.net.ws, &self.net,
-                             <float*>(xp + start * self.net.n_in * item), rows, False, 0, 0)
-                memcpy(op + start * self.net.n_out * item, self.net.outs[self.net.n_layers - 1],
-                       rows * self.net.n_out * item)
-                start += rows
+        if self.is_f64:
+            self._forward_into[double](x, out)
+        else:
+            self._forward_into[float](x, out)
         return out
 
     def infer(self, x):
@@ -527,70 +511,68 @@ cdef class Engine:
         return self._infer[float](x)
 
     cdef object _infer(self, const floating[:, ::1] x):
-        cdef Py_ssize_t n = x.shape[0], n_in = x.shape[1], n_out = self.net.n_out
-        cdef Py_ssize_t start, rows, chunk
+        cdef Py_ssize_t n = x.shape[0], n_in = x.shape[1]
         cdef bint finite
         if n_in != self.net.n_in:
             raise ValueError(f"x has {n_in} features, but the model expects {self.net.n_in}")
         if n == 0:
             raise ValueError(f"x must be non-empty, got shape ({n}, {n_in})")
-        out = np.empty((n, n_out), dtype=self.dtype)
-        cdef floating[:, ::1] o = out
-        chunk = min(n, max(self.max_rows, 1024))
-        if chunk > self.max_rows:
-            self.reserve(chunk)
         with nogil:
             finite = _all_finite(&x[0, 0], n * n_in)
-            start = 0
-            while finite and start < n:
-                rows = min(chunk, n - start)
-                _forward(<floating*>self.net.ws, &self.net, &x[start, 0], rows, False, 0, 0)
-                memcpy(&o[start, 0], self.net.outs[self.net.n_layers - 1],
-                       rows * n_out * sizeof(floating))
-                start += rows
         if not finite:
             raise ValueError("x contains NaN or infinity")
+        out = np.empty((n, self.net.n_out), dtype=self.dtype)
+        self._forward_into[floating](x, out)
         return out
 
-    def evaluate(self, x, y, labels, sample_weight, double[::1] stats not None):
-        """Inference-mode loss and metric sums over x, accumulated into stats (no L2)."""
-        cdef Py_ssize_t n = x.shape[0], start, rows, chunk
-        self._check_data(x, y, labels, sample_weight, n)
-        if stats.shape[0] < 2 + 2 * self.net.n_metrics:
-            raise ValueError("Engine.evaluate: stats too short")
+    cdef int _forward_into(self, const floating[:, ::1] x, floating[:, ::1] out) except -1:
+        """Inference forward pass in workspace-sized chunks of rows, copied into out."""
+        cdef Py_ssize_t n = x.shape[0], n_out = self.net.n_out, start, rows
+        cdef Py_ssize_t chunk = min(n, max(self.max_rows, 1024))
         if n == 0:
-            return
-        chunk = min(n, max(self.max_rows, 1024))
+            return 0
         self.reserve(chunk)
-        cdef char* xp = <char*>_data_ptr(x)
-        cdef char* yp = <char*>_data_ptr(y) if y is not None else NULL
-        cdef char* sp = <char*>_data_ptr(sample_weight) if sample_weight is not None else NULL
-        cdef int* lp = _int_ptr(labels) if labels is not None else NULL
-        cdef Py_ssize_t item = self.params.itemsize
-        cdef double loss
         with nogil:
             start = 0
             while start < n:
                 rows = min(chunk, n - start)
-                if self.is_f64:
-                    _forward(<double*>self.net.ws, &self.net,
-                             <double*>(xp + start * self.net.n_in * item), rows, False, 0, 0)
-                    loss = _loss_and_metrics(
-                        <double*>self.net.ws, &self.net, rows,
-                        <double*>(yp + start * self.net.n_out * item) if yp != NULL else NULL,
-                        lp + start if lp != NULL else NULL,
-                        <double*>(sp + start * item) if sp != NULL else NULL, &stats[0])
-                else:
-                    _forward(<float*>self.net.ws, &self.net,
-                             <float*>(xp + start * self.net.n_in * item), rows, False, 0, 0)
-                    loss = _loss_and_metrics(
-                        <float*>self.net.ws, &self.net, rows,
-                        <float*>(yp + start * self.net.n_out * item) if yp != NULL else NULL,
-                        lp + start if lp != NULL else NULL,
-                        <float*>(sp + start * item) if sp != NULL else NULL, &stats[0])
-                stats[0] += loss
+                _forward(<floating*>self.net.ws, &self.net, &x[start, 0], rows, False, 0, 0)
+                memcpy(&out[start, 0], self.net.outs[self.net.n_layers - 1],
+                       rows * n_out * sizeof(floating))
+                start += rows
+        return 0
+
+    def evaluate(self, x, y, labels, sample_weight, double[::1] stats not None):
+        """Inference-mode loss and metric sums over x, accumulated into stats (no L2)."""
+        self._check_data(x, y, labels, sample_weight, x.shape[0])
+        if stats.shape[0] < 2 + 2 * self.net.n_metrics:
+            raise ValueError("Engine.evaluate: stats too short")
+        if self.is_f64:
+            self._evaluate[double](x, y, labels, sample_weight, stats)
+        else:
+            self._evaluate[float](x, y, labels, sample_weight, stats)
+
+    cdef int _evaluate(self, const floating[:, ::1] x, const floating[:, ::1] y,
+                       const int[::1] labels, const floating[::1] sample_weight,
+                       double[::1] stats) except -1:
+        cdef Py_ssize_t n = x.shape[0], start, rows
+        cdef Py_ssize_t chunk = min(n, max(self.max_rows, 1024))
+        if n == 0:
+            return 0
+        self.reserve(chunk)
+        with nogil:
+            start = 0
+            while start < n:
+                rows = min(chunk, n - start)
+                _forward(<floating*>self.net.ws, &self.net, &x[start, 0], rows, False, 0, 0)
+                stats[0] += _loss_and_metrics(
+                    <floating*>self.net.ws, &self.net, rows,
+                    &y[start, 0] if y is not None else NULL,
+                    &labels[start] if labels is not None else NULL,
+                    &sample_weight[start] if sample_weight is not None else NULL, &stats[0])
                 stats[1] += rows
                 start += rows
+        return 0
 
     def l2_penalty(self):
         """sum over Dense layers of l2 * sum(W^2) at the current weights."""
