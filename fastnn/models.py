@@ -172,21 +172,15 @@ class Sequential:
             codes = [metrics_module.resolve(m, self.loss.sparse, n_out)
                      for m in self._metric_names]
             threshold = 0.0 if self.loss.from_logits else 0.5
-            self._train_engine = Engine(self._specs(), self._params, self._aux_buffer(),
+            self._train_engine = Engine(self._specs(), self._params, self._aux,
                                         LOSSES[kernel], fused, codes, threshold)
         return self._train_engine
 
     def _get_infer_engine(self):
         if self._infer_engine is None:
-            self._infer_engine = Engine(self._specs(), self._params, self._aux_buffer(),
+            self._infer_engine = Engine(self._specs(), self._params, self._aux,
                                         LOSSES["mse"], False, [], 0.5)
         return self._infer_engine
-
-    def _aux_buffer(self):
-        # the engine needs a non-empty buffer even when no layer keeps statistics
-        if self._aux.shape[0] == 0:
-            self._aux = np.zeros(1, self.dtype)
-        return self._aux
 
     # ------------------------------------------------------------------------- data
     def _features(self, x, name="x"):
