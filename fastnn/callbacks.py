@@ -156,7 +156,12 @@ class EarlyStopping(Callback):
 
 
 class TerminateOnNaN(Callback):
-    """Stop training as soon as the epoch loss is NaN or infinite."""
+    """Stop training when the epoch loss is NaN or infinite.
+
+    Keras checks after every batch; fastnn checks the epoch's loss, so that whole epochs
+    keep running in one compiled call.  A NaN batch makes the epoch loss NaN, so training
+    stops after that epoch instead of after that batch (the weights are NaN either way).
+    """
 
     def on_epoch_end(self, epoch, logs=None):
         loss = (logs or {}).get("loss")
