@@ -278,13 +278,8 @@ class Sequential:
             if n_train == 0 or n_train == n:
                 raise ValueError(f"validation_split={validation_split} leaves an empty "
                                  f"training or validation set for {n} rows")
-            cut = lambda a: (None if a is None else a[:n_train],  # noqa: E731
-                             None if a is None else np.ascontiguousarray(a[n_train:]))
-            (x, xv), (y, yv), (labels, lv), (sw, swv) = cut(x), cut(y), cut(labels), cut(sw)
-            x = np.ascontiguousarray(x)
-            y = None if y is None else np.ascontiguousarray(y)
-            labels = None if labels is None else np.ascontiguousarray(labels)
-            sw = None if sw is None else np.ascontiguousarray(sw)
+            (x, xv), (y, yv), (labels, lv), (sw, swv) = (
+                _split_rows(a, n_train) for a in (x, y, labels, sw))
             # class weights apply to the training rows only (Keras)
             val = (xv, yv, lv, None if class_weight is not None else swv)
 
@@ -485,6 +480,13 @@ class Sequential:
         print(f"Total params: {trainable + fixed:,}")
         print(f"Trainable params: {trainable:,}")
         print(f"Non-trainable params: {fixed:,}")
+
+
+def _split_rows(a, at):
+    """(a[:at], a[at:]) as contiguous arrays; (None, None) for None."""
+    if a is None:
+        return None, None
+    return np.ascontiguousarray(a[:at]), np.ascontiguousarray(a[at:])
 
 
 def _check_verbose(verbose):
