@@ -449,8 +449,8 @@ cdef class Engine:
               double[::1] stats not None):
         """Train on batches first .. first+count-1 of x[order]; returns the new step count.
 
-        stats accumulates [sum of batch loss * batch size, rows, then per metric the
-        weighted sum and the weight].  lrs holds one learning rate per batch.
+        stats accumulates [sum of batch loss * batch size, rows, then per metric its sum
+        over rows and the row count].  lrs holds one learning rate per batch.
         """
         cdef Py_ssize_t n = order.shape[0], i
         cdef unsigned int fp_mode
