@@ -343,6 +343,9 @@ class Sequential:
     def predict(self, x, batch_size=None, verbose=0):
         """Outputs of the last layer for x of shape (n, n_features), in inference mode.
 
+        `batch_size` is validated for Keras compatibility but does not change the result:
+        the engine already works through x in workspace-sized chunks of rows.
+
         Returns
         -------
         ndarray of shape (n, n_outputs), of the model's dtype (logits when the last
