@@ -47,3 +47,15 @@ def test_digits_regularized_prints_both_curves(run_python):
     for line in lines:
         accuracy = float(re.search(r"test accuracy ([0-9.]+)", line).group(1))
         assert accuracy > 0.9
+
+
+def test_tune_digits_quick_search_with_two_jobs(run_python):
+    out = run_python([str(EXAMPLES / "tune_digits.py"), "--quick", "--n-jobs", "2"],
+                     timeout=300, check=True).stdout
+    assert "backend: local (n_jobs=2)" in out
+    assert re.search(r"^best params: \{'alpha': .*'learning_rate': [0-9.e-]+\}$", out,
+                     re.MULTILINE), out
+    assert float(re.search(r"^best CV accuracy: ([0-9.]+)$", out, re.MULTILINE).group(1)) > 0.8
+    assert float(re.search(r"^test accuracy: ([0-9.]+)$", out, re.MULTILINE).group(1)) > 0.8
+    assert re.search(r"^search time: [0-9.]+ s for 8 fits \([0-9.]+ fits/s\)$", out,
+                     re.MULTILINE), out
