@@ -2,6 +2,7 @@
 through joblib's "dask" backend, finds what the same search finds locally."""
 import importlib.util
 import pathlib
+import re
 
 import numpy as np
 import pytest
@@ -49,3 +50,12 @@ def test_dask_local_cluster_search_matches_the_local_search():
     np.testing.assert_array_equal(remote.cv_results_["mean_test_score"],
                                   local.cv_results_["mean_test_score"])
     assert remote.best_score_ > 0.8
+
+
+def test_tune_digits_runs_on_a_dask_local_cluster(run_python):
+    out = run_python([str(EXAMPLE), "--quick", "--dask-local", "2"], timeout=300,
+                     check=True).stdout
+    assert re.search(r"^backend: dask \(tcp://[0-9.:]+, 2 workers\)$", out, re.MULTILINE), out
+    assert re.search(r"^best params: \{'alpha': .*\}$", out, re.MULTILINE), out
+    assert re.search(r"^search time: [0-9.]+ s for 8 fits \([0-9.]+ fits/s\)$", out,
+                     re.MULTILINE), out
