@@ -250,13 +250,24 @@ def test_pickle_round_trip():
 
 
 # --------------------------------------------------------------------------- joblib
-def test_pipeline_and_cross_val_score_with_two_jobs():
+@pytest.fixture
+def one_thread():
+    """Serial fits here and parallel fits in joblib workers, both on one thread: the same
+    seed and thread count give bit-identical fits, so their scores compare exactly."""
+    threads = fastnn.get_num_threads()
+    fastnn.set_num_threads(1)
+    with parallel_config(backend="loky", inner_max_num_threads=1):
+        yield
+    fastnn.set_num_threads(threads)
+
+
+def test_pipeline_and_cross_val_score_with_two_jobs(one_thread):
     x, y = _blobs()
     pipe = make_pipeline(StandardScaler(), FastNNClassifier(**FAST, random_state=0))
     scores = cross_val_score(pipe, x, y, cv=3, n_jobs=2)
     assert scores.shape == (3,) and scores.mean() > 0.8
     serial = cross_val_score(pipe, x, y, cv=3, n_jobs=1)
-    np.testing.assert_array_equal(scores, serial)  # same seed, same thread count
+    np.testing.assert_array_equal(scores, serial)
 
 
 def _big(dtype):
@@ -287,7 +298,7 @@ def test_grid_search_two_jobs_on_memmapped_data(dtype):
     pytest.param(np.float32, marks=pytest.mark.xfail(READONLY_BUG, reason=READONLY_REASON,
                                                       strict=True)),
 ])
-def test_randomized_search_two_jobs_matches_serial(dtype):
+def test_randomized_search_two_jobs_matches_serial(dtype, one_thread):
     from scipy.stats import loguniform
 
     x, y = _big(dtype)
