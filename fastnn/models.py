@@ -398,7 +398,7 @@ class Sequential:
         stats = np.zeros(2 + 2 * len(self._metric_names))
         engine.evaluate(x, y, labels, sw, stats)
         logs = self._logs(stats)
-        logs["loss"] += engine.l2_penalty()
+        logs["loss"] += engine.penalty()
         return logs
 
     # ------------------------------------------------------------------------- weights

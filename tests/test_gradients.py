@@ -151,7 +151,7 @@ class Problem:
         engine, y, labels = self._reference_engine(p.copy())
         stats = np.zeros(2)
         engine.evaluate(self.x, y, labels, self.sw, stats)
-        return stats[0] / stats[1] + engine.l2_penalty()
+        return stats[0] / stats[1] + engine.penalty()
 
     def reference_gradient(self):
         params = self.p0.copy()

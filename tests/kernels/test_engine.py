@@ -154,7 +154,7 @@ def _train_run(case, twin, opt, batch_size, lr=0.02, seed=12345):
     for a, a0 in zip(after, inputs, strict=True):
         np.testing.assert_array_equal(a, a0)
     return dict(step=step, params=params, m=m, v=v, stats=stats, stats2=stats2,
-                grads=engine.grads.copy(), l2=engine.l2_penalty())
+                grads=engine.grads.copy(), l2=engine.penalty())
 
 
 # ----------------------------------------------------------------------------- training
@@ -246,7 +246,7 @@ def test_l2_penalty_matches_hand_sum(dtype, rng, tol):
             want += spec["l2"] * np.sum(w.astype(np.float64) ** 2)
     for twin in TWINS:
         engine, _, _ = case.engine(twin)
-        np.testing.assert_allclose(engine.l2_penalty(), want, rtol=tol["rtol"])
+        np.testing.assert_allclose(engine.penalty(), want, rtol=tol["rtol"])
 
 
 # ----------------------------------------------------------------------------- inference
