@@ -28,10 +28,14 @@ cdef inline double penalty_value(Py_ssize_t size, const floating* w, double l1,
     """l1 * sum|w| + l2 * sum(w^2), summed in double in index order (deterministic)."""
     cdef Py_ssize_t i
     cdef double s1 = 0, s2 = 0
+    if l1 == 0:
+        # L2 alone: the very loop (and value) of earlier releases, without the |w| sum
+        for i in range(size):
+            s2 += w[i] * w[i]
+        return l2 * s2
     for i in range(size):
         s1 += fabs(w[i])
         s2 += w[i] * w[i]
-    # with l1 = 0 this is exactly l2 * s2: the L2-only value of earlier releases
     return l1 * s1 + l2 * s2
 
 
