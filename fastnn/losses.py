@@ -41,7 +41,9 @@ class Loss:
         """(kernel name, fused) for a model whose last layer has this activation."""
         if self.from_logits:
             return self._logit_kernel, False
-        if output_activation == self._fuses_with:
+        # a loss without a fused form (MSE, MAE, Huber) has _fuses_with None, which must
+        # not match the None of a model whose last layer is not Dense
+        if self._fuses_with is not None and output_activation == self._fuses_with:
             return self._logit_kernel, True
         return self._prob_kernel, False
 

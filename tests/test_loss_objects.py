@@ -5,7 +5,7 @@ import pytest
 
 import fastnn
 from fastnn import losses
-from fastnn.layers import Dense
+from fastnn.layers import Dense, Dropout
 from fastnn.losses import Huber, MeanAbsoluteError, MeanSquaredError
 
 
@@ -145,3 +145,15 @@ def test_huber_delta_changes_training():
         model.fit(x, y, epochs=1, batch_size=20, verbose=0)
         out.append(model.get_weights()[0])
     assert not np.allclose(out[0], out[1])
+
+
+@pytest.mark.parametrize("loss", ["mse", "mae", "huber"])
+def test_regression_loss_after_a_final_dropout(loss):
+    # the last layer is not Dense: nothing to fuse with (this used to raise in fit)
+    rng = np.random.default_rng(7)
+    x, y = rng.standard_normal((12, 2)), rng.standard_normal((12, 3))
+    model = fastnn.Sequential([Dense(3, input_dim=2), Dropout(0.5)], dtype="float64")
+    model.compile(optimizer="sgd", loss=loss)
+    model.fit(x, y, epochs=2, batch_size=4, verbose=0)
+    np.testing.assert_allclose(model.evaluate(x, y), model.loss(y, model.predict(x)),
+                               rtol=1e-13)
