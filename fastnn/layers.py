@@ -90,13 +90,15 @@ class Dense(Layer):
     use_bias : bool, default True
     kernel_initializer : str or Initializer, default "glorot_uniform"
     bias_initializer : str or Initializer, default "zeros"
-    kernel_regularizer : fastnn.regularizers.L2 or None
+    kernel_regularizer, bias_regularizer : L1, L2, L1L2, a name ("l1", "l2", ...) or None
+        Penalty on the kernel (bias) added to the loss, as in Keras (fastnn.regularizers).
     input_dim : int, optional
         Width of the input; when given to the first layer, the model is built at once.
     """
 
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
-                 bias_initializer="zeros", kernel_regularizer=None, input_dim=None, name=None):
+                 bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
+                 input_dim=None, name=None):
         super().__init__(name)
         self.units = _validation.check_int(units, "units", 1)
         self.activation = activations.get(activation)
@@ -105,7 +107,8 @@ class Dense(Layer):
         self.use_bias = bool(use_bias)
         self.kernel_initializer = initializers.get(kernel_initializer, "kernel_initializer")
         self.bias_initializer = initializers.get(bias_initializer, "bias_initializer")
-        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer, "kernel_regularizer")
+        self.bias_regularizer = regularizers.get(bias_regularizer, "bias_regularizer")
         self.input_dim = None if input_dim is None else _validation.check_int(
             input_dim, "input_dim", 1)
         self.kernel = None
@@ -141,7 +144,9 @@ class Dense(Layer):
         return {"kind": "dense", "n_in": self.n_in, "n_out": self.units,
                 "activation": activations.code(self.activation),
                 "alpha": activations.LEAKY_RELU_SLOPE,
-                "l2": self.kernel_regularizer.l2 if self.kernel_regularizer else 0.0,
+                **_penalty_spec(self.kernel_regularizer, "l1", "l2"),
+                **_penalty_spec(self.bias_regularizer if self.use_bias else None,
+                                "bias_l1", "bias_l2"),
                 "w_off": offset, "b_off": offset + self.n_in * self.units if self.use_bias else -1}
 
     def weights(self):
@@ -164,15 +169,23 @@ class Dense(Layer):
                 "use_bias": self.use_bias,
                 "kernel_initializer": self.kernel_initializer.name,
                 "bias_initializer": self.bias_initializer.name,
-                "kernel_regularizer": (self.kernel_regularizer.get_config()
-                                       if self.kernel_regularizer else None),
+                "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
+                "bias_regularizer": regularizers.serialize(self.bias_regularizer),
                 "input_dim": self.input_dim}
 
     @classmethod
     def from_config(cls, config):
         config = dict(config)
-        reg = config.pop("kernel_regularizer")
-        return cls(kernel_regularizer=regularizers.L2(**reg) if reg else None, **config)
+        # files written before bias_regularizer existed have no such key
+        for key in ("kernel_regularizer", "bias_regularizer"):
+            config[key] = regularizers.deserialize(config.get(key), key)
+        return cls(**config)
+
+
+def _penalty_spec(regularizer, l1_key, l2_key):
+    """The engine's penalty factors for one weight array (zeros without a regularizer)."""
+    l1, l2 = regularizer._factors() if regularizer is not None else (0.0, 0.0)
+    return {l1_key: l1, l2_key: l2}
 
 
 class Dropout(Layer):

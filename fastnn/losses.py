@@ -6,6 +6,8 @@ is sigmoid (softmax) and the loss is binary (categorical) cross-entropy with
 ``from_logits=False``, the loss and its gradient are computed from that layer's
 pre-activation values in one stable step, as Keras does on TensorFlow.
 """
+import math
+
 import numpy as np
 
 from fastnn import _kernels, _validation
@@ -31,11 +33,17 @@ class Loss:
     def __repr__(self):
         return f"{type(self).__name__}(from_logits={self.from_logits})"
 
+    def _kernel_params(self):
+        """The loss kernel's trailing arguments, also the Engine's (Huber: delta)."""
+        return ()
+
     def kernel_for(self, output_activation):
         """(kernel name, fused) for a model whose last layer has this activation."""
         if self.from_logits:
             return self._logit_kernel, False
-        if output_activation == self._fuses_with:
+        # a loss without a fused form (MSE, MAE, Huber) has _fuses_with None, which must
+        # not match the None of a model whose last layer is not Dense
+        if self._fuses_with is not None and output_activation == self._fuses_with:
             return self._logit_kernel, True
         return self._prob_kernel, False
 
@@ -61,7 +69,7 @@ class Loss:
             target = _validation.as_dense_targets(y_true, "y_true", n, k, dtype)
         sw = _validation.as_sample_weight(sample_weight, n, dtype)
         grad = np.empty_like(pred)
-        return kernel(pred, target, sw, 1.0 / n, grad) / n
+        return kernel(pred, target, sw, 1.0 / n, grad, *self._kernel_params()) / n
 
 
 class BinaryCrossentropy(Loss):
@@ -88,11 +96,8 @@ class SparseCategoricalCrossentropy(Loss):
     _logit_kernel, _prob_kernel, _fuses_with = "sparse_softmax_xent", "sparse_cce", "softmax"
 
 
-class MeanSquaredError(Loss):
-    """Mean over the last axis of ``(y_true - y_pred) ** 2``, then over the batch."""
-
-    name = "mean_squared_error"
-    _logit_kernel = _prob_kernel = "mse"
+class _RegressionLoss(Loss):
+    """A loss on real-valued targets without a from_logits mode."""
 
     def __init__(self):
         super().__init__(from_logits=False)
@@ -101,16 +106,77 @@ class MeanSquaredError(Loss):
         return {"name": self.name}
 
     def __repr__(self):
-        return "MeanSquaredError()"
+        return f"{type(self).__name__}()"
 
 
+class MeanSquaredError(_RegressionLoss):
+    """Mean over the last axis of ``(y_true - y_pred) ** 2``, then over the batch."""
+
+    name = "mean_squared_error"
+    _logit_kernel = _prob_kernel = "mse"
+
+
+class MeanAbsoluteError(_RegressionLoss):
+    """Mean over the last axis of ``|y_true - y_pred|``, then over the batch.
+
+    The gradient is ``sign(y_pred - y_true)``, with 0 where the two are equal (the
+    subgradient that TensorFlow's and torch's ``abs`` give, so Keras's too).
+    """
+
+    name = "mean_absolute_error"
+    _logit_kernel = _prob_kernel = "mae"
+
+
+class Huber(Loss):
+    """Huber loss, Keras 3's formula: with ``e = y_pred - y_true``, ``0.5 * e ** 2`` where
+    ``|e| <= delta`` and ``delta * |e| - 0.5 * delta ** 2`` elsewhere; mean over the last
+    axis, then over the batch.
+
+    Parameters
+    ----------
+    delta : float, default 1.0
+        Where the loss turns from quadratic to linear; a finite number > 0.
+    """
+
+    name = "huber_loss"   # Keras's name for the instance; "huber" in compile
+    _logit_kernel = _prob_kernel = "huber"
+
+    def __init__(self, delta=1.0):
+        super().__init__(from_logits=False)
+        if isinstance(delta, (bool, np.bool_)) or not isinstance(
+                delta, (int, float, np.integer, np.floating)):
+            raise TypeError(f"delta must be a number, got {type(delta).__name__}")
+        if not (math.isfinite(delta) and delta > 0):
+            raise ValueError(f"delta must be a finite number > 0, got {delta}")
+        self.delta = float(delta)
+
+    def _kernel_params(self):
+        return (self.delta,)
+
+    def get_config(self):
+        return {"name": self.name, "delta": self.delta}
+
+    def __repr__(self):
+        return f"Huber(delta={self.delta})"
+
+
+_CLASSES = (BinaryCrossentropy, CategoricalCrossentropy, SparseCategoricalCrossentropy,
+            MeanSquaredError, MeanAbsoluteError, Huber)
+# compile(loss=...) names, matched case-insensitively: Keras's function names, its short
+# aliases and the class names
 _BY_NAME = {
     "binary_crossentropy": BinaryCrossentropy,
     "categorical_crossentropy": CategoricalCrossentropy,
     "sparse_categorical_crossentropy": SparseCategoricalCrossentropy,
     "mse": MeanSquaredError,
     "mean_squared_error": MeanSquaredError,
+    "mae": MeanAbsoluteError,
+    "mean_absolute_error": MeanAbsoluteError,
+    "huber": Huber,
+    **{cls.__name__.lower(): cls for cls in _CLASSES},
 }
+# get_config()["name"] -> class, for from_config
+_BY_CONFIG_NAME = {cls.name: cls for cls in _CLASSES}
 
 
 def get(identifier):
@@ -127,7 +193,9 @@ def get(identifier):
 
 
 def from_config(config):
-    cls = _BY_NAME[config["name"]]
-    if cls is MeanSquaredError:
-        return cls()
-    return cls(from_logits=config.get("from_logits", False))
+    """The loss that `Loss.get_config` described."""
+    config = dict(config)
+    cls = _BY_CONFIG_NAME.get(config.pop("name", None))
+    if cls is None:
+        raise ValueError(f"loss: unknown config {config!r}")
+    return cls(**config)

@@ -138,6 +138,9 @@ class Sequential:
             "adam", "sgd" or an instance (None also means Adam with its defaults;
             Keras's default is RMSprop, which the course never uses).
         loss : str or Loss
+            A name ("binary_crossentropy", "categorical_crossentropy",
+            "sparse_categorical_crossentropy", "mse", "mae", "huber", or a class name)
+            or an instance from fastnn.losses.
         metrics : list of str, optional
             "accuracy" (resolved from the target shapes as in Keras 3),
             "binary_accuracy", "categorical_accuracy", "sparse_categorical_accuracy",
@@ -173,7 +176,8 @@ class Sequential:
                      for m in self._metric_names]
             threshold = 0.0 if self.loss.from_logits else 0.5
             self._train_engine = Engine(self._specs(), self._params, self._aux,
-                                        LOSSES[kernel], fused, codes, threshold)
+                                        LOSSES[kernel], fused, codes, threshold,
+                                        *self.loss._kernel_params())
         return self._train_engine
 
     def _get_infer_engine(self):
@@ -398,7 +402,7 @@ class Sequential:
         stats = np.zeros(2 + 2 * len(self._metric_names))
         engine.evaluate(x, y, labels, sw, stats)
         logs = self._logs(stats)
-        logs["loss"] += engine.l2_penalty()
+        logs["loss"] += engine.penalty()
         return logs
 
     # ------------------------------------------------------------------------- weights

@@ -3,7 +3,7 @@
 Analytic gradients come from the public API: a float64 model compiled with
 SGD(learning_rate=1.0) and fitted for one full-batch step moves its parameters by
 exactly minus the gradient of the loss that ``evaluate`` reports (Keras's mean over
-the batch, plus the L2 penalty), so ``gradient = p0 - model._params``.  The numerical
+the batch, plus the weight penalties), so ``gradient = p0 - model._params``.  The numerical
 gradient is a fourth-order central difference of ``evaluate`` over the flat parameter
 buffer that every layer views (truncation error O(h^4), about 1e-12 for h = 1e-3).
 
@@ -17,11 +17,13 @@ import fastnn
 from fastnn import activations, losses
 from fastnn._kernels import LOSSES, reference
 from fastnn.layers import Dense, Normalization
-from fastnn.regularizers import L2
+from fastnn.regularizers import L1, L1L2, L2
 
 H = 1e-3                    # finite-difference step
 FD_TOL = dict(rtol=1e-7, atol=1e-9)  # measured worst |analytic - numeric|: 5e-11
-KINK_MARGIN = 0.1           # no relu / leaky_relu pre-activation this close to 0
+KINK_MARGIN = 0.1           # no relu / leaky_relu pre-activation this close to 0, no
+                            # MAE error or L1-penalised weight this close to 0, no Huber
+                            # |error| this close to delta
 
 HIDDEN = ["linear", "relu", "sigmoid", "tanh", "leaky_relu", "swish", "softmax"]
 
@@ -46,6 +48,10 @@ HEADS = [
     ("leaky_relu+mse", "leaky_relu", losses.MeanSquaredError, "dense", 2),
     ("swish+mse", "swish", losses.MeanSquaredError, "dense", 2),
     ("softmax+mse", "softmax", losses.MeanSquaredError, "dense", 3),
+    ("linear+mae", "linear", losses.MeanAbsoluteError, "dense", 2),
+    ("tanh+mae", "tanh", losses.MeanAbsoluteError, "dense", 3),
+    ("linear+huber", "linear", losses.Huber, "dense", 2),
+    ("sigmoid+huber-0.25", "sigmoid", lambda: losses.Huber(0.25), "dense", 3),
 ]
 HEAD_IDS = [h[0] for h in HEADS]
 KINKED = {"relu", "leaky_relu"}
@@ -68,9 +74,11 @@ def central_difference(f, p, h=H):
 class Problem:
     """A small float64 network (optionally behind a Normalization layer) and its data."""
 
-    def __init__(self, hidden, head, l2=0.0, weighted=False, normalize=True, seed=0):
+    def __init__(self, hidden, head, l2=0.0, weighted=False, normalize=True, seed=0,
+                 kernel_reg=None, bias_reg=None):
         _, out_act, make_loss, target, width = head
         self.loss = make_loss()
+        kernel_reg = kernel_reg or (L2(l2) if l2 else None)
         n, n_in = 6, 3
         # draw until no kinked unit sits within KINK_MARGIN of its kink, so that no
         # finite-difference step crosses it (deterministic: the seeds are fixed)
@@ -78,30 +86,57 @@ class Problem:
             rng = np.random.default_rng([seed, attempt])
             x = 1.5 + 2.0 * rng.standard_normal((n, n_in))
             layers = [Normalization()] if normalize else []
-            reg = L2(l2) if l2 else None
-            layers += [Dense(4, activation=hidden, kernel_regularizer=reg),
-                       Dense(width, activation=out_act, kernel_regularizer=reg)]
+            layers += [Dense(4, activation=hidden, kernel_regularizer=kernel_reg,
+                             bias_regularizer=bias_reg),
+                       Dense(width, activation=out_act, kernel_regularizer=kernel_reg,
+                             bias_regularizer=bias_reg)]
             if normalize:
                 layers[0].adapt(x)
             model = fastnn.Sequential(layers, dtype="float64")
             model.build(n_in)
             model._params[:] = 0.8 * rng.standard_normal(model._params.shape)
-            if self._clear_of_kinks(model, x, hidden, out_act):
+            y = self._targets(rng, target, n, width)
+            if (self._clear_of_kinks(model, x, hidden, out_act)
+                    and self._loss_clear_of_kinks(model, x, y)
+                    and self._weights_clear_of_zero(model)):
                 break
         else:  # pragma: no cover
-            raise AssertionError("no draw kept the relu units away from their kinks")
-        self.model, self.x, self.p0 = model, x, model._params.copy()
-        if target == "labels":
-            self.y = rng.integers(0, width, n)
-        elif target == "onehot":
-            self.y = np.eye(width)[rng.integers(0, width, n)]
-        elif target == "soft":
-            self.y = rng.dirichlet(np.ones(width), n)
-        elif target == "binary":
-            self.y = rng.integers(0, 2, (n, width)).astype(float)
-        else:
-            self.y = rng.standard_normal((n, width))
+            raise AssertionError("no draw kept every kink out of the finite differences")
+        self.model, self.x, self.y, self.p0 = model, x, y, model._params.copy()
         self.sw = rng.uniform(0.2, 2.0, n) if weighted else None
+
+    @staticmethod
+    def _targets(rng, target, n, width):
+        if target == "labels":
+            return rng.integers(0, width, n)
+        if target == "onehot":
+            return np.eye(width)[rng.integers(0, width, n)]
+        if target == "soft":
+            return rng.dirichlet(np.ones(width), n)
+        if target == "binary":
+            return rng.integers(0, 2, (n, width)).astype(float)
+        return rng.standard_normal((n, width))
+
+    def _loss_clear_of_kinks(self, model, x, y):
+        """|e| (MAE) and ||e| - delta| (Huber) at least KINK_MARGIN from 0."""
+        if isinstance(self.loss, losses.MeanAbsoluteError):
+            return np.min(np.abs(model.predict(x) - y)) >= KINK_MARGIN
+        if isinstance(self.loss, losses.Huber):
+            e = np.abs(model.predict(x) - y)
+            return np.min(np.abs(e - self.loss.delta)) >= KINK_MARGIN
+        return True
+
+    @staticmethod
+    def _weights_clear_of_zero(model):
+        """Every L1-penalised weight at least KINK_MARGIN from 0 (|w| has its kink there)."""
+        for layer in model.layers:
+            if not isinstance(layer, Dense):
+                continue
+            for reg, w in ((layer.kernel_regularizer, layer.kernel),
+                           (layer.bias_regularizer, layer.bias)):
+                if reg is not None and reg._factors()[0] and np.min(np.abs(w)) < KINK_MARGIN:
+                    return False
+        return True
 
     @staticmethod
     def _clear_of_kinks(model, x, hidden, out_act):
@@ -139,7 +174,7 @@ class Problem:
         kernel, fused = self.loss.kernel_for(model.layers[-1].activation)
         aux = model._aux if model._aux.shape[0] else np.zeros(1)
         engine = reference.Engine(model._specs(), params, aux.copy(), LOSSES[kernel], fused,
-                                  [], 0.5)
+                                  [], 0.5, *self.loss._kernel_params())
         engine.set_optimizer("sgd", None, None)
         if self.loss.sparse:
             y, labels = None, np.asarray(self.y, np.intc)
@@ -151,7 +186,7 @@ class Problem:
         engine, y, labels = self._reference_engine(p.copy())
         stats = np.zeros(2)
         engine.evaluate(self.x, y, labels, self.sw, stats)
-        return stats[0] / stats[1] + engine.l2_penalty()
+        return stats[0] / stats[1] + engine.penalty()
 
     def reference_gradient(self):
         params = self.p0.copy()
@@ -192,25 +227,47 @@ def test_gradient_with_l2_and_sample_weights(head, l2, weighted, twin):
     _check(Problem(hidden, head, l2=l2, weighted=weighted, seed=7), twin)
 
 
+# (id, kernel regularizer, bias regularizer)
+PENALTIES = [("l1", L1(0.05), None), ("l1l2", L1L2(0.03, 0.04), None),
+             ("bias-l2", None, L2(0.1)), ("bias-l1", None, L1(0.05)),
+             ("all", L1L2(0.02, 0.05), L1L2(0.04, 0.03))]
+
+
+@pytest.mark.parametrize("twin", TWINS)
+@pytest.mark.parametrize("weighted", [False, True], ids=["", "sample-weight"])
+@pytest.mark.parametrize("pen", PENALTIES, ids=[p[0] for p in PENALTIES])
+@pytest.mark.parametrize("head", HEADS[::2], ids=HEAD_IDS[::2])
+def test_gradient_with_every_penalty(head, pen, weighted, twin):
+    _, kernel_reg, bias_reg = pen
+    hidden = HIDDEN[HEAD_IDS.index(head[0]) % len(HIDDEN)]
+    _check(Problem(hidden, head, weighted=weighted, seed=13, kernel_reg=kernel_reg,
+                   bias_reg=bias_reg), twin)
+
+
 @pytest.mark.parametrize("twin", TWINS)
 @pytest.mark.parametrize("head", HEADS[::3], ids=HEAD_IDS[::3])
 def test_gradient_without_normalization(head, twin):
     _check(Problem("tanh", head, l2=0.01, weighted=True, normalize=False, seed=3), twin)
 
 
-def test_public_loss_includes_the_l2_penalty():
+@pytest.mark.parametrize("kernel_reg, bias_reg", [(L2(0.1), None), (L1(0.1), L1L2(0.2, 0.3))],
+                         ids=["l2", "l1+bias"])
+def test_public_loss_includes_the_penalties(kernel_reg, bias_reg):
     head = HEADS[HEAD_IDS.index("linear+mse")]
-    plain = Problem("tanh", head, seed=11)
-    reg = Problem("tanh", head, l2=0.1, seed=11)
-    np.testing.assert_array_equal(plain.p0, reg.p0)  # same draw
+    reg = Problem("tanh", head, seed=11, kernel_reg=kernel_reg, bias_reg=bias_reg)
     penalty = 0.0
     for layer in reg.model.layers:
         if isinstance(layer, Dense):
-            penalty += 0.1 * np.sum(layer.kernel ** 2)
+            w, b = layer.kernel, layer.bias
+            penalty += kernel_reg._factors()[0] * np.abs(w).sum()
+            penalty += kernel_reg._factors()[1] * (w ** 2).sum()
+            if bias_reg is not None:
+                penalty += bias_reg._factors()[0] * np.abs(b).sum()
+                penalty += bias_reg._factors()[1] * (b ** 2).sum()
+    assert penalty > 0.1
     reg.model.compile(loss="mse")
-    plain.model.compile(loss="mse")
-    np.testing.assert_allclose(reg.public_loss(reg.p0) - plain.public_loss(plain.p0), penalty,
-                               rtol=1e-12)
+    data_loss = reg.loss(reg.y, reg.model.predict(reg.x))  # the loss object: no penalty
+    np.testing.assert_allclose(reg.public_loss(reg.p0) - data_loss, penalty, rtol=1e-12)
 
 
 # ----------------------------------------------------------------------------- course examples

@@ -32,6 +32,8 @@ from fastnn._kernels.losses import (
     METRICS,
     bce,
     cce,
+    huber,
+    mae,
     metric_sum,
     mse,
     sigmoid_bce,
@@ -44,11 +46,11 @@ from fastnn._kernels.optim import CHUNK, PARALLEL_MIN, adam_update, sgd_update
 KERNEL_NAMES = (
     "matmul", "activation_forward", "dense_forward", "dense_backward",
     "sparse_softmax_xent", "softmax_xent", "sigmoid_bce", "sparse_cce", "cce", "bce", "mse",
-    "metric_sum", "adam_update", "sgd_update", "Engine",
+    "mae", "huber", "metric_sum", "adam_update", "sgd_update", "Engine",
 )
 
 __all__ = ["ACTIVATIONS", "GEMM_METHODS", "CHUNK", "PARALLEL_MIN", "LOSSES", "METRICS",
            "LAYER_KINDS", "OPTIMIZERS", "KERNEL_NAMES", "openmp_available", "set_num_threads",
            "get_num_threads", "matmul", "activation_forward", "dense_forward", "dense_backward",
            "sparse_softmax_xent", "softmax_xent", "sigmoid_bce", "sparse_cce", "cce", "bce",
-           "mse", "metric_sum", "adam_update", "sgd_update", "Engine"]
+           "mse", "mae", "huber", "metric_sum", "adam_update", "sgd_update", "Engine"]

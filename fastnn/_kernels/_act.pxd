@@ -30,6 +30,11 @@ cdef inline floating _exp_nonpos(floating x) noexcept nogil:
         return fnn_exp_nonpos_f64(x)
 
 
+cdef inline floating _sign(floating x) noexcept nogil:
+    """-1, 0 or 1: d|x|/dx with the subgradient 0 at x = 0 (torch's and TF's abs, sign)."""
+    return (x > 0) - (x < 0)
+
+
 cdef inline void softmax_rows(Py_ssize_t n, Py_ssize_t m, const floating* z,
                               floating* a) noexcept nogil:
     """a[i] = exp(z[i] - max z[i]) / sum(...), row by row; a may alias z."""

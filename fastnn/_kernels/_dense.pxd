@@ -1,8 +1,15 @@
 # Dense-layer cores shared by dense.pyx and the training engine (see dense.pyx).
 from cython cimport floating
+from libc.math cimport fabs
 
-from fastnn._kernels._act cimport activation_grad, bias_activation
+from fastnn._kernels._act cimport _sign, activation_grad, bias_activation
 from fastnn._kernels._blas cimport GEMM_AUTO, gemm_rowmajor
+
+
+ctypedef struct Penalty:
+    # Keras's weight regularizers on one Dense layer: l1 * sum|W| + l2 * sum(W^2) on the
+    # kernel, and bias_l1, bias_l2 likewise on the bias (L1, L2 and L1L2 are all this form)
+    double l1, l2, bias_l1, bias_l2
 
 
 cdef inline void column_sums(Py_ssize_t n, Py_ssize_t m, const floating* g,
@@ -16,6 +23,22 @@ cdef inline void column_sums(Py_ssize_t n, Py_ssize_t m, const floating* g,
             out[j] = out[j] + g[i * m + j]
 
 
+cdef inline double penalty_value(Py_ssize_t size, const floating* w, double l1,
+                                 double l2) noexcept nogil:
+    """l1 * sum|w| + l2 * sum(w^2), summed in double in index order (deterministic)."""
+    cdef Py_ssize_t i
+    cdef double s1 = 0, s2 = 0
+    if l1 == 0:
+        # L2 alone: the very loop (and value) of earlier releases, without the |w| sum
+        for i in range(size):
+            s2 += w[i] * w[i]
+        return l2 * s2
+    for i in range(size):
+        s1 += fabs(w[i])
+        s2 += w[i] * w[i]
+    return l1 * s1 + l2 * s2
+
+
 cdef inline void dense_forward_core(int n, int k, int m, const floating* x, const floating* w,
                                     const floating* b, int act, floating alpha, floating* z,
                                     floating* a) noexcept nogil:
@@ -25,21 +48,34 @@ cdef inline void dense_forward_core(int n, int k, int m, const floating* x, cons
 
 
 cdef inline void dense_backward_core(int n, int k, int m, const floating* x, const floating* w,
-                                     const floating* z, const floating* a, int act,
-                                     floating alpha, floating l2, floating* g, floating* dw,
-                                     floating* db, floating* dx) noexcept nogil:
-    """g: da in, dz = da * act'(z) out.  dw = x^T dz + 2 l2 w; db = column sums of dz
-    (skipped when NULL); dx = dz w^T (skipped when NULL)."""
+                                     const floating* b, const floating* z, const floating* a,
+                                     int act, floating alpha, const Penalty* pen, floating* g,
+                                     floating* dw, floating* db, floating* dx) noexcept nogil:
+    """g: da in, dz = da * act'(z) out.  dw = x^T dz + 2 l2 w + l1 sign(w); db = column
+    sums of dz + 2 bias_l2 b + bias_l1 sign(b) (skipped when NULL); dx = dz w^T (skipped
+    when NULL).  pen may be NULL (no regularization); b is read only for the bias terms."""
     cdef Py_ssize_t j
-    cdef floating beta = 0
+    cdef floating beta = 0, l1 = 0, l2 = 0, bias_l1 = 0, bias_l2 = 0
+    if pen != NULL:
+        l1, l2 = <floating>pen.l1, <floating>pen.l2
+        bias_l1, bias_l2 = <floating>pen.bias_l1, <floating>pen.bias_l2
     activation_grad(n, m, z, a, act, alpha, g)
-    if l2 != 0:
-        # the L2 term enters as GEMM's beta * C, so dw is written in one BLAS call
+    # The penalty gradient enters as GEMM's beta * C, so dw is written in one BLAS call
+    # after a single pass over w; the L2-only loop is kept apart so that its numbers stay
+    # bit-identical to earlier releases.
+    if l1 != 0:
+        for j in range(<Py_ssize_t>k * m):
+            dw[j] = 2 * l2 * w[j] + l1 * _sign(w[j])
+        beta = 1
+    elif l2 != 0:
         for j in range(<Py_ssize_t>k * m):
             dw[j] = 2 * l2 * w[j]
         beta = 1
     gemm_rowmajor(True, False, k, m, n, 1, x, g, beta, dw, GEMM_AUTO)
     if db != NULL:
         column_sums(n, m, g, db)
+        if b != NULL and (bias_l1 != 0 or bias_l2 != 0):
+            for j in range(m):
+                db[j] = db[j] + (2 * bias_l2 * b[j] + bias_l1 * _sign(b[j]))
     if dx != NULL:
         gemm_rowmajor(False, True, n, k, m, 1, g, w, 0, dx, GEMM_AUTO)

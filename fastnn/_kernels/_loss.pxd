@@ -2,15 +2,18 @@
 #
 # Each loss returns sum_i w_i * loss_i (in double) and writes
 #     grad[i, j] = scale * w_i * d loss_i / d pred[i, j],
+# where `param` is the loss's hyper-parameter (Huber's delta; unused by the others)
 # so with scale = 1 / n the gradient is that of Keras's "sum over batch size"
 # reduction.  The logit forms are the fused, stable ones: softmax cross-entropy
 # subtracts the row max before exp, sigmoid cross-entropy uses
 # max(z, 0) - z y + log1p(exp(-|z|)).  The probability forms follow Keras:
 # clip to [eps, 1 - eps] in the block's dtype (eps = 1e-7, zero gradient outside),
-# and categorical ones first rescale each row to sum to 1.
+# and categorical ones first rescale each row to sum to 1.  The regression losses
+# (MSE, MAE, Huber) average over the row; |e| has derivative sign(e) with
+# sign(0) = 0, as torch's and TensorFlow's abs gradients.
 from cython cimport floating
-from libc.math cimport log, logf, log1p, log1pf, fabs
-from fastnn._kernels._act cimport _sigmoid, _exp_nonpos
+from libc.math cimport NAN, fabs, log, log1p, log1pf, logf
+from fastnn._kernels._act cimport _exp_nonpos, _sigmoid, _sign
 
 cdef enum:
     LOSS_SPARSE_SOFTMAX_XENT = 0  # logits, integer labels
@@ -20,6 +23,9 @@ cdef enum:
     LOSS_CCE = 4                  # probabilities, one-hot or soft targets
     LOSS_BCE = 5                  # probabilities, 0/1 targets
     LOSS_MSE = 6
+    LOSS_MAE = 7
+    LOSS_HUBER = 8                # param = delta > 0
+    LOSS_COUNT = 9                # range-check sentinel, not a loss
 
 cdef enum:
     METRIC_BINARY_ACCURACY = 0
@@ -202,9 +208,51 @@ cdef inline double _mse(Py_ssize_t n, Py_ssize_t m, const floating* p, const flo
     return total
 
 
+cdef inline double _mae(Py_ssize_t n, Py_ssize_t m, const floating* p, const floating* y,
+                        const floating* sw, floating scale, floating* grad) noexcept nogil:
+    """Mean over the row of |p - y|."""
+    cdef Py_ssize_t i, j
+    cdef floating w, d, row
+    cdef double total = 0
+    for i in range(n):
+        w = sw[i] if sw != NULL else 1
+        row = 0
+        for j in range(m):
+            d = p[i * m + j] - y[i * m + j]
+            row = row + fabs(d)
+            grad[i * m + j] = (w * scale / m) * _sign(d)
+        total += w * row / m
+    return total
+
+
+cdef inline double _huber(Py_ssize_t n, Py_ssize_t m, const floating* p, const floating* y,
+                          const floating* sw, floating delta, floating scale,
+                          floating* grad) noexcept nogil:
+    """Mean over the row of Keras 3's Huber: e = p - y, 0.5 e^2 where |e| <= delta,
+    else delta |e| - 0.5 delta^2 (the quadratic branch owns |e| = delta)."""
+    cdef Py_ssize_t i, j
+    cdef floating w, d, ad, row
+    cdef floating half = <floating>0.5
+    cdef double total = 0
+    for i in range(n):
+        w = sw[i] if sw != NULL else 1
+        row = 0
+        for j in range(m):
+            d = p[i * m + j] - y[i * m + j]
+            ad = fabs(d)
+            if ad <= delta:
+                row = row + half * (d * d)
+                grad[i * m + j] = (w * scale / m) * d
+            else:
+                row = row + (delta * ad - half * (delta * delta))
+                grad[i * m + j] = (w * scale / m) * (delta * _sign(d))
+        total += w * row / m
+    return total
+
+
 cdef inline double loss_block(int kind, Py_ssize_t n, Py_ssize_t m, const floating* pred,
                               const floating* y, const int* labels, const floating* sw,
-                              floating scale, floating* grad) noexcept nogil:
+                              floating param, floating scale, floating* grad) noexcept nogil:
     """Dispatch on the loss kind; see the module comment for the contract."""
     if kind == LOSS_SPARSE_SOFTMAX_XENT:
         return _softmax_xent(n, m, pred, NULL, labels, sw, scale, grad)
@@ -218,8 +266,15 @@ cdef inline double loss_block(int kind, Py_ssize_t n, Py_ssize_t m, const floati
         return _cce(n, m, pred, y, NULL, sw, scale, grad)
     elif kind == LOSS_BCE:
         return _bce(n, m, pred, y, sw, scale, grad)
-    else:
+    elif kind == LOSS_MSE:
         return _mse(n, m, pred, y, sw, scale, grad)
+    elif kind == LOSS_MAE:
+        return _mae(n, m, pred, y, sw, scale, grad)
+    elif kind == LOSS_HUBER:
+        return _huber(n, m, pred, y, sw, param, scale, grad)
+    else:
+        # callers range-check kind before entering nogil; NaN makes a slip visible
+        return NAN
 
 
 cdef inline Py_ssize_t _argmax(const floating* row, Py_ssize_t m) noexcept nogil:

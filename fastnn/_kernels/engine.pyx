@@ -35,8 +35,10 @@ import numpy as np
 
 from fastnn._kernels._act cimport ACT_LINEAR, ACT_SOFTMAX
 from fastnn._kernels._csrc cimport fnn_denormals_off, fnn_denormals_restore, fnn_uniform
-from fastnn._kernels._dense cimport dense_backward_core, dense_forward_core
-from fastnn._kernels._loss cimport (LOSS_MSE, LOSS_SPARSE_CCE, LOSS_SPARSE_SOFTMAX_XENT,
+from fastnn._kernels._dense cimport (Penalty, dense_backward_core, dense_forward_core,
+                                     penalty_value)
+from fastnn._kernels._loss cimport (LOSS_COUNT, LOSS_HUBER, LOSS_SPARSE_CCE,
+                                    LOSS_SPARSE_SOFTMAX_XENT,
                                     METRIC_BINARY_ACCURACY, METRIC_MAE,
                                     METRIC_SPARSE_CATEGORICAL_ACCURACY, loss_block,
                                     metric_block)
@@ -61,7 +63,8 @@ OPTIMIZERS = {"sgd": OPT_SGD, "adam": OPT_ADAM}
 
 ctypedef struct Layer:
     int kind, n_in, n_out, act
-    double alpha, l2, rate
+    double alpha, rate
+    Penalty pen                  # Dense: Keras's weight regularizers (all zero: none)
     Py_ssize_t w_off, b_off      # into params/grads; b_off < 0: no bias
     Py_ssize_t aux_off           # Normalization: mean at aux_off, std at aux_off + n_out
     bint need_dx                 # propagate the gradient into this layer's input
@@ -79,6 +82,7 @@ ctypedef struct Net:
     int* labels_ws
     Py_ssize_t n_params, x_off, y_off, sw_off
     int loss_kind
+    double loss_param            # Huber's delta (unused by the other losses)
     bint fused                   # loss takes the last Dense layer's pre-activation
     int n_metrics
     int metrics[MAX_METRICS]
@@ -156,8 +160,9 @@ cdef void _backward(floating* ws, Net* net, const floating* x, Py_ssize_t n,
         if lay.kind == LAYER_DENSE:
             act = ACT_LINEAR if (net.fused and l == net.n_layers - 1) else lay.act
             dense_backward_core(<int>n, lay.n_in, lay.n_out, inp, params + lay.w_off,
+                                params + lay.b_off if lay.b_off >= 0 else NULL,
                                 ws + lay.z_off, ws + lay.a_off, act, <floating>lay.alpha,
-                                <floating>lay.l2, g, grads + lay.w_off,
+                                &lay.pen, g, grads + lay.w_off,
                                 grads + lay.b_off if lay.b_off >= 0 else NULL, dx)
         elif dx == NULL:
             continue
@@ -177,19 +182,23 @@ cdef void _backward(floating* ws, Net* net, const floating* x, Py_ssize_t n,
                     dx[i * m + j] = g[i * m + j] / aux[lay.aux_off + m + j]
 
 
-cdef double _l2_penalty(floating* ws, Net* net) noexcept nogil:
-    """sum over Dense layers of l2 * sum(W^2) (Keras's L2 regularization loss)."""
-    cdef double total = 0, s
-    cdef Py_ssize_t l, i, size
-    cdef floating* w
+cdef double _penalty(floating* ws, Net* net) noexcept nogil:
+    """Keras's regularization loss: over Dense layers, l1 * sum|W| + l2 * sum(W^2) for the
+    kernel plus the same for the bias, at the current weights, layers in order."""
+    cdef double total = 0
+    cdef Py_ssize_t l
+    cdef Layer* lay
+    cdef floating* params = <floating*>net.params
     for l in range(net.n_layers):
-        if net.layers[l].kind == LAYER_DENSE and net.layers[l].l2 != 0:
-            w = <floating*>net.params + net.layers[l].w_off
-            size = <Py_ssize_t>net.layers[l].n_in * net.layers[l].n_out
-            s = 0
-            for i in range(size):
-                s += w[i] * w[i]
-            total += net.layers[l].l2 * s
+        lay = &net.layers[l]
+        if lay.kind != LAYER_DENSE:
+            continue
+        if lay.pen.l1 != 0 or lay.pen.l2 != 0:
+            total += penalty_value(<Py_ssize_t>lay.n_in * lay.n_out, params + lay.w_off,
+                                   lay.pen.l1, lay.pen.l2)
+        if lay.b_off >= 0 and (lay.pen.bias_l1 != 0 or lay.pen.bias_l2 != 0):
+            total += penalty_value(lay.n_out, params + lay.b_off, lay.pen.bias_l1,
+                                   lay.pen.bias_l2)
     return total
 
 
@@ -202,7 +211,7 @@ cdef double _loss_and_metrics(floating* ws, Net* net, Py_ssize_t n, const floati
     cdef double loss
     cdef int k
     loss = loss_block(net.loss_kind, n, net.n_out, pred, y, labels, sw,
-                      <floating>(1.0 / n), ws + last.g_off)
+                      <floating>net.loss_param, <floating>(1.0 / n), ws + last.g_off)
     # compiled metrics ignore sample and class weights, as Keras's MeanMetricWrapper does
     for k in range(net.n_metrics):
         stats[2 + 2 * k] += metric_block(net.metrics[k], n, net.n_out, out, y, labels, NULL,
@@ -239,9 +248,9 @@ cdef void _train_batches(floating* ws, Net* net, const floating* x, const floati
         loss = _loss_and_metrics(ws, net, bs, yb if y != NULL else NULL,
                                  net.labels_ws if labels != NULL else NULL,
                                  swb if sw != NULL else NULL, stats)
-        # Keras reports the batch loss (mean over rows plus the L2 penalty), averaged
+        # Keras reports the batch loss (mean over rows plus the weight penalties), averaged
         # over the epoch with the batch size as weight
-        stats[0] += loss + _l2_penalty(ws, net) * bs
+        stats[0] += loss + _penalty(ws, net) * bs
         stats[1] += bs
         _backward(ws, net, xb, bs, True)
         step += 1
@@ -261,8 +270,9 @@ cdef class Engine:
     ----------
     layers : list of dict
         One dict per layer with keys ``kind`` ("dense", "dropout", "normalization"),
-        ``n_in``, ``n_out`` and, for Dense, ``activation`` (code), ``alpha``, ``l2``,
-        ``w_off``, ``b_off`` (-1 for no bias); Dropout ``rate``; Normalization ``aux_off``.
+        ``n_in``, ``n_out`` and, for Dense, ``activation`` (code), ``alpha``, ``w_off``,
+        ``b_off`` (-1 for no bias) and the penalty factors ``l1``, ``l2``, ``bias_l1``,
+        ``bias_l2`` (default 0); Dropout ``rate``; Normalization ``aux_off``.
     params : ndarray of shape (n_params,)
         Flat parameter vector (float32 or float64); updated in place by `train`.
     aux : ndarray
@@ -272,6 +282,8 @@ cdef class Engine:
         it reads the last Dense layer's pre-activation.
     metrics : list of int
         Metric codes (fastnn._kernels.losses.METRICS); ``threshold`` is binary accuracy's.
+    delta : float, default 1.0
+        Huber's delta (read only for the Huber loss).
     """
     cdef Net net
     cdef bint is_f64
@@ -289,7 +301,7 @@ cdef class Engine:
         free(self.net.outs)
 
     def __init__(self, list layers, params, aux, int loss, bint fused, list metrics,
-                 double threshold):
+                 double threshold, double delta=1.0):
         cdef Py_ssize_t l, n_layers = len(layers)
         cdef Layer* lay
         if n_layers == 0:
@@ -319,7 +331,11 @@ cdef class Engine:
             if lay.n_in < 1 or lay.n_out < 1:
                 raise ValueError("Engine: layer widths must be >= 1")
             lay.alpha = spec.get("alpha", 0.0)
-            lay.l2 = spec.get("l2", 0.0)
+            lay.pen.l1, lay.pen.l2 = spec.get("l1", 0.0), spec.get("l2", 0.0)
+            lay.pen.bias_l1, lay.pen.bias_l2 = spec.get("bias_l1", 0.0), spec.get("bias_l2", 0.0)
+            if not (lay.pen.l1 >= 0 and lay.pen.l2 >= 0 and lay.pen.bias_l1 >= 0
+                    and lay.pen.bias_l2 >= 0):
+                raise ValueError("Engine: regularization factors must be >= 0")
             lay.rate = spec.get("rate", 0.0)
             lay.w_off, lay.b_off = spec.get("w_off", 0), spec.get("b_off", -1)
             lay.aux_off = spec.get("aux_off", 0)
@@ -344,8 +360,11 @@ cdef class Engine:
         self.net.n_in = self.net.layers[0].n_in
         self.net.n_out = last.n_out
         self.net.n_params = params.shape[0]
-        if loss < LOSS_SPARSE_SOFTMAX_XENT or loss > LOSS_MSE:
+        if loss < 0 or loss >= LOSS_COUNT:
             raise ValueError(f"Engine: unknown loss code {loss}")
+        if loss == LOSS_HUBER and not (0 < delta < float("inf")):
+            raise ValueError(f"Engine: Huber's delta must be a finite number > 0, got {delta}")
+        self.net.loss_param = delta
         sparse = loss in (LOSS_SPARSE_SOFTMAX_XENT, LOSS_SPARSE_CCE)
         for code in metrics:
             if code < METRIC_BINARY_ACCURACY or code > METRIC_MAE:
@@ -543,7 +562,8 @@ cdef class Engine:
         return 0
 
     def evaluate(self, x, y, labels, sample_weight, double[::1] stats not None):
-        """Inference-mode loss and metric sums over x, accumulated into stats (no L2)."""
+        """Inference-mode loss and metric sums over x, accumulated into stats (without
+        the weight penalties: add `penalty()`, as Keras does)."""
         self._check_data(x, y, labels, sample_weight, x.shape[0])
         if stats.shape[0] < 2 + 2 * self.net.n_metrics:
             raise ValueError("Engine.evaluate: stats too short")
@@ -574,11 +594,12 @@ cdef class Engine:
                 start += rows
         return 0
 
-    def l2_penalty(self):
-        """sum over Dense layers of l2 * sum(W^2) at the current weights."""
+    def penalty(self):
+        """Keras's regularization loss at the current weights: over Dense layers,
+        l1 * sum|W| + l2 * sum(W^2) for kernels and biases (see the layer specs)."""
         if self.is_f64:
-            return _l2_penalty(<double*>self.net.ws, &self.net)
-        return _l2_penalty(<float*>self.net.ws, &self.net)
+            return _penalty(<double*>self.net.ws, &self.net)
+        return _penalty(<float*>self.net.ws, &self.net)
 
 
 cdef enum:

@@ -13,9 +13,11 @@ exp and sigmoid cross-entropy never exponentiates a positive number, so logits
 of +-1e4 give finite, exact results.
 """
 from cython cimport floating
+from libc.math cimport isfinite
 
-from fastnn._kernels._loss cimport (LOSS_BCE, LOSS_CCE, LOSS_MSE, LOSS_SIGMOID_BCE,
-                                    LOSS_SOFTMAX_XENT, LOSS_SPARSE_CCE,
+from fastnn._kernels._loss cimport (LOSS_BCE, LOSS_CCE, LOSS_COUNT, LOSS_HUBER, LOSS_MAE,
+                                    LOSS_MSE, LOSS_SIGMOID_BCE, LOSS_SOFTMAX_XENT,
+                                    LOSS_SPARSE_CCE,
                                     LOSS_SPARSE_SOFTMAX_XENT, METRIC_BINARY_ACCURACY,
                                     METRIC_CATEGORICAL_ACCURACY, METRIC_MAE, METRIC_MSE,
                                     METRIC_SPARSE_CATEGORICAL_ACCURACY, loss_block,
@@ -23,7 +25,7 @@ from fastnn._kernels._loss cimport (LOSS_BCE, LOSS_CCE, LOSS_MSE, LOSS_SIGMOID_B
 
 LOSSES = {"sparse_softmax_xent": LOSS_SPARSE_SOFTMAX_XENT, "softmax_xent": LOSS_SOFTMAX_XENT,
           "sigmoid_bce": LOSS_SIGMOID_BCE, "sparse_cce": LOSS_SPARSE_CCE, "cce": LOSS_CCE,
-          "bce": LOSS_BCE, "mse": LOSS_MSE}
+          "bce": LOSS_BCE, "mse": LOSS_MSE, "mae": LOSS_MAE, "huber": LOSS_HUBER}
 METRICS = {"binary_accuracy": METRIC_BINARY_ACCURACY,
            "sparse_categorical_accuracy": METRIC_SPARSE_CATEGORICAL_ACCURACY,
            "categorical_accuracy": METRIC_CATEGORICAL_ACCURACY,
@@ -32,7 +34,7 @@ METRICS = {"binary_accuracy": METRIC_BINARY_ACCURACY,
 
 def _loss_call(int kind, const floating[:, ::1] pred not None, const floating[:, ::1] y,
                const int[::1] labels, const floating[::1] sample_weight, double scale,
-               floating[:, ::1] grad_out not None):
+               floating[:, ::1] grad_out not None, double param=0.0):
     cdef Py_ssize_t n = pred.shape[0], m = pred.shape[1], i
     cdef double total
     if n == 0 or m == 0:
@@ -51,14 +53,16 @@ def _loss_call(int kind, const floating[:, ::1] pred not None, const floating[:,
         raise ValueError("loss kernel: sample_weight must have one entry per row")
     if grad_out.shape[0] != n or grad_out.shape[1] != m:
         raise ValueError("loss kernel: grad_out must have the shape of the predictions")
-    if kind < LOSS_SPARSE_SOFTMAX_XENT or kind > LOSS_MSE:
+    if kind < 0 or kind >= LOSS_COUNT:
         raise ValueError(f"loss kernel: unknown kind {kind}")
+    if kind == LOSS_HUBER and not (isfinite(param) and param > 0):
+        raise ValueError(f"huber: delta must be a finite number > 0, got {param}")
     with nogil:
         total = loss_block(kind, n, m, &pred[0, 0],
                            &y[0, 0] if y is not None else NULL,
                            &labels[0] if labels is not None else NULL,
                            &sample_weight[0] if sample_weight is not None else NULL,
-                           <floating>scale, &grad_out[0, 0])
+                           <floating>param, <floating>scale, &grad_out[0, 0])
     return total
 
 
@@ -95,6 +99,17 @@ def bce(p, y, sample_weight, scale, grad_out):
 def mse(p, y, sample_weight, scale, grad_out):
     """Mean squared error over the row."""
     return _loss_call(LOSS_MSE, p, y, None, sample_weight, scale, grad_out)
+
+
+def mae(p, y, sample_weight, scale, grad_out):
+    """Mean absolute error over the row; d|e|/de = sign(e), 0 at e = 0."""
+    return _loss_call(LOSS_MAE, p, y, None, sample_weight, scale, grad_out)
+
+
+def huber(p, y, sample_weight, scale, grad_out, delta):
+    """Huber loss over the row (Keras 3): 0.5 e^2 for |e| <= delta, else
+    delta |e| - 0.5 delta^2, with e = p - y and delta > 0."""
+    return _loss_call(LOSS_HUBER, p, y, None, sample_weight, scale, grad_out, delta)
 
 
 def metric_sum(int metric, const floating[:, ::1] pred not None, const floating[:, ::1] y,

@@ -82,14 +82,21 @@ def dense_forward(x, w, b, activation, alpha, z_out, a_out):
     a_out[...] = _act(z_out, activation, alpha)
 
 
-def dense_backward(x, w, z, a, da, activation, alpha, l2, dz_out, dw_out, db_out, dx_out):
-    """dz = da * act'(z); dw = x^T dz + 2 l2 w; db = column sums of dz; dx = dz w^T."""
+def dense_backward(x, w, z, a, da, activation, alpha, l2, dz_out, dw_out, db_out, dx_out, *,
+                   l1=0.0, b=None, bias_l1=0.0, bias_l2=0.0):
+    """dz = da * act'(z); dw = x^T dz + 2 l2 w + l1 sign(w); db = column sums of dz
+    + 2 bias_l2 b + bias_l1 sign(b); dx = dz w^T."""
+    if (bias_l1 != 0 or bias_l2 != 0) and (b is None or db_out is None):
+        raise ValueError("dense_backward: a bias penalty needs b and db_out")
+    t = w.dtype.type
     dz_out[...] = _act_grad(z, a, da, activation, alpha)
     np.matmul(x.T, dz_out, out=dw_out)
-    if l2 != 0:
-        dw_out += (2 * w.dtype.type(l2)) * w
+    if l1 != 0 or l2 != 0:
+        dw_out += (2 * t(l2)) * w + t(l1) * np.sign(w)
     if db_out is not None:
         dz_out.sum(axis=0, out=db_out)
+        if bias_l1 != 0 or bias_l2 != 0:
+            db_out += (2 * t(bias_l2)) * b + t(bias_l1) * np.sign(b)
     if dx_out is not None:
         np.matmul(dz_out, w.T, out=dx_out)
 
@@ -100,7 +107,7 @@ def _weights(sample_weight, n, dtype):
     return np.ones(n, dtype) if sample_weight is None else sample_weight
 
 
-def _loss_value_grad(kind, pred, y, labels):
+def _loss_value_grad(kind, pred, y, labels, param):
     """Per-row loss and d loss_row / d pred for one loss kind (unweighted, unscaled)."""
     n, m = pred.shape
     dtype = pred.dtype.type
@@ -134,12 +141,24 @@ def _loss_value_grad(kind, pred, y, labels):
         grad = np.where(inside, (1 - y) / (1 - c) - y / c, 0) / dtype(m)
         return loss.mean(axis=1), grad
     d = pred - y
-    return (d * d).mean(axis=1), 2 * d / dtype(m)
+    if name == "mse":
+        return (d * d).mean(axis=1), 2 * d / dtype(m)
+    if name == "mae":
+        return np.abs(d).mean(axis=1), np.sign(d) / dtype(m)   # sign(0) = 0, as torch and TF
+    if name == "huber":
+        delta, half = dtype(param), dtype(0.5)
+        quadratic = np.abs(d) <= delta                          # |e| = delta is quadratic
+        loss = np.where(quadratic, half * (d * d), delta * np.abs(d) - half * (delta * delta))
+        grad = np.where(quadratic, d, delta * np.sign(d)) / dtype(m)
+        return loss.mean(axis=1), grad
+    raise ValueError(f"unknown loss kind {kind}")
 
 
-def _loss(kind, pred, y, labels, sample_weight, scale, grad_out):
+def _loss(kind, pred, y, labels, sample_weight, scale, grad_out, param=0.0):
+    if kind == LOSSES["huber"] and not (np.isfinite(param) and param > 0):
+        raise ValueError(f"huber: delta must be a finite number > 0, got {param}")
     w = _weights(sample_weight, pred.shape[0], pred.dtype)
-    loss, grad = _loss_value_grad(kind, pred, y, labels)
+    loss, grad = _loss_value_grad(kind, pred, y, labels, param)
     grad_out[...] = grad * (w * pred.dtype.type(scale))[:, None]
     return float(np.dot(w.astype(np.float64), loss.astype(np.float64)))
 
@@ -177,6 +196,17 @@ def bce(p, y, sample_weight, scale, grad_out):
 def mse(p, y, sample_weight, scale, grad_out):
     """Mean squared error over the row."""
     return _loss(LOSSES["mse"], p, y, None, sample_weight, scale, grad_out)
+
+
+def mae(p, y, sample_weight, scale, grad_out):
+    """Mean absolute error over the row; d|e|/de = sign(e), 0 at e = 0."""
+    return _loss(LOSSES["mae"], p, y, None, sample_weight, scale, grad_out)
+
+
+def huber(p, y, sample_weight, scale, grad_out, delta):
+    """Huber loss over the row (Keras 3): 0.5 e^2 for |e| <= delta, else
+    delta |e| - 0.5 delta^2, with e = p - y and delta > 0."""
+    return _loss(LOSSES["huber"], p, y, None, sample_weight, scale, grad_out, delta)
 
 
 def metric_sum(metric, pred, y, labels, sample_weight, threshold):
@@ -225,8 +255,13 @@ def sgd_update(w, g, velocity, learning_rate, momentum, nesterov):
 class Engine:
     """NumPy twin of the compiled Engine: same constructor, same methods, same results."""
 
-    def __init__(self, layers, params, aux, loss, fused, metrics, threshold):
+    def __init__(self, layers, params, aux, loss, fused, metrics, threshold, delta=1.0):
+        if loss not in _LOSS:
+            raise ValueError(f"Engine: unknown loss code {loss}")
+        if loss == LOSSES["huber"] and not (0 < delta < float("inf")):
+            raise ValueError(f"Engine: Huber's delta must be a finite number > 0, got {delta}")
         self.layers = [dict(spec) for spec in layers]
+        self.delta = delta
         self.params, self.aux = params, aux
         self.dtype = params.dtype
         self.grads = np.zeros_like(params)
@@ -286,7 +321,7 @@ class Engine:
         n = cache[-1][2].shape[0]
         pred = cache[-1][1] if self.fused else cache[-1][2]
         grad = np.empty_like(pred)
-        loss = _loss(self.loss, pred, y, labels, sw, 1.0 / n, grad)
+        loss = _loss(self.loss, pred, y, labels, sw, 1.0 / n, grad, self.delta)
         for k, code in enumerate(self.metrics):  # unweighted, as Keras's compiled metrics
             stats[2 + 2 * k] += metric_sum(code, cache[-1][2], y, labels, None, self.threshold)
             stats[3 + 2 * k] += n
@@ -297,13 +332,16 @@ class Engine:
             spec = self.layers[index]
             prev, mid, a = cache[index]
             if spec["kind"] == "dense":
-                w, _, dw, db = self._views(spec)
+                w, b, dw, db = self._views(spec)
                 last = index == len(self.layers) - 1
                 act = 0 if (self.fused and last) else spec.get("activation", 0)
                 dz = np.empty_like(g)
                 dx = np.empty_like(prev) if spec["need_dx"] else None
+                has_bias = b is not None
                 dense_backward(prev, w, mid, a, g, act, spec.get("alpha", 0.0),
-                               spec.get("l2", 0.0), dz, dw, db, dx)
+                               spec.get("l2", 0.0), dz, dw, db, dx, l1=spec.get("l1", 0.0),
+                               b=b, bias_l1=spec.get("bias_l1", 0.0) if has_bias else 0.0,
+                               bias_l2=spec.get("bias_l2", 0.0) if has_bias else 0.0)
                 g = dx
             elif not spec["need_dx"]:
                 g = None
@@ -315,12 +353,18 @@ class Engine:
                 m, off = spec["n_out"], spec["aux_off"]
                 g = g / self.aux[off + m:off + 2 * m]
 
-    def l2_penalty(self):
+    def penalty(self):
+        """Kernel and bias penalties l1 * sum|v| + l2 * sum(v^2) of every Dense layer."""
         total = 0.0
         for spec in self.layers:
-            if spec["kind"] == "dense" and spec.get("l2", 0.0):
-                w = self._views(spec)[0]
-                total += spec["l2"] * float(np.sum(w.astype(np.float64) ** 2))
+            if spec["kind"] != "dense":
+                continue
+            w, b, _, _ = self._views(spec)
+            for v, l1, l2 in ((w, spec.get("l1", 0.0), spec.get("l2", 0.0)),
+                              (b, spec.get("bias_l1", 0.0), spec.get("bias_l2", 0.0))):
+                if v is not None and (l1 or l2):
+                    v = v.astype(np.float64)
+                    total += l1 * float(np.sum(np.abs(v))) + l2 * float(np.sum(v * v))
         return total
 
     def train(self, x, y, labels, sample_weight, order, batch_size, first, count, lrs, step,
@@ -334,7 +378,7 @@ class Engine:
             sb = sample_weight[rows] if sample_weight is not None else None
             cache = self._forward(xb, True, step, seed)
             loss, grad = self._loss(cache, yb, lb, sb, stats)
-            stats[0] += loss + self.l2_penalty() * len(rows)
+            stats[0] += loss + self.penalty() * len(rows)
             stats[1] += len(rows)
             self._backward(cache, grad)
             step += 1
@@ -384,5 +428,5 @@ def _dropout_mask(seed, stream, shape):
 
 __all__ = ["ACTIVATIONS", "LOSSES", "METRICS", "LAYER_KINDS", "OPTIMIZERS",
            "matmul", "activation_forward", "dense_forward", "dense_backward", "sparse_softmax_xent",
-           "softmax_xent", "sigmoid_bce", "sparse_cce", "cce", "bce", "mse", "metric_sum",
-           "adam_update", "sgd_update", "Engine"]
+           "softmax_xent", "sigmoid_bce", "sparse_cce", "cce", "bce", "mse", "mae", "huber",
+           "metric_sum", "adam_update", "sgd_update", "Engine"]

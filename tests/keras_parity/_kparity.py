@@ -22,6 +22,7 @@ import fastnn
 from fastnn import layers as fl
 from fastnn import losses as flosses
 from fastnn import optimizers as fopt
+from fastnn import regularizers as freg
 from fastnn.regularizers import L2
 
 DTYPES = ["float32", "float64"]
@@ -135,22 +136,46 @@ def keras_activation(name):
     return name
 
 
-def twin_models(sizes, activations, dtype, weights, l2=0.0, dropout=None):
+# Weight penalties on every Dense layer: {"kernel": (class name, kwargs), "bias": ...}.
+# Factors are binary fractions, exact in float32 (Keras's L1 keeps its factor as a tensor
+# of floatx, so an inexact one would differ between the dtypes).
+PENALTIES = {
+    "L1": {"kernel": ("L1", {"l1": 2.0 ** -7})},
+    "L1L2": {"kernel": ("L1L2", {"l1": 2.0 ** -8, "l2": 2.0 ** -6})},
+    "bias-L2": {"bias": ("L2", {"l2": 2.0 ** -5})},
+    "bias-L1": {"bias": ("L1", {"l1": 2.0 ** -7})},
+    "all": {"kernel": ("L1L2", {"l1": 2.0 ** -8, "l2": 2.0 ** -7}),
+            "bias": ("L1L2", {"l1": 2.0 ** -7, "l2": 2.0 ** -6})},
+}
+
+
+def _penalty_kwargs(penalty):
+    """(fastnn Dense kwargs, Keras Dense kwargs) for a PENALTIES entry (None: none)."""
+    fast, kers = {}, {}
+    for where, (cls, kwargs) in (PENALTIES[penalty] if penalty else {}).items():
+        fast[f"{where}_regularizer"] = getattr(freg, cls)(**kwargs)
+        kers[f"{where}_regularizer"] = getattr(keras.regularizers, cls)(**kwargs)
+    return fast, kers
+
+
+def twin_models(sizes, activations, dtype, weights, l2=0.0, dropout=None, penalty=None):
     """A fastnn and a Keras Sequential with identical architecture and weights.
 
     `sizes` = [inputs, units1, units2, ...]; `dropout` = rate of a Dropout after each hidden
-    layer, or None. Keras is built under `keras_floatx(dtype)` by the caller.
+    layer, or None; `penalty` = a PENALTIES key (instead of `l2`), or None. Keras is built
+    under `keras_floatx(dtype)` by the caller.
     """
     fast_layers = []
     keras_layers = [keras.Input((sizes[0],))]
     n_dense = len(sizes) - 1
     for i, (units, act) in enumerate(zip(sizes[1:], activations, strict=True)):
-        reg_f = L2(l2) if l2 else None
-        reg_k = keras.regularizers.L2(l2) if l2 else None
+        reg_f = {"kernel_regularizer": L2(l2) if l2 else None}
+        reg_k = {"kernel_regularizer": keras.regularizers.L2(l2) if l2 else None}
         kw = {"input_dim": sizes[0]} if i == 0 else {}
-        fast_layers.append(fl.Dense(units, activation=act, kernel_regularizer=reg_f, **kw))
+        pen_f, pen_k = _penalty_kwargs(penalty)
+        fast_layers.append(fl.Dense(units, activation=act, **{**kw, **reg_f, **pen_f}))
         keras_layers.append(
-            keras.layers.Dense(units, activation=keras_activation(act), kernel_regularizer=reg_k)
+            keras.layers.Dense(units, activation=keras_activation(act), **{**reg_k, **pen_k})
         )
         if dropout is not None and i < n_dense - 1:
             fast_layers.append(fl.Dropout(dropout))
@@ -190,6 +215,8 @@ LOSSES = {
     "cce": (flosses.CategoricalCrossentropy, keras.losses.CategoricalCrossentropy),
     "scce": (flosses.SparseCategoricalCrossentropy, keras.losses.SparseCategoricalCrossentropy),
     "mse": (flosses.MeanSquaredError, keras.losses.MeanSquaredError),
+    "mae": (flosses.MeanAbsoluteError, keras.losses.MeanAbsoluteError),
+    "huber": (flosses.Huber, keras.losses.Huber),
 }
 
 
@@ -229,6 +256,10 @@ MODEL_COMBOS = [
     ("linear+mse", "linear", 2, "mse", {}),
     ("relu+mse", "relu", 2, "mse", {}),
     ("tanh+mse", "tanh", 2, "mse", {}),
+    ("linear+mae", "linear", 2, "mae", {}),
+    ("tanh+mae", "tanh", 2, "mae", {}),
+    ("linear+huber", "linear", 2, "huber", {}),
+    ("linear+huber-delta", "linear", 2, "huber", {"delta": 0.375}),
 ]
 
 

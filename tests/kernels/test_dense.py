@@ -112,6 +112,75 @@ def test_dense_backward_matches_reference(act, l2, dtype, shape, rng, tol, close
     _assert_unchanged((x, w, z, a, da), before)
 
 
+# (l1, l2, bias_l1, bias_l2): L1 alone, L1 + L2 (L1L2), bias penalties alone, everything
+PENALTIES = [(0.03, 0.0, 0.0, 0.0), (0.03, 0.05, 0.0, 0.0), (0.0, 0.0, 0.02, 0.04),
+             (0.03, 0.05, 0.02, 0.04)]
+
+
+@pytest.mark.parametrize("pen", PENALTIES, ids=["l1", "l1l2", "bias", "all"])
+@pytest.mark.parametrize("act", ["linear", "relu", "tanh"])
+def test_dense_backward_penalties_match_reference(act, pen, dtype, shape, rng, tol, close_sum):
+    n, k, m = shape
+    l1, l2, bias_l1, bias_l2 = pen
+    x, w, b = _dense_inputs(rng, n, k, m, dtype)
+    w.flat[::3] = 0  # sign(0) = 0 on a third of the kernel
+    b[::2] = 0
+    z, a = np.empty((n, m), dtype), np.empty((n, m), dtype)
+    reference.dense_forward(x, w, b, ACTIVATIONS[act], ALPHA, z, a)
+    da = rng.standard_normal((n, m)).astype(dtype)
+    before = _copies(x, w, b, z, a, da)
+    got = [_nan((n, m), dtype), _nan((k, m), dtype), _nan(m, dtype), _nan((n, k), dtype)]
+    want = [np.empty((n, m), dtype), np.empty((k, m), dtype), np.empty(m, dtype),
+            np.empty((n, k), dtype)]
+    kw = dict(l1=l1, b=b, bias_l1=bias_l1, bias_l2=bias_l2)
+
+    kernels.dense_backward(x, w, z, a, da, ACTIVATIONS[act], ALPHA, l2, *got, **kw)
+    reference.dense_backward(x, w, z, a, da, ACTIVATIONS[act], ALPHA, l2, *want, **kw)
+
+    adz, ax, aw = (np.abs(v).astype(np.float64) for v in (want[0], x, w))
+    np.testing.assert_allclose(got[0], want[0], **tol)
+    close_sum(got[1], want[1], ax.T @ adz + 2 * l2 * aw + l1, **tol)
+    close_sum(got[2], want[2], adz.sum(axis=0) + 2 * bias_l2 * np.abs(b) + bias_l1, **tol)
+    close_sum(got[3], want[3], adz @ aw.T, **tol)
+    _assert_unchanged((x, w, b, z, a, da), before)
+
+
+def test_dense_backward_penalty_gradients_exactly(dtype):
+    # x = 0 and da = 0 leave only the penalties: dw = 2 l2 w + l1 sign(w) and
+    # db = 2 bias_l2 b + bias_l1 sign(b), with sign(0) = 0 (Keras on TF and torch);
+    # every number is a binary fraction, so the results are exact
+    w = np.array([[0.0, 0.5, -0.5], [2.0, -2.0, 0.0]], dtype)
+    b = np.array([0.0, 1.5, -0.25], dtype)
+    x, da = np.zeros((4, 2), dtype), np.zeros((4, 3), dtype)
+    z = a = np.zeros((4, 3), dtype)
+    for twin in (kernels, reference):
+        dz, dw, db, dx = (_nan(s, dtype) for s in ((4, 3), (2, 3), 3, (4, 2)))
+        twin.dense_backward(x, w, z, a, da, ACTIVATIONS["linear"], 0.0, 0.125, dz, dw, db, dx,
+                            l1=0.25, b=b, bias_l1=0.5, bias_l2=0.0625)
+        np.testing.assert_array_equal(dw, 0.25 * w + 0.25 * np.sign(w))
+        assert dw[0, 0] == 0 and dw[1, 2] == 0
+        np.testing.assert_array_equal(db, 0.125 * b + 0.5 * np.sign(b))
+        assert db[0] == 0
+        np.testing.assert_array_equal(dx, 0)
+        # L1 alone: exactly l1 * sign(w); without any penalty: exactly x^T dz = 0
+        twin.dense_backward(x, w, z, a, da, ACTIVATIONS["linear"], 0.0, 0.0, dz, dw, db, dx,
+                            l1=0.25)
+        np.testing.assert_array_equal(dw, 0.25 * np.sign(w))
+        np.testing.assert_array_equal(db, 0)
+
+
+def test_dense_backward_bias_penalty_needs_the_bias(dtype):
+    args = _backward_args(dtype)
+    for twin in (kernels, reference):
+        with pytest.raises(ValueError, match="bias penalty"):
+            twin.dense_backward(**args, bias_l2=0.1)
+        with pytest.raises(ValueError, match="bias penalty"):
+            twin.dense_backward(**dict(args, db_out=None), b=np.zeros(args["w"].shape[1], dtype),
+                                bias_l1=0.1)
+    with pytest.raises(ValueError):  # a bias of the wrong length
+        kernels.dense_backward(**args, b=np.zeros(args["w"].shape[1] + 1, dtype), bias_l1=0.1)
+
+
 @pytest.mark.parametrize("act", ["relu", "sigmoid", "softmax"])
 def test_dense_backward_optional_outputs(act, dtype, rng, tol):
     # db_out=None (no bias) and dx_out=None (first layer) skip those outputs only

@@ -10,11 +10,14 @@ SPARSE = {"sparse_softmax_xent", "sparse_cce"}
 LOGIT_LOSSES = ("sparse_softmax_xent", "softmax_xent", "sigmoid_bce")
 METRIC_NAMES = sorted(METRICS, key=METRICS.get)
 EPS = 1e-7  # Keras's backend.epsilon(), the probability clip
+REGRESSION = ("mse", "mae", "huber")
+# Huber's delta in the shared tests: the 3 * N(0, 1) errors fall on both sides of it
+EXTRA = {"huber": (1.5,)}
 
 
 def _inputs(name, n, m, dtype, rng):
     """(pred, target) typical for the loss: logits, probabilities or values."""
-    if name in LOGIT_LOSSES or name == "mse":
+    if name in LOGIT_LOSSES or name in REGRESSION:
         pred = 3 * rng.standard_normal((n, m))
     elif name in ("sparse_cce", "cce"):
         pred = rng.uniform(0.01, 1.0, (n, m))  # not normalised: the kernel rescales rows
@@ -31,9 +34,9 @@ def _inputs(name, n, m, dtype, rng):
     return pred.astype(dtype), target
 
 
-def _call(twin, name, pred, target, sw, scale):
+def _call(twin, name, pred, target, sw, scale, *extra):
     grad = np.full(pred.shape, np.nan, pred.dtype)
-    loss = getattr(twin, name)(pred, target, sw, scale, grad)
+    loss = getattr(twin, name)(pred, target, sw, scale, grad, *(extra or EXTRA.get(name, ())))
     return loss, grad
 
 
@@ -284,6 +287,73 @@ def test_cce_rescales_rows(dtype, rng, tol):
     np.testing.assert_allclose((grad * p).sum(axis=1), 0, atol=100 * tol["atol"])
 
 
+# ----------------------------------------------------------------------------- regression edges
+
+def test_mae_exact_values_and_zero_subgradient(dtype):
+    # errors p - y of -2, -0.5, 0, 0.25 (binary fractions: exact in float32): the subgradient
+    # of |e| at e = 0 is 0, as torch's and TensorFlow's abs gradients give (Keras on either)
+    p = np.array([[0.0, 1.0, 2.0, 2.25]], dtype)
+    y = np.array([[2.0, 1.5, 2.0, 2.0]], dtype)
+    for twin in (kernels, reference):
+        loss, grad = _call(twin, "mae", p, y, None, 1.0)
+        assert loss == (2 + 0.5 + 0 + 0.25) / 4
+        np.testing.assert_array_equal(grad, np.array([[-1, -1, 0, 1]], dtype) / dtype(4))
+    # all rows exact: the gradient is zero everywhere and so is the loss
+    for twin in (kernels, reference):
+        loss, grad = _call(twin, "mae", y, y.copy(), np.array([2.0], dtype), 0.5)
+        assert loss == 0.0
+        np.testing.assert_array_equal(grad, 0)
+
+
+@pytest.mark.parametrize("delta", [1.0, 0.5, 2.0])
+def test_huber_exact_values_on_both_sides_of_delta(delta, dtype):
+    # e = p - y at 0, +-delta/2, +-delta (the quadratic branch owns the boundary), +-3 delta
+    # and 2 delta; every value is a binary fraction, so the results are exact
+    e = np.array([0.0, 0.5, -0.5, 1.0, -1.0, 3.0, -3.0, 2.0]) * delta
+    y = np.full((1, e.size), 0.25, dtype)
+    p = (y + e).astype(dtype)
+    quad = np.abs(e) <= delta
+    row = np.where(quad, 0.5 * e * e, delta * np.abs(e) - 0.5 * delta * delta)
+    slope = np.where(quad, e, delta * np.sign(e))
+    for twin in (kernels, reference):
+        loss, grad = _call(twin, "huber", p, y, None, 1.0, delta)
+        assert loss == row.mean()
+        np.testing.assert_array_equal(grad[0], (slope / e.size).astype(dtype))
+    # continuity at |e| = delta: value and slope agree with the linear branch there
+    assert 0.5 * delta * delta == delta * delta - 0.5 * delta * delta
+
+
+def test_huber_large_delta_is_half_mse_and_small_delta_is_scaled_mae(dtype, rng, tol):
+    n, m = 7, 3
+    p = rng.standard_normal((n, m)).astype(dtype)
+    y = rng.standard_normal((n, m)).astype(dtype)
+    loss_h, grad_h = _call(kernels, "huber", p, y, None, 1.0, 1e3)
+    loss_s, grad_s = _call(kernels, "mse", p, y, None, 1.0)
+    np.testing.assert_allclose(loss_h, loss_s / 2, **tol)
+    np.testing.assert_allclose(grad_h, grad_s / 2, **tol)
+    delta = 1e-3  # below every |e| here: loss = delta * (|e| - delta / 2)
+    assert np.abs(p - y).min() > delta
+    loss_h, grad_h = _call(kernels, "huber", p, y, None, 1.0, delta)
+    loss_a, grad_a = _call(kernels, "mae", p, y, None, 1.0)
+    np.testing.assert_allclose(loss_h, delta * (loss_a - n * delta / 2), rtol=10 * tol["rtol"])
+    np.testing.assert_allclose(grad_h, delta * grad_a, **tol)
+
+
+@pytest.mark.parametrize("delta", [0.0, -1.0, np.nan, np.inf])
+def test_huber_refuses_a_bad_delta(delta, dtype):
+    p, y = np.zeros((2, 3), dtype), np.ones((2, 3), dtype)
+    for twin in (kernels, reference):
+        with pytest.raises(ValueError, match="delta"):
+            twin.huber(p, y, None, 1.0, np.zeros_like(p), delta)
+
+
+def test_huber_needs_delta():
+    p = np.zeros((2, 3))
+    for twin in (kernels, reference):
+        with pytest.raises(TypeError):
+            twin.huber(p, p, None, 1.0, np.zeros_like(p))
+
+
 # ----------------------------------------------------------------------------- metrics
 
 def _metric_inputs(metric, n, m, dtype, rng):
@@ -343,7 +413,11 @@ def test_loss_rejects_mismatched_shapes(name, dtype, rng):
     n, m = 4, 3
     pred, target = _inputs(name, n, m, dtype, rng)
     grad = np.zeros((n, m), dtype)
-    fn = getattr(kernels, name)
+    kernel = getattr(kernels, name)
+
+    def fn(*args):
+        return kernel(*args, *EXTRA.get(name, ()))
+
     with pytest.raises(ValueError):
         fn(pred, target, None, 1.0, np.zeros((n, m + 1), dtype))
     with pytest.raises(ValueError):
