@@ -20,6 +20,7 @@ import json
 import os
 import struct
 import tempfile
+import warnings
 
 import numpy as np
 
@@ -160,9 +161,12 @@ def from_bytes(data):
             model.set_weights([arrays[f"weight_{i}"] for i in range(n_weights)])
         compiled = config.get("compile")
         if compiled is not None:
-            model.compile(optimizer=optimizers_module.from_config(compiled["optimizer"]),
-                          loss=losses_module.from_config(compiled["loss"]),
-                          metrics=compiled["metrics"] or None)
+            with warnings.catch_warnings():
+                # the from_logits warnings were given when the model was first compiled
+                warnings.filterwarnings("ignore", message=".*received `from_logits=")
+                model.compile(optimizer=optimizers_module.from_config(compiled["optimizer"]),
+                              loss=losses_module.from_config(compiled["loss"]),
+                              metrics=compiled["metrics"] or None)
             _restore_optimizer(model, compiled, arrays)
     except (KeyError, TypeError, ValueError) as exc:
         if isinstance(exc, ValueError) and str(exc).startswith("not a valid fastnn"):
@@ -180,7 +184,7 @@ def _restore_optimizer(model, compiled, arrays):
     if n_slots:
         if not model.built:
             raise ValueError("optimizer state without weights")
-        slots = opt._ensure_state(model.count_params(), model.dtype)
+        slots = opt._ensure_state(model._params.shape[0], model.dtype)
         if len(slots) != n_slots:
             raise ValueError("optimizer state does not match the optimizer")
         for i, slot in enumerate(slots):
