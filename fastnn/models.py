@@ -45,6 +45,8 @@ class Sequential:
         ``input_shape=`` on the first layer or ``input_dim=`` on a first Dense.
     name : str, optional
         Default "sequential", then "sequential_1", ... (Keras's auto-naming).
+    trainable : True
+        Keras's argument; only True is supported.
     dtype : {"float32", "float64"}, default "float32"
         Precision of every parameter and computation of the model.
 
@@ -55,7 +57,9 @@ class Sequential:
     >>> history = model.fit(X, y, epochs=10, verbose=0)   # doctest: +SKIP
     """
 
-    def __init__(self, layers=None, name=None, dtype="float32"):
+    def __init__(self, layers=None, trainable=True, name=None, *, dtype="float32"):
+        if trainable is not True:
+            raise ValueError("trainable=False is not supported: every Dense weight trains")
         if name is not None and not isinstance(name, str):
             raise TypeError(f"name must be a str, got {type(name).__name__}")
         self.dtype = _validation.check_dtype(dtype)
@@ -267,7 +271,9 @@ class Sequential:
         return self.outputs[0]
 
     # ------------------------------------------------------------------------- compile
-    def compile(self, optimizer="adam", loss=None, metrics=None):
+    def compile(self, optimizer="adam", loss=None, loss_weights=None, metrics=None,
+                weighted_metrics=None, run_eagerly=False, steps_per_execution=1,
+                jit_compile="auto", auto_scale_loss=True):
         """Configure training.
 
         Parameters
@@ -280,6 +286,11 @@ class Sequential:
             "accuracy" (resolved from the target shapes as in Keras 3),
             "binary_accuracy", "categorical_accuracy", "sparse_categorical_accuracy",
             "mse", "mae".
+        loss_weights, weighted_metrics : None
+            Keras's multi-output and weighted-metric options; only None is supported.
+        run_eagerly, steps_per_execution, jit_compile, auto_scale_loss
+            Accepted for Keras compatibility; they do not change results, and fastnn
+            always runs compiled (fit sizes its own chunks of batches).
 
         Warns
         -----
@@ -291,6 +302,11 @@ class Sequential:
         if loss is None:
             raise ValueError("loss is required, e.g. loss='mse' or "
                              "SparseCategoricalCrossentropy(from_logits=True)")
+        if loss_weights is not None:
+            raise ValueError("loss_weights is not supported (one output, one loss)")
+        if weighted_metrics:
+            raise ValueError("weighted_metrics is not supported; metrics are unweighted")
+        _validation.check_int(steps_per_execution, "steps_per_execution", 1)
         optimizer = optimizers_module.get(optimizer)
         loss = losses_module.get(loss)
         names = metrics_module.check_names(metrics)
@@ -780,12 +796,18 @@ class Sequential:
             layer._set_weights(arrays)
 
     # ------------------------------------------------------------------------- saving
-    def save(self, path):
+    def save(self, filepath, overwrite=True, zipped=None):
         """Write the model (config, weights, compile settings, optimizer state) to one file
-        at exactly `path`, atomically; read it back with ``fastnn.load_model``."""
+        at exactly `filepath`, atomically; read it back with ``fastnn.load_model``.
+        ``overwrite=False`` raises FileExistsError if the file exists; `zipped` must be
+        None or True (fastnn's format is always one file)."""
         from fastnn import saving
 
-        saving.save(self, path)
+        if zipped not in (None, True):
+            raise ValueError("save: zipped=False is not supported (always one file)")
+        if not overwrite and os.path.exists(filepath):
+            raise FileExistsError(f"save: {filepath!r} exists and overwrite=False")
+        saving.save(self, filepath)
 
     def save_weights(self, filepath, overwrite=True, max_shard_size=None):
         """Write the weights (with the architecture they belong to) to one file at exactly

@@ -113,7 +113,8 @@ class Problem:
                 a = (a - layer.mean) / std
                 continue
             z = a @ layer.kernel + layer.bias
-            if activations.serialize(layer.activation) in KINKED and np.min(np.abs(z)) < KINK_MARGIN:
+            kinked = activations.serialize(layer.activation) in KINKED
+            if kinked and np.min(np.abs(z)) < KINK_MARGIN:
                 return False
             a = layer.activation(z).numpy()
         return True
