@@ -4,8 +4,16 @@
 >>> from fastnn import Sequential, Input
 >>> from fastnn.layers import Dense
 """
-from fastnn import activations, callbacks, initializers, layers, losses, optimizers
-from fastnn import regularizers, utils
+from fastnn import (
+           activations,
+           callbacks,
+           initializers,
+           layers,
+           losses,
+           optimizers,
+           regularizers,
+           utils,
+)
 from fastnn._random import set_random_seed
 from fastnn._threads import get_num_threads, set_num_threads
 from fastnn._version import __version__
