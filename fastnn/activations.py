@@ -21,7 +21,7 @@ def _apply(x, name, alpha=0.0):
     if x.dtype.kind not in "biuf":
         raise TypeError(f"x must be a real-valued array, got dtype {x.dtype}")
     dtype = np.float64 if x.dtype == np.float64 else np.float32
-    z = np.ascontiguousarray(x, dtype=dtype)
+    z = np.asarray(x, dtype=dtype, order="C")   # ascontiguousarray would make 0-d 1-d
     shape = z.shape
     out = np.empty(shape, dtype)
     if z.size:

@@ -516,6 +516,9 @@ class Normalization(Layer):
         """Learn the mean and population variance from data of shape (n, n_features)
         (per feature, or over every value with axis=None)."""
         x = _validation.as_features(data, "data", np.float64, self.n_in)
+        if not self.built:   # Keras: an adapted layer is built
+            self._stats = None
+            self._build_standalone(x.shape[1], np.float32)
         if self.axis is None:
             self._set_stats(np.array([x.mean()]), np.array([x.var()]))
         else:
