@@ -507,7 +507,8 @@ class Sequential:
         n_batches = math.ceil(n / batch_size)
         history = callbacks_module.History()
         params = {"epochs": epochs, "steps": n_batches, "verbose": verbose}
-        cbs = callbacks_module.CallbackList([history, *callbacks], self, params)
+        # History last, as Keras: it records what the other callbacks added to the logs
+        cbs = callbacks_module.CallbackList([*callbacks, history], self, params)
         per_batch = cbs.wants_train_batches
         rng = _random.generator()
         seed = int(rng.integers(2**63))
