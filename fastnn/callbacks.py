@@ -5,7 +5,6 @@ when some callback overrides it.  The per-batch training hooks make fit run the
 compiled engine one batch at a time; without them, fit runs chunks of batches (whole
 epochs for small data) per engine call.
 """
-import csv
 import math
 import os
 import warnings
@@ -546,6 +545,8 @@ class CSVLogger(Callback):
             if self.keys and not any(k.startswith("val_") for k in self.keys):
                 self.keys += [f"val_{k}" for k in self.keys]
         if self.writer is None:
+            import csv  # only CSVLogger needs it; kept out of `import fastnn`
+
             self.writer = csv.DictWriter(self.csv_file, fieldnames=["epoch", *self.keys],
                                          delimiter=self.sep)
             if self._header:

@@ -116,30 +116,24 @@ class Sequential:
             self._input_layer = layer
             layer._set_owner(self)
             return
-        declared = layer._declared_width()
-        if declared is not None and (self._layers or self._input_layer is not None) \
-                and self._input_width() not in (None, declared) and not self._layers:
-            raise ValueError(f"layer {layer.name!r} declares {declared} input features, but "
-                             f"the model's input has {self._input_width()}")
-        if self.built:
-            self._layers.append(layer)
+        width = self._n_in
+        if not self._layers:
+            # the first layer: the input width comes from Input, or from the layer's own
+            # input_shape / input_dim (both given: they must agree)
+            declared, width = layer._declared_width(), self._input_width()
+            if None not in (declared, width) and declared != width:
+                raise ValueError(f"layer {layer.name!r} declares {declared} input features, "
+                                 f"but the model's Input has {width}")
+            width = declared if width is None else width
+        self._layers.append(layer)
+        if width is not None:
             try:
-                self._build(self._n_in)
-            except ValueError:
+                self._build(width)
+            except ValueError:   # e.g. an adapted Normalization of another width
                 self._layers.pop()
-                self._build(self._n_in)
+                if self._layers:
+                    self._build(self._n_in)
                 raise
-        else:
-            width = self._input_width() if not self._layers else None
-            if width is None and not self._layers:
-                width = declared
-            self._layers.append(layer)
-            if width is not None:
-                try:
-                    self._build(width)
-                except ValueError:
-                    self._layers.pop()
-                    raise
         layer._set_owner(self)
 
     def _input_width(self):
@@ -542,7 +536,7 @@ class Sequential:
                     if bar.wants_update() and done < n_batches:
                         bar.update(done, self._logs(stats))
                 logs = self._logs(stats)
-                if val is not None and (epoch + 1 - initial_epoch) % validation_freq == 0:
+                if val is not None and (epoch + 1) % validation_freq == 0:   # Keras's rule
                     val_logs = self._evaluate_arrays(*val, cbs=cbs, batch_size=batch_size)
                     guard.check()
                     logs.update({f"val_{k}": v for k, v in val_logs.items()})
