@@ -47,3 +47,18 @@ def test_digits_regularized_prints_both_curves(run_python):
     for line in lines:
         accuracy = float(re.search(r"test accuracy ([0-9.]+)", line).group(1))
         assert accuracy > 0.9
+
+
+def test_readme_quick_start_runs_and_is_right(capsys):
+    """The README's quick start runs as written and its accuracy line is a real accuracy
+    (predictions (n, 1) compared with labels (n,) after .ravel())."""
+    pytest.importorskip("sklearn")
+    readme = (EXAMPLES.parent / "README.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", readme, re.S)
+    quick = next(b for b in blocks if "load_digits(n_class=2" in b)
+    namespace = {}
+    exec(compile(quick, "README.md", "exec"), namespace)
+    accuracy = float(capsys.readouterr().out.strip().splitlines()[-1])
+    assert accuracy >= 0.99
+    assert namespace["W1"].shape == (64, 25)
+    assert isinstance(namespace["loss"], float) and namespace["accuracy"] >= 0.99
