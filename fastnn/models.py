@@ -824,22 +824,7 @@ class Sequential:
         from fastnn import saving
 
         self._require_built("load_weights")
-        with open(os.fspath(filepath), "rb") as f:
-            source = saving.from_bytes(f.read())
-        if len(source.layers) != len(self._layers) or not source.built:
-            raise ValueError(f"load_weights: the file holds {len(source.layers)} layers, "
-                             f"this model has {len(self._layers)}")
-        updates = []
-        for mine, theirs in zip(self._layers, source.layers, strict=True):
-            if mine.weight_shapes() != theirs.weight_shapes():
-                if skip_mismatch:
-                    continue
-                raise ValueError(f"load_weights: layer {mine.name!r} has weight shapes "
-                                 f"{mine.weight_shapes()}, the file's {theirs.name!r} has "
-                                 f"{theirs.weight_shapes()}")
-            updates.append((mine, mine._check_weights(theirs.get_weights(), self.dtype)))
-        for layer, arrays in updates:
-            layer._set_weights(arrays)
+        saving.load_weights_into(self, filepath, skip_mismatch)
 
     def __reduce__(self):
         # pickling uses the same self-checking format as save(), so it never needs the
@@ -862,37 +847,15 @@ class Sequential:
         print_fn : callable, optional
             Called once with the whole summary text instead of ``print`` (Keras 3).
         """
+        from fastnn import _summary
+
         if positions is not None:
             raise ValueError("summary: positions is not supported; use line_length")
         if line_length is not None:
             line_length = _validation.check_int(line_length, "line_length", 30)
         if print_fn is not None and not callable(print_fn):
             raise TypeError(f"print_fn must be callable, got {print_fn!r}")
-        rows, trainable, fixed = [], 0, 0
-        built = self.built
-        width = self._n_in
-        for layer in self._layers:
-            label = f"{layer.name} ({type(layer).__name__})"
-            if not built:
-                out, count = "?", "0 (unbuilt)"
-            else:
-                width = layer.output_width(width)
-                out = f"(None, {width})"
-                n_train = sum(int(np.size(w)) for w in layer.trainable_weights)
-                n_all = layer.count_params()
-                trainable, fixed = trainable + n_train, fixed + n_all - n_train
-                count = f"{n_all:,}"
-            rows.append((label, out, count))
-        head = ("Layer (type)", "Output Shape", "Param #")
-        widths = [max(len(r[c]) for r in [head, *rows]) + 3 for c in range(3)]
-        if line_length is not None and line_length > sum(widths):
-            widths[0] += line_length - sum(widths)
-        fmt = lambda r: "".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()  # noqa: E731
-        lines = [f'Model: "{self.name}"', "-" * sum(widths), fmt(head), "=" * sum(widths),
-                 *(fmt(r) for r in rows), "=" * sum(widths),
-                 f"Total params: {trainable + fixed:,}", f"Trainable params: {trainable:,}",
-                 f"Non-trainable params: {fixed:,}"]
-        text = "\n".join(lines)
+        text = _summary.summary_text(self, line_length)
         if print_fn is None:
             print(text)
         else:

@@ -195,6 +195,27 @@ def _restore_optimizer(model, compiled, arrays):
     opt.iterations = iterations
 
 
+def load_weights_into(model, path, skip_mismatch=False):
+    """Copy the weights stored at `path` into `model` (see Sequential.load_weights); every
+    layer is checked before any is written."""
+    with open(os.fspath(path), "rb") as f:
+        source = from_bytes(f.read())
+    if len(source.layers) != len(model.layers) or not source.built:
+        raise ValueError(f"load_weights: the file holds {len(source.layers)} layers, "
+                         f"this model has {len(model.layers)}")
+    updates = []
+    for mine, theirs in zip(model.layers, source.layers, strict=True):
+        if mine.weight_shapes() != theirs.weight_shapes():
+            if skip_mismatch:
+                continue
+            raise ValueError(f"load_weights: layer {mine.name!r} has weight shapes "
+                             f"{mine.weight_shapes()}, the file's {theirs.name!r} has "
+                             f"{theirs.weight_shapes()}")
+        updates.append((mine, mine._check_weights(theirs.get_weights(), model.dtype)))
+    for layer, arrays in updates:
+        layer._set_weights(arrays)
+
+
 def load_model(path):
     """Load a model written by ``model.save(path)``.
 
