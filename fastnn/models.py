@@ -551,6 +551,14 @@ class Sequential:
                      seed, stats):
         """Run `count` training steps from batch `first` of x[order] in one engine call,
         accumulating into `stats`; the one place fit talks to the engine's train API."""
+        rows = order[first * batch_size:(first + count) * batch_size]
+        if 4 * rows.shape[0] < order.shape[0]:
+            # a small chunk of a large epoch (per-batch callbacks): hand the engine only its
+            # rows, so that its entry checks (order and labels in range) cost O(chunk) per
+            # call instead of O(n), and an epoch stays linear.  Dropout masks depend on the
+            # step and seed only, so the result is bit-identical.
+            x, y, labels, sw = (None if a is None else a[rows] for a in (x, y, labels, sw))
+            order, first = np.arange(rows.shape[0], dtype=np.int64), 0
         self.optimizer.iterations = engine.train(x, y, labels, sw, order, batch_size, first,
                                                  count, lrs, self.optimizer.iterations, seed,
                                                  stats)
