@@ -65,7 +65,7 @@ class Layer:
         ``(n_features,)``: declares the model's input when this is its first layer.
     """
 
-    def __init__(self, *, name=None, input_shape=None):
+    def __init__(self, name=None, *, input_shape=None):
         if name is not None and not isinstance(name, str):
             raise TypeError(f"name must be a str, got {type(name).__name__}")
         self.input_shape_arg = (None if input_shape is None
