@@ -18,7 +18,10 @@ def to_categorical(x, num_classes=None):
 
     Returns
     -------
-    ndarray of float32, shape ``x.shape + (num_classes,)``
+    ndarray of float64, shape ``x.shape + (num_classes,)``
+
+    Unlike Keras, which truncates fractional labels and wraps negative ones, both raise
+    ValueError.
     """
     arr = np.asarray(x)
     if arr.dtype.kind not in "biuf":
@@ -38,6 +41,6 @@ def to_categorical(x, num_classes=None):
         raise ValueError(f"num_classes must be an int >= 1, got {num_classes!r}")
     if labels.size and labels.max() >= num_classes:
         raise ValueError(f"x has label {labels.max()}, outside [0, {num_classes})")
-    out = np.zeros((*labels.shape, int(num_classes)), np.float32)
+    out = np.zeros((*labels.shape, int(num_classes)))   # float64, as Keras returns
     np.put_along_axis(out, labels[..., None], 1.0, axis=-1)
     return out

@@ -303,7 +303,7 @@ def test_compile_warns_about_logits_mismatch():
 def test_utils():
     np.testing.assert_array_equal(to_categorical([2, 0], 3), [[0, 0, 1], [1, 0, 0]])
     assert to_categorical(np.array([[1], [2]])).shape == (2, 3)
-    assert to_categorical([1, 0]).dtype == np.float32
+    assert to_categorical([1, 0]).dtype == np.float64          # as Keras
     for bad in ([-1], [0.5]):
         with pytest.raises(ValueError):
             to_categorical(bad)
