@@ -43,10 +43,10 @@ class Sequential:
         May start with ``Input(shape=(n_features,))`` (or an InputLayer), which
         declares the input width and builds the model at once; so does
         ``input_shape=`` on the first layer or ``input_dim=`` on a first Dense.
-    name : str, optional
-        Default "sequential", then "sequential_1", ... (Keras's auto-naming).
     trainable : True
         Keras's argument; only True is supported.
+    name : str, optional
+        Default "sequential", then "sequential_1", ... (Keras's auto-naming).
     dtype : {"float32", "float64"}, default "float32"
         Precision of every parameter and computation of the model.
 
@@ -105,7 +105,9 @@ class Sequential:
 
     def add(self, layer, rebuild=True):
         """Append a layer.  The model is built as soon as its input width is known
-        (Input first, or input_shape / input_dim on the first layer)."""
+        (Input first, or input_shape / input_dim on the first layer); layers already
+        built keep their weights.  A layer that another model holds raises ValueError
+        (`rebuild` is accepted for Keras; fastnn always rebuilds)."""
         layer = _as_layer(layer)
         self._check_layer(layer)
         if any(layer is existing for existing in self._layers) or layer is self._input_layer:
@@ -142,7 +144,9 @@ class Sequential:
         return None
 
     def pop(self, rebuild=True):
-        """Remove the last layer (it can then join another model); returns None."""
+        """Remove the last layer (it can then join another model); returns None.  The
+        remaining layers keep their weights (`rebuild` is accepted for Keras; fastnn
+        always rebuilds)."""
         if not self._layers:
             raise TypeError("There are no layers in the model.")
         layer = self._layers.pop()
