@@ -1,8 +1,8 @@
 """Progress output of fit/evaluate/predict.
 
-verbose=1 on a terminal: a Keras-style bar for the epoch, redrawn in place (``\\r``)
-at most every `interval` seconds: steps done/total, the bar, ETA (elapsed once the
-epoch ends), time per step and the running loss and metrics.  verbose=2, or
+verbose=1 on a terminal or in Jupyter: a Keras-style bar for the epoch, redrawn in
+place (``\\r``) at most every `interval` seconds: steps done/total, the bar, ETA
+(elapsed once the epoch ends), time per step and the running loss and metrics.  verbose=2, or
 verbose=1 when the output is not a terminal (logs, CI, pipes): one line per epoch.
 Plain ASCII, no dependency: writes go to the current ``sys.stdout``.
 """
@@ -24,6 +24,10 @@ def format_time(seconds):
 
 
 def is_terminal(stream):
+    """A terminal, or a Jupyter output stream: it renders ``\\r`` redraws although its
+    isatty() is False, so course notebooks get the live bar, as with Keras."""
+    if type(stream).__module__.startswith("ipykernel"):
+        return True
     isatty = getattr(stream, "isatty", None)
     try:
         return bool(isatty and isatty())

@@ -78,6 +78,15 @@ def test_live_bar_redraws_in_place(monkeypatch):
     assert out.endswith("\n")
 
 
+def test_jupyter_output_counts_as_a_terminal():
+    class OutStream(io.StringIO):      # ipykernel's stream: isatty() is False
+        pass
+
+    OutStream.__module__ = "ipykernel.iostream"
+    assert _progbar.is_terminal(OutStream()) and not _progbar.is_terminal(io.StringIO())
+    assert _progbar.is_terminal(FakeTerminal())
+
+
 def test_live_bar_under_a_pseudo_terminal(run_python):
     pty = pytest.importorskip("pty")
     script = textwrap.dedent("""
