@@ -2,8 +2,9 @@
 
 verbose=1 on a terminal or in Jupyter: a Keras-style bar for the epoch, redrawn in
 place (``\\r``) at most every `interval` seconds: steps done/total, the bar, ETA
-(elapsed once the epoch ends), time per step and the running loss and metrics.  verbose=2, or
-verbose=1 when the output is not a terminal (logs, CI, pipes): one line per epoch.
+(elapsed once the epoch ends), time per step and the running loss and metrics.
+verbose=2, or verbose=1 when the output is not a terminal (logs, CI, pipes): one line
+per epoch.
 Plain ASCII, no dependency: writes go to the current ``sys.stdout``.
 """
 import sys
