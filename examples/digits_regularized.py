@@ -54,7 +54,7 @@ def main(epochs=150, seed=0, plot="digits_regularized.png"):
                             validation_split=0.2, callbacks=callbacks, verbose=0)
         name = "L2 + Dropout + EarlyStopping" if regularized else "plain"
         h = history.history
-        test_acc = model.evaluate(X_test, y_test)["accuracy"]
+        _, test_acc = model.evaluate(X_test, y_test)
         best = int(np.argmin(h["val_loss"]))
         print(f"{name:>30}: {len(h['loss'])} epochs, best val_loss {h['val_loss'][best]:.4f} "
               f"(epoch {best + 1}), best val_accuracy {max(h['val_accuracy']):.4f}, "

@@ -1,13 +1,16 @@
 """Activation functions, callable on arrays and usable as ``Dense(activation=...)``.
 
-Each function takes an array-like of any real dtype (float64 stays float64,
-everything else computes in float32) and returns a new ndarray; the work is done
-by the same compiled kernel the layers use.
+Each function takes an array-like or a scalar of any real dtype (float64 stays
+float64, everything else computes in float32) and returns a new array of the same
+shape (0-d in, 0-d out) that also answers ``.numpy()`` (fastnn._tensor.Tensor, what
+course code expects of a Keras tensor); the work is done by the same compiled
+kernel the layers use.  ``Dense(...).activation`` is one of these functions.
 """
 import numpy as np
 
 from fastnn._kernels import ACTIVATIONS as _CODES
 from fastnn._kernels import activation_forward as _activation_forward
+from fastnn._tensor import wrap as _wrap
 
 #: Slope of leaky_relu for negative inputs: the course's 0.01 (Keras's default is 0.2).
 LEAKY_RELU_SLOPE = 0.01
@@ -18,13 +21,13 @@ def _apply(x, name, alpha=0.0):
     if x.dtype.kind not in "biuf":
         raise TypeError(f"x must be a real-valued array, got dtype {x.dtype}")
     dtype = np.float64 if x.dtype == np.float64 else np.float32
-    z = np.ascontiguousarray(x, dtype=dtype)
+    z = np.asarray(x, dtype=dtype, order="C")   # ascontiguousarray would make 0-d 1-d
     shape = z.shape
     out = np.empty(shape, dtype)
     if z.size:
         flat = z.reshape(-1, shape[-1] if z.ndim else 1)
         _activation_forward(flat, _CODES[name], alpha, out.reshape(flat.shape))
-    return out
+    return _wrap(out)
 
 
 def linear(x):
@@ -69,21 +72,27 @@ _NAME_OF = {linear: "linear", relu: "relu", sigmoid: "sigmoid", tanh: "tanh",
 
 
 def get(identifier):
-    """Canonical activation name for a name, one of this module's functions, or None."""
+    """The activation function for a name, one of this module's functions, or None
+    (the identity, ``linear``, as Keras)."""
     if identifier is None:
-        return "linear"
+        return linear
     if isinstance(identifier, str):
         key = identifier.lower()
         if key not in _BY_NAME:
             raise ValueError(f"activation: unknown name {identifier!r}; "
                              f"expected one of {sorted(_BY_NAME)}")
-        return _NAME_OF[_BY_NAME[key]]
+        return _BY_NAME[key]
     if callable(identifier) and identifier in _NAME_OF:
-        return _NAME_OF[identifier]
+        return identifier
     raise TypeError("activation must be None, a name or a function from fastnn.activations, "
                     f"got {identifier!r}")
 
 
-def code(name):
-    """Kernel code of a canonical activation name."""
-    return _CODES[name]
+def serialize(activation):
+    """Canonical name of an activation function (or name), as stored in configs."""
+    return _NAME_OF[get(activation)]
+
+
+def code(activation):
+    """Kernel code of an activation function or name."""
+    return _CODES[serialize(activation)]

@@ -1,15 +1,30 @@
-"""Callbacks: hooks into fit, History, EarlyStopping and TerminateOnNaN (Keras 3 behaviour)."""
+"""Callbacks with Keras 3's hooks and semantics.
+
+Every Keras 3 hook exists on `Callback`; fit, evaluate and predict call a hook only
+when some callback overrides it.  The per-batch training hooks make fit run the
+compiled engine one batch at a time; without them, fit runs chunks of batches (whole
+epochs for small data) per engine call.
+"""
 import math
+import os
 import warnings
 
 import numpy as np
 
+_HOOKS = ("on_train_begin", "on_train_end", "on_epoch_begin", "on_epoch_end",
+          "on_train_batch_begin", "on_train_batch_end", "on_test_begin", "on_test_end",
+          "on_test_batch_begin", "on_test_batch_end", "on_predict_begin", "on_predict_end",
+          "on_predict_batch_begin", "on_predict_batch_end")
+_TRAIN_BATCH_HOOKS = ("on_train_batch_begin", "on_train_batch_end", "on_batch_begin",
+                      "on_batch_end")
+
 
 class Callback:
-    """Base class.  ``self.model`` is set by fit; override any hook.
+    """Base class.  ``self.model`` and ``self.params`` (``{"epochs", "steps",
+    "verbose"}``) are set by fit; override any hook.
 
-    Overriding ``on_batch_end`` makes fit return to Python after every batch;
-    otherwise whole epochs run in one compiled call.
+    ``on_batch_begin`` / ``on_batch_end`` are Keras's aliases of
+    ``on_train_batch_begin`` / ``on_train_batch_end``.
     """
 
     def __init__(self):
@@ -34,12 +49,73 @@ class Callback:
     def on_epoch_end(self, epoch, logs=None):
         pass
 
+    def on_batch_begin(self, batch, logs=None):
+        pass
+
     def on_batch_end(self, batch, logs=None):
         pass
 
+    def on_train_batch_begin(self, batch, logs=None):
+        self.on_batch_begin(batch, logs=logs)
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.on_batch_end(batch, logs=logs)
+
+    def on_test_begin(self, logs=None):
+        pass
+
+    def on_test_end(self, logs=None):
+        pass
+
+    def on_test_batch_begin(self, batch, logs=None):
+        pass
+
+    def on_test_batch_end(self, batch, logs=None):
+        pass
+
+    def on_predict_begin(self, logs=None):
+        pass
+
+    def on_predict_end(self, logs=None):
+        pass
+
+    def on_predict_batch_begin(self, batch, logs=None):
+        pass
+
+    def on_predict_batch_end(self, batch, logs=None):
+        pass
+
+    def _overrides(self, hook):
+        return getattr(type(self), hook) is not getattr(Callback, hook)
+
+
+class CallbackList:
+    """Calls each overridden hook on every callback, in order.
+
+    ``wants(hook)`` tells the loops whether any callback overrides `hook` (the batch
+    aliases count for the train-batch hooks), so that unused hooks cost nothing.
+    """
+
+    def __init__(self, callbacks, model, params):
+        self.callbacks = list(callbacks)
+        for cb in self.callbacks:
+            cb.set_model(model)
+            cb.set_params(params)
+        self._active = {hook: [cb for cb in self.callbacks if cb._overrides(hook)
+                               or (hook in ("on_train_batch_begin", "on_train_batch_end")
+                                   and cb._overrides(hook.replace("train_", "")))]
+                        for hook in _HOOKS}
+
+    def wants(self, hook):
+        return bool(self._active[hook])
+
     @property
-    def wants_batches(self):
-        return type(self).on_batch_end is not Callback.on_batch_end
+    def wants_train_batches(self):
+        return self.wants("on_train_batch_begin") or self.wants("on_train_batch_end")
+
+    def call(self, hook, *args):
+        for cb in self._active[hook]:
+            getattr(cb, hook)(*args)
 
 
 class History(Callback):
@@ -59,25 +135,69 @@ class History(Callback):
             self.history.setdefault(key, []).append(value)
 
 
-class CallbackList:
-    """Calls each hook on every callback in order."""
-
-    def __init__(self, callbacks, model, params):
-        self.callbacks = list(callbacks)
-        for cb in self.callbacks:
-            cb.set_model(model)
-            cb.set_params(params)
-        self.wants_batches = any(cb.wants_batches for cb in self.callbacks)
-
-    def __getattr__(self, hook):
-        def call(*args, **kwargs):
-            for cb in self.callbacks:
-                getattr(cb, hook)(*args, **kwargs)
-        return call
+_MINIMISED = ("loss", "mse", "mae", "mean_squared_error", "mean_absolute_error")
+_MAXIMISED = ("accuracy", "acc", "binary_accuracy", "categorical_accuracy",
+              "sparse_categorical_accuracy")
 
 
-class EarlyStopping(Callback):
-    """Stop training when a monitored quantity has stopped improving.
+class _Monitor(Callback):
+    """A monitored quantity and its direction (Keras 3's MonitorCallback rules).
+
+    mode="auto" knows the direction of "loss" and of the compiled metrics (accuracies
+    up, errors down), with or without the "val_" prefix; any other name raises
+    ValueError at the first epoch end, as Keras 3 does.
+    """
+
+    def __init__(self, monitor, mode, min_delta):
+        super().__init__()
+        if not isinstance(monitor, str):
+            raise TypeError(f"monitor must be a str, got {type(monitor).__name__}")
+        if mode not in ("auto", "min", "max"):
+            raise ValueError(f"mode must be 'auto', 'min' or 'max', got {mode!r}")
+        if isinstance(min_delta, bool) or not isinstance(min_delta, (int, float)):
+            raise TypeError(f"min_delta must be a number, got {min_delta!r}")
+        self.monitor = monitor
+        self.mode = mode
+        self.min_delta = abs(float(min_delta))
+        self._direction = None   # +1 maximise, -1 minimise; resolved at the first epoch end
+
+    def _resolve_direction(self):
+        if self.mode != "auto":
+            return 1 if self.mode == "max" else -1
+        name = self.monitor.removeprefix("val_")
+        compiled = getattr(self.model, "_metric_names", [])
+        if name in _MINIMISED and (name == "loss" or name in compiled):
+            return -1
+        if name in _MAXIMISED and name in compiled:
+            return 1
+        raise ValueError(
+            f"{type(self).__name__} callback received monitor={self.monitor}, but fastnn "
+            "cannot tell whether that quantity should be maximized or minimized. Pass "
+            "mode='max' to monitor the highest value, or mode='min' for the lowest.")
+
+    def _improved(self, value, reference):
+        """NaN never improves; the first finite value always does."""
+        if math.isnan(value):
+            return False
+        if reference is None:
+            return True
+        if self._direction > 0:
+            return value - self.min_delta > reference
+        return value + self.min_delta < reference
+
+    def _current(self, logs, what):
+        if self._direction is None:
+            self._direction = self._resolve_direction()
+        value = (logs or {}).get(self.monitor)
+        if value is None:
+            available = ",".join(logs or {})
+            warnings.warn(f"{what} conditioned on metric `{self.monitor}` which is not "
+                          f"available. Available metrics are: {available}", stacklevel=3)
+        return value
+
+
+class EarlyStopping(_Monitor):
+    """Stop training when a monitored quantity has stopped improving (Keras 3).
 
     Parameters
     ----------
@@ -86,40 +206,41 @@ class EarlyStopping(Callback):
         An improvement must exceed this (in absolute value).
     patience : int, default 0
         Epochs without improvement after which training stops.
+    verbose : int, default 0
+        1 prints the epoch at which training stopped.
     mode : {"auto", "min", "max"}, default "auto"
-        "auto" maximises quantities whose name contains "acc", minimises the rest.
+        "auto" minimises the loss and error metrics and maximises accuracies; any other
+        monitored name raises ValueError (Keras 3).
+    baseline : float, optional
+        The patience counter only resets on an improvement that also beats `baseline`.
     restore_best_weights : bool, default False
         Restore the best epoch's weights at the end of training, whether or not it
         stopped early (Keras 3).  NaN is never an improvement.
+    start_from_epoch : int, default 0
+        Epochs to wait before monitoring starts.
     """
 
-    def __init__(self, monitor="val_loss", min_delta=0, patience=0, mode="auto",
-                 restore_best_weights=False):
-        super().__init__()
-        if not isinstance(monitor, str):
-            raise TypeError(f"monitor must be a str, got {type(monitor).__name__}")
-        if mode not in ("auto", "min", "max"):
-            raise ValueError(f"mode must be 'auto', 'min' or 'max', got {mode!r}")
+    def __init__(self, monitor="val_loss", min_delta=0, patience=0, verbose=0, mode="auto",
+                 baseline=None, restore_best_weights=False, start_from_epoch=0):
+        super().__init__(monitor, mode, min_delta)
         if isinstance(patience, bool) or not isinstance(patience, int) or patience < 0:
             raise ValueError(f"patience must be an int >= 0, got {patience!r}")
-        if isinstance(min_delta, bool) or not isinstance(min_delta, (int, float)):
-            raise TypeError(f"min_delta must be a number, got {min_delta!r}")
-        self.monitor = monitor
+        if isinstance(start_from_epoch, bool) or not isinstance(start_from_epoch, int) \
+                or start_from_epoch < 0:
+            raise ValueError(f"start_from_epoch must be an int >= 0, got {start_from_epoch!r}")
+        if baseline is not None and (isinstance(baseline, bool)
+                                     or not isinstance(baseline, (int, float))):
+            raise TypeError(f"baseline must be a number or None, got {baseline!r}")
         self.patience = patience
+        self.verbose = verbose
+        self.baseline = None if baseline is None else float(baseline)
         self.restore_best_weights = bool(restore_best_weights)
-        if mode == "auto":
-            mode = "max" if "acc" in monitor else "min"
-        self.mode = mode
-        self.min_delta = abs(float(min_delta)) * (1 if mode == "max" else -1)
+        self.start_from_epoch = start_from_epoch
         self.stopped_epoch = 0
         self.best_epoch = 0
-
-    def _improved(self, value, reference):
-        if reference is None:
-            return True
-        if self.mode == "max":
-            return value - self.min_delta > reference
-        return value - self.min_delta < reference
+        self.best = None
+        self.best_weights = None
+        self.wait = 0
 
     def on_train_begin(self, logs=None):
         self.wait = 0
@@ -129,41 +250,312 @@ class EarlyStopping(Callback):
         self.best_epoch = 0
 
     def on_epoch_end(self, epoch, logs=None):
-        value = (logs or {}).get(self.monitor)
-        if value is None:
-            available = ", ".join(sorted(logs or {}))
-            warnings.warn(f"EarlyStopping: monitor {self.monitor!r} is not in the logs "
-                          f"(available: {available}); skipping", stacklevel=2)
+        value = self._current(logs, "Early stopping")
+        if value is None or epoch < self.start_from_epoch:
             return
         if self.restore_best_weights and self.best_weights is None:
             self.best_weights = self.model.get_weights()
             self.best_epoch = epoch
         self.wait += 1
-        if not math.isnan(value) and self._improved(value, self.best):
+        if self._improved(value, self.best):
             self.best = value
             self.best_epoch = epoch
             if self.restore_best_weights:
                 self.best_weights = self.model.get_weights()
-            self.wait = 0
+            if self.baseline is None or self._improved(value, self.baseline):
+                self.wait = 0
             return
         if self.wait >= self.patience and epoch > 0:
             self.stopped_epoch = epoch
             self.model.stop_training = True
 
     def on_train_end(self, logs=None):
+        if self.stopped_epoch > 0 and self.verbose > 0:
+            print(f"Epoch {self.stopped_epoch + 1}: early stopping")
         if self.restore_best_weights and self.best_weights is not None:
             self.model.set_weights(self.best_weights)
 
 
 class TerminateOnNaN(Callback):
-    """Stop training when the epoch loss is NaN or infinite.
+    """Stop training when the loss is NaN or infinite.
 
     Keras checks after every batch; fastnn checks the epoch's loss, so that whole epochs
     keep running in one compiled call.  A NaN batch makes the epoch loss NaN, so training
     stops after that epoch instead of after that batch (the weights are NaN either way).
+
+    Parameters
+    ----------
+    raise_error : bool, default False
+        Raise RuntimeError instead of stopping quietly (Keras 3.10+).
     """
+
+    def __init__(self, raise_error=False):
+        super().__init__()
+        self.raise_error = bool(raise_error)
 
     def on_epoch_end(self, epoch, logs=None):
         loss = (logs or {}).get("loss")
         if loss is not None and not np.isfinite(loss):
+            if self.raise_error:
+                raise RuntimeError(f"loss is {loss} at epoch {epoch + 1}; training stopped")
             self.model.stop_training = True
+
+
+class ModelCheckpoint(_Monitor):
+    """Save the model (or its weights) at the end of every epoch, or only when the
+    monitored quantity improved.
+
+    Parameters
+    ----------
+    filepath : str or os.PathLike
+        May hold ``{epoch}`` (1-based) and any log key, with format specs:
+        ``"ckpt-{epoch:02d}-{val_loss:.2f}.fastnn"``.  Written with ``model.save`` or
+        ``model.save_weights`` (fastnn's one-file format, at exactly that path).
+    monitor : str, default "val_loss"
+    verbose : int, default 0
+        1 prints a line per save.
+    save_best_only : bool, default False
+        Save only when `monitor` improved on the best value seen.
+    save_weights_only : bool, default False
+    mode : {"auto", "min", "max"}, default "auto"
+    save_freq : "epoch" or int, default "epoch"
+        An int saves every that many batches (runs fit batch by batch).
+    initial_value_threshold : float, optional
+        With save_best_only, the value to beat before the first save.
+    """
+
+    def __init__(self, filepath, monitor="val_loss", verbose=0, save_best_only=False,
+                 save_weights_only=False, mode="auto", save_freq="epoch",
+                 initial_value_threshold=None):
+        super().__init__(monitor, mode, 0)
+        self.filepath = os.fspath(filepath)
+        self.verbose = verbose
+        self.save_best_only = bool(save_best_only)
+        self.save_weights_only = bool(save_weights_only)
+        if save_freq != "epoch" and (isinstance(save_freq, bool) or not isinstance(save_freq, int)
+                                     or save_freq < 1):
+            raise ValueError(f"save_freq must be 'epoch' or an int >= 1, got {save_freq!r}")
+        self.save_freq = save_freq
+        self.best = None if initial_value_threshold is None else float(initial_value_threshold)
+        self._batches_since_save = 0
+        self._epoch = 0
+
+    def _overrides(self, hook):
+        # only a batch-frequency checkpoint needs fit to stop after every batch
+        if hook in ("on_train_batch_end", "on_batch_end"):
+            return self.save_freq != "epoch"
+        return super()._overrides(hook)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._batches_since_save += 1
+        if self._batches_since_save >= self.save_freq:
+            self._batches_since_save = 0
+            self._save(self._epoch, batch, logs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self._direction is None and self.save_best_only:
+            self._direction = self._resolve_direction()
+        if self.save_freq == "epoch":
+            self._save(epoch, None, logs)
+
+    def _path(self, epoch, batch, logs):
+        fields = dict(logs or {})
+        if batch is not None:
+            fields.setdefault("batch", batch + 1)
+        try:
+            return self.filepath.format(epoch=epoch + 1, **fields)
+        except KeyError as exc:
+            raise KeyError(f"ModelCheckpoint: filepath {self.filepath!r} refers to "
+                           f"{exc.args[0]!r}, which is not in the logs "
+                           f"({', '.join(fields)})") from None
+
+    def _save(self, epoch, batch, logs):
+        path = self._path(epoch, batch, logs)
+        if self.save_best_only:
+            value = self._current(logs, "Can save best model only with "
+                                        f"{self.monitor} available, skipping. Checkpoint")
+            if value is None or not self._improved(value, self.best):
+                return
+            self.best = value
+        folder = os.path.dirname(path)
+        if folder:
+            os.makedirs(folder, exist_ok=True)
+        if self.save_weights_only:
+            self.model.save_weights(path)
+        else:
+            self.model.save(path)
+        if self.verbose > 0:
+            print(f"Epoch {epoch + 1}: saving model to {path}")
+
+
+class LearningRateScheduler(Callback):
+    """Set the optimizer's learning rate at the start of every epoch.
+
+    Parameters
+    ----------
+    schedule : callable
+        ``schedule(epoch, lr) -> new_lr`` (0-based epoch, current rate); a one-argument
+        ``schedule(epoch)`` also works, as in Keras.
+    verbose : int, default 0
+        1 prints the rate set at each epoch.
+    """
+
+    def __init__(self, schedule, verbose=0):
+        super().__init__()
+        if not callable(schedule):
+            raise TypeError(f"schedule must be callable, got {schedule!r}")
+        self.schedule = schedule
+        self.verbose = verbose
+
+    def on_epoch_begin(self, epoch, logs=None):
+        optimizer = self.model.optimizer
+        current = _current_rate(optimizer)
+        try:
+            lr = self.schedule(epoch, current)
+        except TypeError:   # the old one-argument form
+            lr = self.schedule(epoch)
+        if isinstance(lr, bool) or not isinstance(lr, (int, float, np.floating, np.integer)):
+            raise ValueError(f'The output of the "schedule" function should be a float, '
+                             f"got {lr!r}")
+        lr = float(lr)
+        if not math.isfinite(lr) or lr < 0:
+            raise ValueError(f"LearningRateScheduler: schedule returned {lr}")
+        optimizer.learning_rate = lr
+        if self.verbose > 0:
+            print(f"Epoch {epoch + 1}: LearningRateScheduler setting learning rate to {lr}.")
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["learning_rate"] = _current_rate(self.model.optimizer)
+
+
+def _current_rate(optimizer):
+    lr = optimizer.learning_rate
+    if callable(lr):
+        raise ValueError("this callback sets the learning rate, but the optimizer's "
+                         "learning_rate is a schedule (a callable); pass a float")
+    return float(lr)
+
+
+class ReduceLROnPlateau(_Monitor):
+    """Multiply the learning rate by `factor` when `monitor` stopped improving for
+    `patience` epochs (Keras 3).
+
+    Parameters
+    ----------
+    monitor : str, default "val_loss"
+    factor : float, default 0.1
+        In (0, 1).
+    patience : int, default 10
+    verbose : int, default 0
+    mode : {"auto", "min", "max"}, default "auto"
+    min_delta : float, default 1e-4
+    cooldown : int, default 0
+        Epochs to wait after a reduction before counting again.
+    min_lr : float, default 0
+    """
+
+    def __init__(self, monitor="val_loss", factor=0.1, patience=10, verbose=0, mode="auto",
+                 min_delta=1e-4, cooldown=0, min_lr=0.0):
+        super().__init__(monitor, mode, min_delta)
+        if isinstance(factor, bool) or not isinstance(factor, (int, float)) or factor >= 1.0:
+            raise ValueError(f"ReduceLROnPlateau does not support a factor >= 1.0. "
+                             f"Received factor={factor}")
+        self.factor = float(factor)
+        self.patience = patience
+        self.verbose = verbose
+        self.cooldown = cooldown
+        self.min_lr = float(min_lr)
+        self._reset()
+
+    def _reset(self):
+        self.best = None
+        self.cooldown_counter = 0
+        self.wait = 0
+
+    def on_train_begin(self, logs=None):
+        self._reset()
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs if logs is not None else {}
+        optimizer = self.model.optimizer
+        logs["learning_rate"] = _current_rate(optimizer)
+        value = self._current(logs, "Learning rate reduction is")
+        if value is None:
+            return
+        if self.cooldown_counter > 0:
+            self.cooldown_counter -= 1
+            self.wait = 0
+        if self._improved(value, self.best):
+            self.best = value
+            self.wait = 0
+        elif self.cooldown_counter <= 0:
+            self.wait += 1
+            if self.wait >= self.patience:
+                old = _current_rate(optimizer)
+                if old > np.float32(self.min_lr):
+                    new = max(old * self.factor, self.min_lr)
+                    optimizer.learning_rate = new
+                    if self.verbose > 0:
+                        print(f"Epoch {epoch + 1}: ReduceLROnPlateau reducing learning "
+                              f"rate to {new}.")
+                    self.cooldown_counter = self.cooldown
+                    self.wait = 0
+
+
+class CSVLogger(Callback):
+    """Write every epoch's logs as one CSV row (header from the first epoch's keys,
+    sorted; ``epoch`` first).
+
+    Parameters
+    ----------
+    filename : str or os.PathLike
+    separator : str, default ","
+    append : bool, default False
+        Append to an existing file (no second header if it already has one).
+    """
+
+    def __init__(self, filename, separator=",", append=False):
+        super().__init__()
+        self.filename = os.fspath(filename)
+        self.sep = separator
+        self.append = bool(append)
+        self.keys = None
+        self.writer = None
+        self.csv_file = None
+        self._header = True
+
+    def on_train_begin(self, logs=None):
+        self._header = True
+        if self.append and os.path.exists(self.filename):
+            with open(self.filename) as f:
+                self._header = not f.readline()
+        self.csv_file = open(self.filename, "a" if self.append else "w", newline="")
+        self.keys = None
+        self.writer = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        if self.keys is None:
+            self.keys = sorted(logs)
+            # Keras: rows of a run without validation still get val_ columns
+            if self.keys and not any(k.startswith("val_") for k in self.keys):
+                self.keys += [f"val_{k}" for k in self.keys]
+        if self.writer is None:
+            import csv  # only CSVLogger needs it; kept out of `import fastnn`
+
+            self.writer = csv.DictWriter(self.csv_file, fieldnames=["epoch", *self.keys],
+                                         delimiter=self.sep)
+            if self._header:
+                self.writer.writeheader()
+        row = {"epoch": epoch, **{k: logs.get(k, "NA") for k in self.keys}}
+        self.writer.writerow(row)
+        self.csv_file.flush()
+
+    def on_train_end(self, logs=None):
+        if self.csv_file is not None and not self.csv_file.closed:
+            self.csv_file.close()
+        self.writer = None

@@ -1,28 +1,91 @@
-"""Layers: Dense, Dropout and Normalization.
+"""Layers: Input/InputLayer, Dense, Dropout and Normalization.
 
 A layer describes its computation; the numbers live in flat buffers owned by
 the model (one vector for every trainable parameter, one for non-trainable
 statistics), and the layer's arrays (``kernel``, ``bias``, ``mean``...) are
 views into them.  Called on its own, a layer builds private buffers instead.
+Because the buffers belong to one model, a layer belongs to at most one model.
 """
+import itertools
+import re
+import weakref
+
 import numpy as np
 
 from fastnn import _validation, activations, initializers, regularizers
 from fastnn._kernels import dense_forward as _dense_forward
+from fastnn._tensor import wrap as _wrap
+
+_NAME_COUNTERS = {}
+
+
+def unique_name(prefix):
+    """Keras's auto-naming: ``prefix``, then ``prefix_1``, ``prefix_2``... per process."""
+    counter = _NAME_COUNTERS.setdefault(prefix, itertools.count())
+    index = next(counter)
+    return prefix if index == 0 else f"{prefix}_{index}"
+
+
+def _snake_case(name):
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+def _check_shape(shape, name):
+    """A declared input shape (excluding the batch axis) as a feature count."""
+    if isinstance(shape, (int, np.integer)) and not isinstance(shape, bool):
+        shape = (int(shape),)
+    if not isinstance(shape, (tuple, list)) or len(shape) != 1:
+        raise ValueError(f"{name} must be a tuple (n_features,) for dense models, "
+                         f"got {shape!r}")
+    return _validation.check_int(shape[0], name, 1)
+
+
+class KerasTensor:
+    """Symbolic stand-in for a layer's input or output: ``.shape`` is ``(None, n)``."""
+
+    def __init__(self, shape, dtype="float32", name=None):
+        self.shape = tuple(shape)
+        self.dtype = str(dtype)
+        self.name = name
+        self.ndim = len(self.shape)
+
+    def __repr__(self):
+        return f"<KerasTensor shape={self.shape}, dtype={self.dtype}, name={self.name}>"
 
 
 class Layer:
-    """Base class of fastnn layers."""
+    """Base class of fastnn layers.
 
-    def __init__(self, name=None):
+    Parameters
+    ----------
+    name : str, optional
+        Unique per process when omitted: the snake-cased class name, then ``_1``,
+        ``_2``... (Keras's rule).
+    input_shape : tuple, optional
+        ``(n_features,)``: declares the model's input when this is its first layer.
+    """
+
+    def __init__(self, name=None, *, input_shape=None):
         if name is not None and not isinstance(name, str):
             raise TypeError(f"name must be a str, got {type(name).__name__}")
-        self.name = name
+        self.input_shape_arg = (None if input_shape is None
+                                else _check_shape(input_shape, "input_shape"))
+        self.name = name or unique_name(_snake_case(type(self).__name__))
         self.n_in = None
+        self._owner = None   # weakref to the model whose buffers this layer views
 
     @property
     def built(self):
         return self.n_in is not None
+
+    def _output_activation(self):
+        """The activation applied last by this layer, for the loss's fused kernel and the
+        from_logits warnings; None when the layer does not apply one."""
+        return None
+
+    def _declared_width(self):
+        """The input width this layer declares (input_shape / input_dim), or None."""
+        return self.input_shape_arg
 
     # --- sizes ----------------------------------------------------------------------------
     def output_width(self, n_in):
@@ -45,28 +108,115 @@ class Layer:
         return offset, aux_offset
 
     def _spec(self, offset, aux_offset):
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} has no engine spec")
 
-    def weights(self):
-        """Arrays reported by get_weights, in Keras order."""
+    # --- weights (Keras's layer API) --------------------------------------------------------
+    def _weight_list(self):
+        """The layer's arrays in Keras order (live views); subclasses override."""
         return []
+
+    def _trainable_count(self):
+        """How many leading arrays of _weight_list are trainable."""
+        return 0
+
+    @property
+    def weights(self):
+        """Every weight array (live views into the model's buffers), in Keras order."""
+        return list(self._weight_list()) if self.built else []
+
+    @property
+    def trainable_weights(self):
+        return self.weights[:self._trainable_count()]
+
+    @property
+    def non_trainable_weights(self):
+        return self.weights[self._trainable_count():]
+
+    def get_weights(self):
+        """Copies of the layer's weights, in Keras order."""
+        return [np.array(w) for w in self.weights]
+
+    def set_weights(self, weights):
+        """Replace the layer's weights; `weights` as returned by get_weights."""
+        self._require_built("set_weights")
+        self._set_weights(self._check_weights(weights, self._weight_list()[0].dtype
+                                              if self._weight_list() else np.float32))
+
+    def _check_weights(self, weights, dtype, offset=0):
+        """Validated copies (list of arrays of `dtype`) for set_weights; raises naming
+        ``weights[i]``.  `offset` numbers them within a model-wide list."""
+        if not isinstance(weights, (list, tuple)):
+            raise TypeError(f"weights must be a list of arrays, got {type(weights).__name__}")
+        shapes = self.weight_shapes()
+        if len(weights) != len(shapes):
+            raise ValueError(f"layer {self.name!r} expects {len(shapes)} weight arrays, "
+                             f"got {len(weights)}")
+        arrays = []
+        for i, (w, shape) in enumerate(zip(weights, shapes, strict=True)):
+            label = f"weights[{offset + i}]"
+            arr = _validation._real_array(w, label)
+            if arr.shape != shape:
+                raise ValueError(f"{label} has shape {arr.shape}, expected {shape} "
+                                 f"(layer {self.name!r})")
+            _validation._check_finite(arr, label)
+            arrays.append(arr.astype(dtype))
+        self._check_values(arrays, offset)
+        return arrays
+
+    def _check_values(self, arrays, offset):
+        """Extra value checks for set_weights (e.g. variances >= 0)."""
 
     def _set_weights(self, arrays):
         """Copy validated arrays (shapes from weight_shapes) into the layer's buffers."""
 
     def weight_shapes(self):
-        return [w.shape for w in self.weights()]
+        return [np.shape(w) for w in self._weight_list()]
+
+    def count_params(self):
+        """Number of scalars in the layer's weights (trainable and not)."""
+        self._require_built("count_params")
+        return int(sum(np.size(w) for w in self._weight_list()))
+
+    def _require_built(self, what):
+        if not self.built:
+            raise ValueError(f"{what}: layer {self.name!r} is not built yet; add it to a "
+                             "model with a known input shape, or call it on data")
+
+    # --- symbolic input / output ---------------------------------------------------------------
+    def _dtype_name(self):
+        return np.dtype(self._dtype()).name
+
+    @property
+    def input(self):
+        """``.shape`` is ``(None, n_in)`` once the layer is built."""
+        if not self.built:
+            raise AttributeError(f"Layer {self.name!r} has never been called and thus has "
+                                 "no defined input.")
+        return KerasTensor((None, self.n_in), self._dtype_name(), f"{self.name}_input")
+
+    @property
+    def output(self):
+        if not self.built:
+            raise AttributeError(f"Layer {self.name!r} has never been called and thus has "
+                                 "no defined output.")
+        return KerasTensor((None, self.output_width(self.n_in)), self._dtype_name(),
+                           f"{self.name}_output")
 
     def get_config(self):
         return {"name": self.name}
 
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
     def __call__(self, x):
-        """Apply the layer on its own (inference mode) to x of shape (n, n_in)."""
+        """Apply the layer on its own (inference mode) to x of shape (n, n_in); returns
+        a Tensor (an ndarray with ``.numpy()``)."""
         dtype = self._dtype() if self.built else np.float32
         x = _validation.as_features(x, "x", dtype, self.n_in)
         if not self.built:
             self._build_standalone(x.shape[1], x.dtype)
-        return self._call(x)
+        return _wrap(self._call(x))
 
     def _dtype(self):
         return np.float32
@@ -75,6 +225,88 @@ class Layer:
         params = np.zeros(self.param_count(n_in), dtype)
         aux = np.zeros(self.stat_count(n_in), dtype)
         self._bind(n_in, params, 0, aux, 0)
+
+    def _claim(self, model):
+        """Record `model` as this layer's owner; ValueError if another model holds it."""
+        owner = self._owner() if self._owner is not None else None
+        if owner is not None and owner is not model:
+            raise ValueError(
+                f"layer {self.name!r} already belongs to model {owner.name!r}; fastnn keeps "
+                "each model's weights in one flat buffer, so a layer cannot be shared between "
+                "models (make a new one, e.g. type(layer).from_config(layer.get_config()))")
+
+    def _set_owner(self, model):
+        self._owner = None if model is None else weakref.ref(model)
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_owner"] = None
+        return state
+
+
+class InputLayer(Layer):
+    """Declares the model's input shape; holds no weights and computes nothing.
+
+    Parameters
+    ----------
+    shape : tuple
+        ``(n_features,)``, excluding the batch axis.
+    batch_size : None
+        Only None (fastnn takes any number of rows).
+    dtype : None, "float32" or "float64"
+        Recorded for Keras compatibility; the model's dtype rules computation.
+    """
+
+    def __init__(self, shape=None, batch_size=None, dtype=None, sparse=None, ragged=None,
+                 batch_shape=None, input_tensor=None, optional=False, name=None):
+        if batch_shape is not None:
+            if shape is not None:
+                raise ValueError("pass shape or batch_shape, not both")
+            if not isinstance(batch_shape, (tuple, list)) or len(batch_shape) < 1:
+                raise ValueError(f"batch_shape must be a tuple (batch, n_features), "
+                                 f"got {batch_shape!r}")
+            shape = tuple(batch_shape[1:])
+        if shape is None:
+            raise ValueError("InputLayer needs shape=(n_features,)")
+        for arg, value in (("batch_size", batch_size), ("sparse", sparse), ("ragged", ragged),
+                           ("input_tensor", input_tensor)):
+            if value not in (None, False):
+                raise ValueError(f"InputLayer: {arg} is not supported by fastnn (dense "
+                                 "float arrays of any batch size only)")
+        if optional:
+            raise ValueError("InputLayer: optional inputs are not supported by fastnn")
+        super().__init__(name=name, input_shape=shape)
+        self.input_dtype = None if dtype is None else _validation.check_dtype(dtype).name
+        self.shape = (None, self.input_shape_arg)
+        self.n_in = self.input_shape_arg
+
+    @property
+    def output(self):
+        return KerasTensor(self.shape, self.input_dtype or "float32", self.name)
+
+    def _spec(self, offset, aux_offset):
+        raise ValueError("InputLayer is not part of the computed stack")
+
+    def _call(self, x):
+        return x.copy()
+
+    def get_config(self):
+        return {"name": self.name, "shape": (self.input_shape_arg,), "dtype": self.input_dtype}
+
+
+def Input(shape=None, batch_size=None, dtype=None, sparse=None, ragged=None, batch_shape=None,
+          name=None, tensor=None, optional=False):
+    """Declare a model input: ``Sequential([Input(shape=(400,)), Dense(25), ...])``.
+
+    Returns a symbolic tensor with ``.shape == (None, n_features)``; as the first entry
+    of a Sequential it sets the model's input width and builds the model at once.
+    """
+    layer = InputLayer(shape=shape, batch_size=batch_size, dtype=dtype, sparse=sparse,
+                       ragged=ragged, batch_shape=batch_shape, input_tensor=tensor,
+                       optional=optional, name=name)
+    out = layer.output
+    out._input_layer = layer
+    return out
 
 
 class Dense(Layer):
@@ -86,20 +318,29 @@ class Dense(Layer):
         Width of the output, >= 1.
     activation : str, callable or None
         A name ("linear", "relu", "sigmoid", "tanh", "leaky_relu", "swish", "softmax")
-        or a function from fastnn.activations; None is the identity.
+        or a function from fastnn.activations; None is the identity.  The attribute
+        ``activation`` is the function itself (``layer.activation == activations.relu``).
     use_bias : bool, default True
     kernel_initializer : str or Initializer, default "glorot_uniform"
     bias_initializer : str or Initializer, default "zeros"
     kernel_regularizer, bias_regularizer : L1, L2, L1L2, a name ("l1", "l2", ...) or None
         Penalty on the kernel (bias) added to the loss, as in Keras (fastnn.regularizers).
     input_dim : int, optional
-        Width of the input; when given to the first layer, the model is built at once.
+        Width of the input; when given to the first layer, the model is built at once
+        (as ``input_shape=(input_dim,)``).
+    input_shape, name
+        See `Layer`.
     """
 
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
-                 bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
-                 input_dim=None, name=None):
-        super().__init__(name)
+                 bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None, *,
+                 input_dim=None, input_shape=None, name=None):
+        if input_dim is not None:
+            input_dim = _validation.check_int(input_dim, "input_dim", 1)
+            if input_shape is not None and _check_shape(input_shape, "input_shape") != input_dim:
+                raise ValueError("input_dim and input_shape disagree")
+            input_shape = (input_dim,)
+        super().__init__(name=name, input_shape=input_shape)
         self.units = _validation.check_int(units, "units", 1)
         self.activation = activations.get(activation)
         if not isinstance(use_bias, (bool, np.bool_)):
@@ -109,13 +350,15 @@ class Dense(Layer):
         self.bias_initializer = initializers.get(bias_initializer, "bias_initializer")
         self.kernel_regularizer = regularizers.get(kernel_regularizer, "kernel_regularizer")
         self.bias_regularizer = regularizers.get(bias_regularizer, "bias_regularizer")
-        self.input_dim = None if input_dim is None else _validation.check_int(
-            input_dim, "input_dim", 1)
+        self.input_dim = input_dim
         self.kernel = None
         self.bias = None
 
     def output_width(self, n_in):
         return self.units
+
+    def _output_activation(self):
+        return self.activation
 
     def param_count(self, n_in):
         return n_in * self.units + (self.units if self.use_bias else 0)
@@ -124,7 +367,7 @@ class Dense(Layer):
         return self.kernel.dtype
 
     def _bind(self, n_in, params, offset, aux, aux_offset):
-        old = self.weights() if self.built and self.n_in == n_in else None
+        old = self._weight_list() if self.built and self.n_in == n_in else None
         size = n_in * self.units
         kernel = params[offset:offset + size].reshape(n_in, self.units)
         bias = params[offset + size:offset + size + self.units] if self.use_bias else None
@@ -149,8 +392,11 @@ class Dense(Layer):
                                 "bias_l1", "bias_l2"),
                 "w_off": offset, "b_off": offset + self.n_in * self.units if self.use_bias else -1}
 
-    def weights(self):
+    def _weight_list(self):
         return [self.kernel] + ([self.bias] if self.use_bias else [])
+
+    def _trainable_count(self):
+        return 2 if self.use_bias else 1
 
     def _set_weights(self, arrays):
         self.kernel[...] = arrays[0]
@@ -159,13 +405,15 @@ class Dense(Layer):
 
     def _call(self, x):
         z = np.empty((x.shape[0], self.units), x.dtype)
-        a = z if self.activation == "linear" else np.empty_like(z)
+        linear = self.activation is activations.linear
+        a = z if linear else np.empty_like(z)
         _dense_forward(x, self.kernel, self.bias, activations.code(self.activation),
                        activations.LEAKY_RELU_SLOPE, z, a)
         return a
 
     def get_config(self):
-        return {"name": self.name, "units": self.units, "activation": self.activation,
+        return {"name": self.name, "units": self.units,
+                "activation": activations.serialize(self.activation),
                 "use_bias": self.use_bias,
                 "kernel_initializer": self.kernel_initializer.name,
                 "bias_initializer": self.bias_initializer.name,
@@ -196,11 +444,19 @@ class Dropout(Layer):
     ----------
     rate : float
         In [0, 1).
+    noise_shape, seed : None
+        Keras's arguments; only None is supported (fastnn draws every mask from its
+        global, seeded stream: use ``fastnn.set_random_seed``).
     """
 
-    def __init__(self, rate, name=None):
-        super().__init__(name)
+    def __init__(self, rate, noise_shape=None, seed=None, *, name=None, input_shape=None):
+        super().__init__(name=name, input_shape=input_shape)
         self.rate = _validation.check_float(rate, "rate", low=0, high=1, high_open=True)
+        if noise_shape is not None:
+            raise ValueError("Dropout: noise_shape is not supported (one mask per element)")
+        if seed is not None:
+            raise ValueError("Dropout: a per-layer seed is not supported; dropout masks come "
+                             "from fastnn's global stream (fastnn.set_random_seed)")
 
     def _spec(self, offset, aux_offset):
         return {"kind": "dropout", "n_in": self.n_in, "n_out": self.n_in, "rate": self.rate}
@@ -211,74 +467,100 @@ class Dropout(Layer):
     def get_config(self):
         return {"name": self.name, "rate": self.rate}
 
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
-
 
 class Normalization(Layer):
     """Feature-wise standardisation ``(x - mean) / max(sqrt(variance), 1e-7)``.
 
-    ``adapt(x)`` learns the per-feature mean and population variance (ddof 0) once;
-    the same statistics are applied in training and prediction and saved with the
-    model.  Before ``adapt`` (and without `mean`/`variance`) the layer is the identity.
+    ``adapt(x)`` learns the mean and population variance (ddof 0) once; the same
+    statistics are applied in training and prediction and saved with the model.
+    Before ``adapt`` (and without `mean`/`variance`) the layer is the identity.
+    The weights (``get_weights``) are ``[mean, variance]``.
 
     Parameters
     ----------
-    mean, variance : array-like of shape (n_features,), optional
-        Fixed statistics instead of ``adapt``.
+    axis : -1, 1 or None, default -1
+        -1 (or 1): one statistic per feature.  None: one scalar mean and variance over
+        every value (the weights are then 0-d).
+    mean, variance : float or array-like, optional
+        Fixed statistics instead of ``adapt``: per feature (length n_features), or a
+        scalar / length-1 value broadcast to every feature.
     """
 
     _EPSILON = 1e-7   # Keras's backend.epsilon(): constant features stay finite
 
-    def __init__(self, mean=None, variance=None, name=None):
-        super().__init__(name)
+    def __init__(self, axis=-1, mean=None, variance=None, *, name=None, input_shape=None):
+        super().__init__(name=name, input_shape=input_shape)
+        if isinstance(axis, (tuple, list)) and len(axis) == 1:
+            axis = axis[0]
+        if axis is not None and (isinstance(axis, bool) or axis not in (-1, 1)):
+            raise ValueError(f"axis must be -1 (or 1) or None for (n, n_features) inputs, "
+                             f"got {axis!r}")
+        self.axis = None if axis is None else -1
         if (mean is None) != (variance is None):
             raise ValueError("mean and variance must be given together")
         self.mean = self.variance = None
         self._std = None
-        self._stats = None
+        self._stats = None      # float64 (mean, variance) of shape (n,), (1,) or ()
         if mean is not None:
-            mean = _validation.as_features(np.atleast_2d(mean), "mean", np.float64)[0]
-            variance = _validation.as_features(np.atleast_2d(variance), "variance",
-                                               np.float64)[0]
-            if mean.shape != variance.shape:
-                raise ValueError("mean and variance must have the same shape")
+            mean = self._as_stat(mean, "mean")
+            variance = self._as_stat(variance, "variance")
+            if mean.shape != variance.shape and mean.size != 1 and variance.size != 1:
+                raise ValueError(f"mean and variance have incompatible shapes {mean.shape} "
+                                 f"and {variance.shape}")
             if (variance < 0).any():
                 raise ValueError("variance must be >= 0")
+            if self.axis is None and (mean.size != 1 or variance.size != 1):
+                raise ValueError("with axis=None, mean and variance must be scalars")
             self._stats = (mean, variance)
+
+    @staticmethod
+    def _as_stat(value, name):
+        arr = _validation._real_array(value, name).astype(np.float64)
+        if arr.ndim > 1:
+            arr = arr.reshape(-1)
+        _validation._check_finite(arr, name)
+        return np.atleast_1d(arr)
 
     def stat_count(self, n_in):
         return 2 * n_in
 
-    def adapt(self, x):
-        """Learn per-feature mean and population variance from x of shape (n, n_features)."""
-        x = _validation.as_features(x, "x", np.float64, self.n_in)
-        self._set_stats(x.mean(axis=0), x.var(axis=0))
-        return self
+    def adapt(self, data):
+        """Learn the mean and population variance from data of shape (n, n_features)
+        (per feature, or over every value with axis=None)."""
+        x = _validation.as_features(data, "data", np.float64, self.n_in)
+        if not self.built:   # Keras: an adapted layer is built
+            self._stats = None
+            self._build_standalone(x.shape[1], np.float32)
+        if self.axis is None:
+            self._set_stats(np.array([x.mean()]), np.array([x.var()]))
+        else:
+            self._set_stats(x.mean(axis=0), x.var(axis=0))
+        return None
 
     def _set_stats(self, mean, variance):
         # float64 statistics are kept as the source of truth, so that a layer first used
         # on its own (in float32) and then placed in a float64 model loses no precision
-        self._stats = (np.asarray(mean, np.float64).copy(), np.asarray(variance, np.float64).copy())
+        self._stats = (np.atleast_1d(np.asarray(mean, np.float64)).copy(),
+                       np.atleast_1d(np.asarray(variance, np.float64)).copy())
         if self.built:
             self._write_views()
 
     def _write_views(self):
-        mean, variance = self._stats
+        n_in = self.mean.shape[0]
+        mean, variance = (np.broadcast_to(s, (n_in,)) for s in self._stats)
         self.mean[...] = mean
         self.variance = variance.astype(self.mean.dtype)
         self._std[...] = np.maximum(np.sqrt(self.variance), self.variance.dtype.type(self._EPSILON))
 
     def _bind(self, n_in, params, offset, aux, aux_offset):
-        if self._stats is not None and self._stats[0].shape[0] != n_in:
-            raise ValueError(f"Normalization was adapted to {self._stats[0].shape[0]} "
+        if self._stats is not None and self._stats[0].shape[0] not in (1, n_in):
+            raise ValueError(f"Normalization has statistics for {self._stats[0].shape[0]} "
                              f"features but receives {n_in}")
         self.n_in = n_in
         self.mean = aux[aux_offset:aux_offset + n_in]
         self._std = aux[aux_offset + n_in:aux_offset + 2 * n_in]
         if self._stats is None:  # identity until adapted
-            self._stats = (np.zeros(n_in), np.ones(n_in))
+            self._stats = (np.zeros(1), np.ones(1))
         self._write_views()
         return offset, aux_offset + 2 * n_in
 
@@ -289,8 +571,14 @@ class Normalization(Layer):
         return {"kind": "normalization", "n_in": self.n_in, "n_out": self.n_in,
                 "aux_off": aux_offset}
 
-    def weights(self):
+    def _weight_list(self):
+        if self.axis is None:
+            return [self.mean[:1].reshape(()), self.variance[:1].reshape(())]
         return [self.mean, self.variance]
+
+    def _check_values(self, arrays, offset):
+        if (arrays[1] < 0).any():
+            raise ValueError(f"weights[{offset + 1}]: a Normalization variance must be >= 0")
 
     def _set_weights(self, arrays):
         self._set_stats(arrays[0], arrays[1])
@@ -299,11 +587,8 @@ class Normalization(Layer):
         return ((x - self.mean) / self._std).astype(x.dtype)
 
     def get_config(self):
-        return {"name": self.name}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
+        return {"name": self.name, "axis": self.axis}
 
 
-LAYERS = {"Dense": Dense, "Dropout": Dropout, "Normalization": Normalization}
+LAYERS = {"Dense": Dense, "Dropout": Dropout, "Normalization": Normalization,
+          "InputLayer": InputLayer}

@@ -4,12 +4,16 @@ Data flow: every public call validates its arguments first (fastnn._validation)
 and only then touches the model, so a call that raises leaves it unchanged.
 The model owns two flat buffers -- all trainable parameters, and the
 non-trainable statistics -- which its layers view.  ``fit`` hands them to a
-compiled Engine (fastnn._kernels.engine) that runs whole epochs of mini-batch
-steps without the GIL; Python runs once per epoch (or once per batch when a
-callback overrides ``on_batch_end``).
+compiled Engine (fastnn._kernels.engine) that runs chunks of mini-batch steps
+without the GIL.  A chunk is sized from the measured step time to about
+``_CHUNK_SECONDS`` of work (a whole epoch for small data), so that Python gets
+control a few times per second: to redraw the progress bar, and to stop cleanly
+on Ctrl-C.  A callback that overrides a per-batch hook gets one batch per call.
 """
 import math
+import os
 import time
+import warnings
 
 import numpy as np
 
@@ -18,8 +22,16 @@ from fastnn import callbacks as callbacks_module
 from fastnn import losses as losses_module
 from fastnn import metrics as metrics_module
 from fastnn import optimizers as optimizers_module
+from fastnn._interrupt import InterruptGuard
 from fastnn._kernels import LOSSES, Engine
-from fastnn.layers import Dense, Layer
+from fastnn._tensor import Tensor as _Tensor
+from fastnn._tensor import wrap as _wrap
+from fastnn.activations import linear as _linear
+from fastnn.activations import serialize as _activation_name
+from fastnn.layers import InputLayer, KerasTensor, Layer, unique_name
+
+#: Target duration of one engine call during fit (seconds of compiled work).
+_CHUNK_SECONDS = 0.1
 
 
 class Sequential:
@@ -28,23 +40,42 @@ class Sequential:
     Parameters
     ----------
     layers : list of Layer, optional
+        May start with ``Input(shape=(n_features,))`` (or an InputLayer), which
+        declares the input width and builds the model at once; so does
+        ``input_shape=`` on the first layer or ``input_dim=`` on a first Dense.
+    trainable : True
+        Keras's argument; only True is supported.
     name : str, optional
+        Default "sequential", then "sequential_1", ... (Keras's auto-naming).
     dtype : {"float32", "float64"}, default "float32"
         Precision of every parameter and computation of the model.
 
     Examples
     --------
-    >>> model = Sequential([Dense(25, activation="relu"), Dense(10)])
+    >>> model = Sequential([Input(shape=(64,)), Dense(25, activation="relu"), Dense(10)])
     >>> model.compile(loss=SparseCategoricalCrossentropy(from_logits=True))
     >>> history = model.fit(X, y, epochs=10, verbose=0)   # doctest: +SKIP
     """
 
-    def __init__(self, layers=None, name=None, dtype="float32"):
+    def __init__(self, layers=None, trainable=True, name=None, *, dtype="float32"):
+        if trainable is not True:
+            raise ValueError("trainable=False is not supported: every Dense weight trains")
         if name is not None and not isinstance(name, str):
             raise TypeError(f"name must be a str, got {type(name).__name__}")
-        self.name = name or "sequential"
         self.dtype = _validation.check_dtype(dtype)
+        if layers is not None:
+            if not isinstance(layers, (list, tuple)):
+                raise TypeError(f"layers must be a list of layers, got {type(layers).__name__}")
+            layers = [_as_layer(layer) for layer in layers]
+            for i, layer in enumerate(layers):
+                self._check_layer(layer)
+                if isinstance(layer, InputLayer) and i:
+                    raise ValueError("an Input/InputLayer can only be the first layer")
+                if any(layer is other for other in layers[:i]):
+                    raise ValueError(f"layer {layer.name!r} appears twice in layers")
+        self.name = name or unique_name("sequential")
         self._layers = []
+        self._input_layer = None
         self._n_in = None
         self._params = self._aux = None
         self._offsets = []
@@ -52,42 +83,93 @@ class Sequential:
         self._metric_names = []
         self._compiled = False
         self._train_engine = self._infer_engine = None
+        self._step_seconds = None   # measured time of one training step, sizes chunks
         self.stop_training = False
-        if layers is not None:
-            if not isinstance(layers, (list, tuple)):
-                raise TypeError(f"layers must be a list of layers, got {type(layers).__name__}")
-            for layer in layers:
-                self._check_layer(layer)
-            for layer in layers:
-                self.add(layer)
+        for layer in layers or []:
+            self.add(layer)
 
     # ------------------------------------------------------------------------- structure
     @property
     def layers(self):
+        """The model's layers (an Input/InputLayer is not listed, as in Keras)."""
         return list(self._layers)
 
     @property
     def built(self):
         return self._n_in is not None
 
-    @staticmethod
-    def _check_layer(layer):
+    def _check_layer(self, layer):
         if not isinstance(layer, Layer):
             raise TypeError(f"layer must be a fastnn layer, got {type(layer).__name__}")
+        layer._claim(self)
 
-    def add(self, layer):
-        """Append a layer; a first Dense with ``input_dim`` builds the model at once."""
+    def add(self, layer, rebuild=True):
+        """Append a layer.  The model is built as soon as its input width is known
+        (Input first, or input_shape / input_dim on the first layer); layers already
+        built keep their weights.  A layer that another model holds raises ValueError
+        (`rebuild` is accepted for Keras; fastnn always rebuilds)."""
+        layer = _as_layer(layer)
         self._check_layer(layer)
-        if any(layer is existing for existing in self._layers):
-            raise ValueError("layer is already in this model")
+        if any(layer is existing for existing in self._layers) or layer is self._input_layer:
+            raise ValueError(f"layer {layer.name!r} is already in this model")
+        if isinstance(layer, InputLayer):
+            if self._layers or self._input_layer is not None:
+                raise ValueError("an Input/InputLayer can only be the first layer")
+            self._input_layer = layer
+            layer._set_owner(self)
+            return
+        width = self._n_in
+        if not self._layers:
+            # the first layer: the input width comes from Input, or from the layer's own
+            # input_shape / input_dim (both given: they must agree)
+            declared, width = layer._declared_width(), self._input_width()
+            if None not in (declared, width) and declared != width:
+                raise ValueError(f"layer {layer.name!r} declares {declared} input features, "
+                                 f"but the model's Input has {width}")
+            width = declared if width is None else width
         self._layers.append(layer)
-        if self.built:
-            self._build(self._n_in)
-        elif len(self._layers) == 1 and getattr(layer, "input_dim", None):
-            self._build(layer.input_dim)
+        if width is not None:
+            try:
+                self._build(width)
+            except ValueError:   # e.g. an adapted Normalization of another width
+                self._layers.pop()
+                if self._layers:
+                    self._build(self._n_in)
+                raise
+        layer._set_owner(self)
 
-    def build(self, input_shape):
-        """Create the weights for inputs of width ``input_shape`` (int or (None, n))."""
+    def _input_width(self):
+        if self._input_layer is not None:
+            return self._input_layer.input_shape_arg
+        return None
+
+    def pop(self, rebuild=True):
+        """Remove the last layer (it can then join another model); returns None.  The
+        remaining layers keep their weights (`rebuild` is accepted for Keras; fastnn
+        always rebuilds)."""
+        if not self._layers:
+            raise TypeError("There are no layers in the model.")
+        layer = self._layers.pop()
+        layer._set_owner(None)
+        if self._layers and self.built:
+            self._build(self._n_in)
+        elif not self._layers:
+            self._n_in = None
+            self._params = self._aux = None
+            self._offsets = []
+            self._train_engine = self._infer_engine = None
+            width = self._input_width()
+            if width is not None:
+                self._n_in = width
+
+    def build(self, input_shape=None):
+        """Create the weights for inputs of shape ``(None, n)`` / ``(n,)`` (or int n);
+        None uses the declared input shape."""
+        if input_shape is None:
+            input_shape = self._input_width() or (self._layers[0]._declared_width()
+                                                  if self._layers else None)
+            if input_shape is None:
+                raise ValueError("build: no input_shape given and none declared")
         n_in = input_shape[-1] if isinstance(input_shape, (tuple, list)) else input_shape
         n_in = _validation.check_int(n_in, "input_shape", 1)
         if not self._layers:
@@ -120,23 +202,83 @@ class Sequential:
             raise ValueError("the model has no layers")
 
     def count_params(self):
+        """Number of scalars in every weight (trainable and not), as Keras."""
         self._require_built("count_params")
-        return int(self._params.shape[0])
+        return int(sum(layer.count_params() for layer in self._layers))
 
     def _require_built(self, what):
-        if not self.built:
+        if not self.built or not self._layers:
             raise ValueError(f"{what}: the model is not built yet; call fit, predict or "
-                             "build first, or give the first layer input_dim")
+                             "build first, or declare the input with Input(shape=...)")
+
+    def get_layer(self, name=None, index=None):
+        """A layer by name or by index (into ``layers``), as Keras."""
+        if name is not None and index is not None:
+            raise ValueError("Provide only a layer name or a layer index. Received: "
+                             f"index={index}, name={name}.")
+        if index is not None:
+            index = _validation.check_int(index, "index")
+            if not -len(self._layers) <= index < len(self._layers):
+                raise ValueError(f"Was asked to retrieve layer at index {index} but model "
+                                 f"only has {len(self._layers)} layers.")
+            return self._layers[index]
+        if name is not None:
+            for layer in self._layers:
+                if layer.name == name:
+                    return layer
+            raise ValueError(f"No such layer: {name}. Existing layers are: "
+                             f"{[layer.name for layer in self._layers]}.")
+        raise ValueError("Provide either a layer name or layer index at `get_layer`.")
+
+    # ------------------------------------------------------------------------- symbolic shapes
+    def _shape_error(self, what):
+        return AttributeError(f"The model {self.name!r} has not been built yet, so {what} is "
+                              "not defined; declare the input with Input(shape=...) or call "
+                              "build / fit first.")
+
+    @property
+    def input_shape(self):
+        if not self.built:
+            raise self._shape_error("input_shape")
+        return (None, self._n_in)
+
+    @property
+    def output_shape(self):
+        if not self.built or not self._layers:
+            raise self._shape_error("output_shape")
+        return (None, self._output_width(self._n_in))
+
+    @property
+    def inputs(self):
+        """``[KerasTensor]`` whose ``.shape`` is ``(None, n_features)``."""
+        if not self.built:
+            raise self._shape_error("inputs")
+        name = self._input_layer.name if self._input_layer is not None else "input_layer"
+        return [KerasTensor(self.input_shape, self.dtype.name, name)]
+
+    @property
+    def outputs(self):
+        return [KerasTensor(self.output_shape, self.dtype.name, self._layers[-1].name)]
+
+    @property
+    def input(self):
+        return self.inputs[0]
+
+    @property
+    def output(self):
+        return self.outputs[0]
 
     # ------------------------------------------------------------------------- compile
-    def compile(self, optimizer="adam", loss=None, metrics=None):
+    def compile(self, optimizer="adam", loss=None, loss_weights=None, metrics=None,
+                weighted_metrics=None, run_eagerly=False, steps_per_execution=1,
+                jit_compile="auto", auto_scale_loss=True):
         """Configure training.
 
         Parameters
         ----------
         optimizer : str or Optimizer, default "adam"
-            "adam", "sgd" or an instance (None also means Adam with its defaults;
-            Keras's default is RMSprop, which the course never uses).
+            A name or an instance (None also means Adam with its defaults; Keras's
+            default is RMSprop, which the course never uses).
         loss : str or Loss
             A name ("binary_crossentropy", "categorical_crossentropy",
             "sparse_categorical_crossentropy", "mse", "mae", "huber", or a class name)
@@ -145,16 +287,57 @@ class Sequential:
             "accuracy" (resolved from the target shapes as in Keras 3),
             "binary_accuracy", "categorical_accuracy", "sparse_categorical_accuracy",
             "mse", "mae".
+        loss_weights, weighted_metrics : None
+            Keras's multi-output and weighted-metric options; only None is supported.
+        run_eagerly, steps_per_execution, jit_compile, auto_scale_loss
+            Accepted for Keras compatibility; they do not change results, and fastnn
+            always runs compiled (fit sizes its own chunks of batches).
+
+        Warns
+        -----
+        UserWarning
+            A cross-entropy with ``from_logits=True`` after a sigmoid/softmax output
+            layer, or with ``from_logits=False`` after a linear one (Keras warns about
+            the first; both train badly).
         """
         if loss is None:
             raise ValueError("loss is required, e.g. loss='mse' or "
                              "SparseCategoricalCrossentropy(from_logits=True)")
+        if loss_weights is not None:
+            raise ValueError("loss_weights is not supported (one output, one loss)")
+        if weighted_metrics:
+            raise ValueError("weighted_metrics is not supported; metrics are unweighted")
+        _validation.check_int(steps_per_execution, "steps_per_execution", 1)
         optimizer = optimizers_module.get(optimizer)
         loss = losses_module.get(loss)
         names = metrics_module.check_names(metrics)
         self.optimizer, self.loss, self._metric_names = optimizer, loss, names
         self._compiled = True
         self._train_engine = None
+        self._warn_logits_mismatch()
+
+    def _output_activation(self):
+        """The last layer's activation function, or None when it is not known."""
+        if not self._layers:
+            return None
+        return self._layers[-1]._output_activation()
+
+    def _warn_logits_mismatch(self):
+        activation = self._output_activation()
+        fused = getattr(self.loss, "_fuses_with", None)
+        if activation is None or fused is None:
+            return   # not a cross-entropy, or an output layer without an activation
+        name, loss = _activation_name(activation), self.loss.name
+        if self.loss.from_logits and name in ("sigmoid", "softmax"):
+            warnings.warn(f"`{loss}` received `from_logits=True`, but the model's output layer "
+                          f"has a {name} activation, so its outputs are probabilities, not "
+                          "logits. Was this intended? Use a linear output layer with "
+                          "from_logits=True, or from_logits=False.", UserWarning, stacklevel=3)
+        elif not self.loss.from_logits and activation is _linear:
+            warnings.warn(f"`{loss}` received `from_logits=False`, but the model's output "
+                          "layer is linear, so its outputs are logits, not probabilities. Was "
+                          "this intended? Pass from_logits=True, or give the output layer a "
+                          f"{fused} activation.", UserWarning, stacklevel=3)
 
     def _require_compiled(self, what):
         if not self._compiled:
@@ -168,9 +351,9 @@ class Sequential:
 
     def _get_train_engine(self):
         if self._train_engine is None:
-            last = self._layers[-1]
-            activation = last.activation if isinstance(last, Dense) else None
-            kernel, fused = self.loss.kernel_for(activation)
+            activation = self._output_activation()
+            kernel, fused = self.loss.kernel_for(
+                None if activation is None else _activation_name(activation))
             n_out = self._output_width(self._n_in)
             codes = [metrics_module.resolve(m, self.loss.sparse, n_out)
                      for m in self._metric_names]
@@ -224,10 +407,11 @@ class Sequential:
         return xv, yv, lv, swv
 
     # ------------------------------------------------------------------------- training
-    def fit(self, x=None, y=None, epochs=1, batch_size=32, validation_split=0.0,
-            validation_data=None, shuffle=True, verbose="auto", callbacks=None,
-            sample_weight=None, class_weight=None):
-        """Train for `epochs` passes over (x, y) in mini-batches.
+    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
+            validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
+            sample_weight=None, initial_epoch=0, steps_per_epoch=None, validation_steps=None,
+            validation_batch_size=None, validation_freq=1):
+        """Train for `epochs` passes over (x, y) in mini-batches (Keras's argument order).
 
         Parameters
         ----------
@@ -235,21 +419,32 @@ class Sequential:
         y : array-like
             Integer labels of shape (n,) or (n, 1) for the sparse loss, else targets
             of shape (n, n_outputs) ((n,) for one output).
-        epochs : int, default 1
-            0 trains nothing.
-        batch_size : int or None, default 32
-            Rows per gradient step; the last batch is partial.  None means 32, and
+        batch_size : int or None, default None
+            Rows per gradient step (None means 32); the last batch is partial, and
             ``len(x)`` is full-batch gradient descent.
+        epochs : int, default 1
+            Index of the last epoch + 1; 0 (or `initial_epoch`) trains nothing.
+        verbose : "auto", 0, 1 or 2
+            0 silent; 1 a live progress bar on a terminal (one line per epoch when the
+            output is not a terminal); 2 one line per epoch.  "auto" is 1.
+        callbacks : list of Callback, optional
         validation_split : float in [0, 1), default 0
             Fraction of the LAST rows held out (before shuffling), as Keras.
         validation_data : tuple (x_val, y_val[, sample_weight_val]), optional
         shuffle : bool, default True
             Reshuffle the training rows every epoch (from fastnn's seeded stream).
-        verbose : "auto", 0, 1 or 2
-            0 is silent; otherwise one progress line per epoch.
-        callbacks : list of Callback, optional
-        sample_weight : array-like of shape (n,), optional
         class_weight : dict {class: weight}, optional
+        sample_weight : array-like of shape (n,), optional
+        initial_epoch : int, default 0
+            Epoch to start from (to resume a run): epochs ``initial_epoch .. epochs-1``.
+        steps_per_epoch : None
+            Only None: with arrays an epoch is ``ceil(n / batch_size)`` steps.
+        validation_steps : int, optional
+            Validate on the first ``validation_steps`` batches of the validation data.
+        validation_batch_size : int, optional
+            Validated; does not change the values (validation runs in one pass).
+        validation_freq : int, default 1
+            Validate after every `validation_freq`-th epoch.
 
         Returns
         -------
@@ -260,6 +455,7 @@ class Sequential:
         self._require_layers()
         self._require_compiled("fit")
         epochs = _validation.check_int(epochs, "epochs", 0)
+        initial_epoch = _validation.check_int(initial_epoch, "initial_epoch", 0)
         batch_size = 32 if batch_size is None else _validation.check_int(
             batch_size, "batch_size", 1)
         validation_split = _validation.check_float(validation_split, "validation_split",
@@ -267,6 +463,14 @@ class Sequential:
         verbose = _check_verbose(verbose)
         if not isinstance(shuffle, (bool, np.bool_)):
             raise TypeError(f"shuffle must be a bool, got {type(shuffle).__name__}")
+        if steps_per_epoch is not None:
+            raise ValueError("steps_per_epoch: only None is supported; with array data an "
+                             "epoch is ceil(n / batch_size) steps (fastnn takes no generators)")
+        if validation_steps is not None:
+            validation_steps = _validation.check_int(validation_steps, "validation_steps", 1)
+        if validation_batch_size is not None:
+            _validation.check_int(validation_batch_size, "validation_batch_size", 1)
+        validation_freq = _validation.check_int(validation_freq, "validation_freq", 1)
         callbacks = _check_callbacks(callbacks)
 
         x = self._features(x)
@@ -286,14 +490,18 @@ class Sequential:
                 _split_rows(a, n_train) for a in (x, y, labels, sw))
             # class weights apply to the training rows only (Keras)
             val = (xv, yv, lv, None if class_weight is not None else swv)
+        if val is not None and validation_steps is not None:
+            rows = min(val[0].shape[0], validation_steps * batch_size)
+            val = tuple(None if a is None else a[:rows] for a in val)
 
         # everything is validated: from here on the model changes
         if not self.built:
             self._build(n_in)
-        return self._train(x, y, labels, sw, val, epochs, batch_size, shuffle, verbose,
-                           callbacks)
+        return self._train(x, y, labels, sw, val, batch_size, initial_epoch, epochs, shuffle,
+                           verbose, callbacks, validation_freq)
 
-    def _train(self, x, y, labels, sw, val, epochs, batch_size, shuffle, verbose, callbacks):
+    def _train(self, x, y, labels, sw, val, batch_size, initial_epoch, epochs, shuffle,
+               verbose, callbacks, validation_freq):
         engine = self._get_train_engine()
         optimizer = self.optimizer
         optimizer._attach(engine, self._params.shape[0], self.dtype)
@@ -301,40 +509,79 @@ class Sequential:
         n_batches = math.ceil(n / batch_size)
         history = callbacks_module.History()
         params = {"epochs": epochs, "steps": n_batches, "verbose": verbose}
-        cbs = callbacks_module.CallbackList([history, *callbacks], self, params)
+        # History last, as Keras: it records what the other callbacks added to the logs
+        cbs = callbacks_module.CallbackList([*callbacks, history], self, params)
+        per_batch = cbs.wants_train_batches
         rng = _random.generator()
         seed = int(rng.integers(2**63))
         identity = np.arange(n, dtype=np.int64)
-        n_stats = 2 + 2 * len(self._metric_names)
         self.stop_training = False
-        cbs.on_train_begin()
-        for epoch in range(epochs):
-            cbs.on_epoch_begin(epoch)
-            start = time.perf_counter()
-            order = rng.permutation(n) if shuffle else identity
-            lrs = optimizer._learning_rates(optimizer.iterations, n_batches)
-            stats = np.zeros(n_stats)
-            if cbs.wants_batches:
-                for b in range(n_batches):
-                    optimizer.iterations = engine.train(
-                        x, y, labels, sw, order, batch_size, b, 1, lrs[b:], optimizer.iterations,
-                        seed, stats)
-                    cbs.on_batch_end(b, self._logs(stats))
-            else:
-                optimizer.iterations = engine.train(x, y, labels, sw, order, batch_size, 0,
-                                                    n_batches, lrs, optimizer.iterations, seed,
-                                                    stats)
-            logs = self._logs(stats)
-            if val is not None:
-                logs.update({f"val_{k}": v for k, v in self._evaluate_arrays(*val).items()})
-            if verbose:
-                _progbar.write(_progbar.epoch_line(epoch, epochs, n_batches,
-                                                   time.perf_counter() - start, logs))
-            cbs.on_epoch_end(epoch, logs)
-            if self.stop_training:
-                break
-        cbs.on_train_end()
+        logs = None
+        with InterruptGuard() as guard:
+            cbs.call("on_train_begin", None)
+            for epoch in range(initial_epoch, epochs):
+                cbs.call("on_epoch_begin", epoch, None)
+                bar = _progbar.Progbar(n_batches, verbose, f"Epoch {epoch + 1}/{epochs}")
+                order = rng.permutation(n) if shuffle else identity
+                # after on_epoch_begin: LearningRateScheduler may have changed the rate
+                lrs = optimizer._learning_rates(optimizer.iterations, n_batches)
+                stats = np.zeros(2 + 2 * len(self._metric_names))
+                done = 0
+                while done < n_batches:
+                    count = 1 if per_batch else self._chunk_size(n_batches - done)
+                    if per_batch:
+                        cbs.call("on_train_batch_begin", done, None)
+                    start = time.perf_counter()
+                    guard.busy = True
+                    self._train_steps(engine, x, y, labels, sw, order, batch_size, done, count,
+                                      lrs[done:], seed, stats)
+                    guard.busy = False
+                    self._note_step_time((time.perf_counter() - start) / count)
+                    guard.check()
+                    done += count
+                    if per_batch:
+                        cbs.call("on_train_batch_end", done - 1, self._logs(stats))
+                    if bar.wants_update() and done < n_batches:
+                        bar.update(done, self._logs(stats))
+                logs = self._logs(stats)
+                if val is not None and (epoch + 1) % validation_freq == 0:   # Keras's rule
+                    val_logs = self._evaluate_arrays(*val, cbs=cbs, batch_size=batch_size)
+                    guard.check()
+                    logs.update({f"val_{k}": v for k, v in val_logs.items()})
+                bar.finish(logs)
+                cbs.call("on_epoch_end", epoch, logs)
+                if self.stop_training:
+                    break
+            cbs.call("on_train_end", logs)
         return history
+
+    def _train_steps(self, engine, x, y, labels, sw, order, batch_size, first, count, lrs,
+                     seed, stats):
+        """Run `count` training steps from batch `first` of x[order] in one engine call,
+        accumulating into `stats`; the one place fit talks to the engine's train API."""
+        rows = order[first * batch_size:(first + count) * batch_size]
+        if 4 * rows.shape[0] < order.shape[0]:
+            # a small chunk of a large epoch (per-batch callbacks): hand the engine only its
+            # rows, so that its entry checks (order and labels in range) cost O(chunk) per
+            # call instead of O(n), and an epoch stays linear.  Dropout masks depend on the
+            # step and seed only, so the result is bit-identical.
+            x, y, labels, sw = (None if a is None else a[rows] for a in (x, y, labels, sw))
+            order, first = np.arange(rows.shape[0], dtype=np.int64), 0
+        self.optimizer.iterations = engine.train(x, y, labels, sw, order, batch_size, first,
+                                                 count, lrs, self.optimizer.iterations, seed,
+                                                 stats)
+
+    def _chunk_size(self, remaining):
+        """Batches per engine call: about _CHUNK_SECONDS of work, from the measured step
+        time.  The first call of a model measures one batch; small data then runs the
+        rest of each epoch in one call."""
+        if self._step_seconds is None:
+            return 1
+        return max(1, min(remaining, int(_CHUNK_SECONDS / max(self._step_seconds, 1e-9))))
+
+    def _note_step_time(self, seconds):
+        previous = self._step_seconds
+        self._step_seconds = seconds if previous is None else 0.5 * (previous + seconds)
 
     def _logs(self, stats):
         logs = {"loss": float(stats[0] / stats[1]) if stats[1] else float("nan")}
@@ -343,110 +590,257 @@ class Sequential:
             logs[name] = float(stats[2 + 2 * k] / weight) if weight else 0.0
         return logs
 
-    # ------------------------------------------------------------------------- inference
-    def predict(self, x, batch_size=None, verbose=0):
-        """Outputs of the last layer for x of shape (n, n_features), in inference mode.
+    def _result(self, logs, return_dict):
+        """Keras 3's return convention: dict, or the loss alone, or [loss, *metrics]."""
+        if return_dict:
+            return dict(logs)
+        if not self._metric_names:
+            return logs["loss"]
+        return [logs["loss"], *(logs[name] for name in self._metric_names)]
 
-        `batch_size` is validated for Keras compatibility but does not change the result:
-        the engine already works through x in workspace-sized chunks of rows.
+    def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None,
+                       return_dict=False):
+        """One gradient step on (x, y) as a single batch.
 
         Returns
         -------
-        ndarray of shape (n, n_outputs), of the model's dtype (logits when the last
-        layer is linear).
+        float, list or dict
+            The loss and metrics of this batch (before the update), in `evaluate`'s
+            convention.
         """
-        if batch_size is not None:
-            _validation.check_int(batch_size, "batch_size", 1)
-        _check_verbose(verbose)
+        self._require_layers()
+        self._require_compiled("train_on_batch")
+        x = self._features(x)
+        n, n_in = x.shape
+        y, labels = self._targets(y, "y", n, self._output_width(n_in))
+        sw = self._weights_for(sample_weight, class_weight, y, labels, n)
+        if not self.built:
+            self._build(n_in)
+        engine = self._get_train_engine()
+        self.optimizer._attach(engine, self._params.shape[0], self.dtype)
+        stats = np.zeros(2 + 2 * len(self._metric_names))
+        lrs = self.optimizer._learning_rates(self.optimizer.iterations, 1)
+        seed = int(_random.generator().integers(2**63))
+        with InterruptGuard() as guard:
+            guard.busy = True
+            self._train_steps(engine, x, y, labels, sw, np.arange(n, dtype=np.int64), n, 0, 1,
+                              lrs, seed, stats)
+            guard.busy = False
+        return self._result(self._logs(stats), return_dict)
+
+    def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
+        """Loss and metrics on (x, y) as one batch, in `evaluate`'s return convention."""
+        return self.evaluate(x, y, sample_weight=sample_weight, return_dict=return_dict)
+
+    # ------------------------------------------------------------------------- inference
+    def predict(self, x, batch_size=None, verbose=0, steps=None, callbacks=None):
+        """Outputs of the last layer for x of shape (n, n_features), in inference mode.
+
+        `batch_size` is validated for Keras compatibility but does not change the result:
+        the engine already works through x in workspace-sized chunks of rows.  `steps`
+        limits the prediction to the first ``steps * batch_size`` rows.  Callbacks get
+        the ``on_predict_*`` hooks (per-batch ones batch by batch).  `verbose` defaults
+        to 0 (Keras: "auto").
+
+        Returns
+        -------
+        Tensor of shape (n, n_outputs)
+            An ndarray (with ``.numpy()``) of the model's dtype (logits when the last
+            layer is linear).
+        """
+        batch_size = 32 if batch_size is None else _validation.check_int(
+            batch_size, "batch_size", 1)
+        verbose = _check_verbose(verbose)
+        callbacks = _check_callbacks(callbacks)
+        if steps is not None:
+            steps = _validation.check_int(steps, "steps", 1)
+        self._require_layers()
+        x = self._features(x)
+        if steps is not None:
+            x = x[:steps * batch_size]
+        if not callbacks and not verbose:
+            return self(x)
+        if not self.built:
+            self._build(x.shape[1])
+        n_batches = math.ceil(x.shape[0] / batch_size)
+        cbs = callbacks_module.CallbackList(
+            callbacks, self, {"epochs": 1, "steps": n_batches, "verbose": verbose})
+        bar = _progbar.Progbar(n_batches, verbose)
+        cbs.call("on_predict_begin", None)
+        if cbs.wants("on_predict_batch_begin") or cbs.wants("on_predict_batch_end"):
+            parts = []
+            for b in range(n_batches):
+                cbs.call("on_predict_batch_begin", b, None)
+                part = self(x[b * batch_size:(b + 1) * batch_size])
+                parts.append(part)
+                cbs.call("on_predict_batch_end", b, {"outputs": part})
+            out = _wrap(np.concatenate(parts))
+        else:
+            out = self(x)
+        cbs.call("on_predict_end", None)
+        bar.finish({})
+        return out
+
+    def predict_on_batch(self, x):
+        """Outputs for x as one batch (same as ``model(x)``)."""
         return self(x)
 
-    def __call__(self, x):
-        """Same as ``predict(x)``."""
+    def __call__(self, x, training=None):
+        """Outputs of the last layer for x, in inference mode, as a Tensor (an ndarray
+        with ``.numpy()``).  ``training=True`` (dropout on) is not supported outside fit."""
+        if training:
+            raise ValueError("model(x, training=True) is not supported: fastnn applies "
+                             "dropout only inside fit")
         engine = self._infer_engine
         if (engine is not None and type(x) is np.ndarray and x.dtype == self.dtype
                 and x.ndim == 2 and x.flags.c_contiguous):
             # fast path for kernel-ready input: the engine checks the width and
             # finiteness in its entry, then runs the forward pass (a few microseconds)
-            return engine.infer(x)
+            return engine.infer(x).view(_Tensor)
         self._require_layers()
         x = self._features(x)
         if not self.built:
             self._build(x.shape[1])
-        return self._get_infer_engine().infer(x)
+        return self._get_infer_engine().infer(x).view(_Tensor)
 
-    def evaluate(self, x, y, batch_size=None, verbose=0, sample_weight=None):
+    def evaluate(self, x=None, y=None, batch_size=None, verbose=0, sample_weight=None,
+                 steps=None, callbacks=None, return_dict=False):
         """Loss (and metrics) on (x, y) in inference mode.
+
+        `verbose` defaults to 0 (Keras: "auto").  `steps` limits the evaluation to the
+        first ``steps * batch_size`` rows; callbacks get the ``on_test_*`` hooks.
 
         Returns
         -------
-        float
-            The loss, when no metrics were compiled; else a dict
-            ``{"loss": ..., "<metric>": ...}``.
+        float, list or dict
+            The loss as a float when no metrics were compiled, else the list
+            ``[loss, metric1, ...]`` in compile order; with ``return_dict=True`` the
+            dict ``{"loss": ..., "<metric>": ...}`` (Keras 3).
         """
         self._require_layers()
         self._require_compiled("evaluate")
-        if batch_size is not None:
-            _validation.check_int(batch_size, "batch_size", 1)
-        _check_verbose(verbose)
+        batch_size = 32 if batch_size is None else _validation.check_int(
+            batch_size, "batch_size", 1)
+        verbose = _check_verbose(verbose)
+        callbacks = _check_callbacks(callbacks)
+        if steps is not None:
+            steps = _validation.check_int(steps, "steps", 1)
         x = self._features(x)
         n_out = self._output_width(x.shape[1])
         y, labels = self._targets(y, "y", x.shape[0], n_out)
         sw = _validation.as_sample_weight(sample_weight, x.shape[0], self.dtype)
+        if steps is not None:
+            rows = steps * batch_size
+            x, y, labels, sw = (None if a is None else a[:rows] for a in (x, y, labels, sw))
         if not self.built:
             self._build(x.shape[1])
-        result = self._evaluate_arrays(x, y, labels, sw)
-        return result if self._metric_names else result["loss"]
+        cbs = None
+        n_batches = math.ceil(x.shape[0] / batch_size)
+        if callbacks:
+            cbs = callbacks_module.CallbackList(
+                callbacks, self, {"epochs": 1, "steps": n_batches, "verbose": verbose})
+        bar = _progbar.Progbar(n_batches, verbose)
+        logs = self._evaluate_arrays(x, y, labels, sw, cbs=cbs, batch_size=batch_size)
+        bar.finish(logs)
+        return self._result(logs, return_dict)
 
-    def _evaluate_arrays(self, x, y, labels, sw):
+    def _evaluate_arrays(self, x, y, labels, sw, cbs=None, batch_size=32):
+        """Inference-mode logs over the arrays; with callbacks, the on_test_* hooks (the
+        per-batch ones evaluate batch by batch)."""
         engine = self._get_train_engine()
         stats = np.zeros(2 + 2 * len(self._metric_names))
-        engine.evaluate(x, y, labels, sw, stats)
+        if cbs is not None:
+            cbs.call("on_test_begin", None)
+        if cbs is not None and (cbs.wants("on_test_batch_begin")
+                                or cbs.wants("on_test_batch_end")):
+            for b in range(math.ceil(x.shape[0] / batch_size)):
+                rows = slice(b * batch_size, (b + 1) * batch_size)
+                cbs.call("on_test_batch_begin", b, None)
+                engine.evaluate(x[rows], None if y is None else y[rows],
+                                None if labels is None else labels[rows],
+                                None if sw is None else sw[rows], stats)
+                cbs.call("on_test_batch_end", b, self._logs(stats))
+        else:
+            engine.evaluate(x, y, labels, sw, stats)
         logs = self._logs(stats)
         logs["loss"] += engine.penalty()
+        if cbs is not None:
+            cbs.call("on_test_end", logs)
         return logs
 
     # ------------------------------------------------------------------------- weights
+    @property
+    def weights(self):
+        """Every weight array (live views), layer by layer in Keras order."""
+        return [w for layer in self._layers for w in layer.weights]
+
+    @property
+    def trainable_weights(self):
+        return [w for layer in self._layers for w in layer.trainable_weights]
+
+    @property
+    def non_trainable_weights(self):
+        return [w for layer in self._layers for w in layer.non_trainable_weights]
+
     def get_weights(self):
         """Copies of every weight in Keras order: ``[W1, b1, W2, b2, ...]``; Dense kernels
         are (inputs, units), biases (units,), Normalization gives mean and variance."""
         self._require_built("get_weights")
-        return [w.copy() for layer in self._layers for w in layer.weights()]
+        return [w for layer in self._layers for w in layer.get_weights()]
 
     def set_weights(self, weights):
-        """Replace every weight; `weights` as returned by get_weights."""
+        """Replace every weight; `weights` as returned by get_weights.  Everything is
+        checked before anything is written."""
         self._require_built("set_weights")
         if not isinstance(weights, (list, tuple)):
             raise TypeError(f"weights must be a list of arrays, got {type(weights).__name__}")
-        shapes = [s for layer in self._layers for s in layer.weight_shapes()]
-        if len(weights) != len(shapes):
+        counts = [len(layer.weight_shapes()) for layer in self._layers]
+        if len(weights) != sum(counts):
             raise ValueError(f"weights has {len(weights)} arrays, the model expects "
-                             f"{len(shapes)}")
-        arrays = []
-        for i, (w, shape) in enumerate(zip(weights, shapes, strict=True)):
-            arr = _validation._real_array(w, f"weights[{i}]")
-            if arr.shape != shape:
-                raise ValueError(f"weights[{i}] has shape {arr.shape}, expected {shape}")
-            _validation._check_finite(arr, f"weights[{i}]")
-            arrays.append(arr.astype(self.dtype))
-        index = 0
-        for layer in self._layers:
-            count = len(layer.weight_shapes())
-            if count == 2 and not isinstance(layer, Dense) and (arrays[index + 1] < 0).any():
-                raise ValueError(f"weights[{index + 1}]: a Normalization variance must be >= 0")
+                             f"{sum(counts)}")
+        checked, index = [], 0
+        for layer, count in zip(self._layers, counts, strict=True):
+            checked.append(layer._check_weights(list(weights[index:index + count]),
+                                                self.dtype, index))
             index += count
-        index = 0
-        for layer in self._layers:
-            count = len(layer.weight_shapes())
-            layer._set_weights(arrays[index:index + count])
-            index += count
+        for layer, arrays in zip(self._layers, checked, strict=True):
+            layer._set_weights(arrays)
 
     # ------------------------------------------------------------------------- saving
-    def save(self, path):
+    def save(self, filepath, overwrite=True, zipped=None):
         """Write the model (config, weights, compile settings, optimizer state) to one file
-        at exactly `path`, atomically; read it back with ``fastnn.load_model``."""
+        at exactly `filepath`, atomically; read it back with ``fastnn.load_model``.
+        ``overwrite=False`` raises FileExistsError if the file exists; `zipped` must be
+        None or True (fastnn's format is always one file)."""
         from fastnn import saving
 
-        saving.save(self, path)
+        if zipped not in (None, True):
+            raise ValueError("save: zipped=False is not supported (always one file)")
+        if not overwrite and os.path.exists(filepath):
+            raise FileExistsError(f"save: {filepath!r} exists and overwrite=False")
+        saving.save(self, filepath)
+
+    def save_weights(self, filepath, overwrite=True, max_shard_size=None):
+        """Write the weights (with the architecture they belong to) to one file at exactly
+        `filepath`, atomically; read them back with ``load_weights``."""
+        from fastnn import saving
+
+        self._require_built("save_weights")
+        if max_shard_size is not None:
+            raise ValueError("save_weights: max_shard_size is not supported (one file)")
+        if not overwrite and os.path.exists(filepath):
+            raise FileExistsError(f"save_weights: {filepath!r} exists and overwrite=False")
+        saving.save(self, filepath)
+
+    def load_weights(self, filepath, skip_mismatch=False):
+        """Load weights written by ``save_weights`` (or ``save``) into this model, whose
+        layers must match the file's in number and weight shapes (``skip_mismatch=True``
+        skips layers whose shapes differ).  Raises ValueError on a corrupt or foreign
+        file, leaving the model unchanged."""
+        from fastnn import saving
+
+        self._require_built("load_weights")
+        saving.load_weights_into(self, filepath, skip_mismatch)
 
     def __reduce__(self):
         # pickling uses the same self-checking format as save(), so it never needs the
@@ -456,37 +850,37 @@ class Sequential:
         return (saving.from_bytes, (saving.to_bytes(self),))
 
     # ------------------------------------------------------------------------- summary
-    def summary(self):
-        """Print each layer's type, output shape and parameter count, then the totals."""
-        rows, trainable, fixed = [], 0, 0
-        width = self._n_in
-        for i, layer in enumerate(self._layers):
-            label = f"{layer.name or type(layer).__name__.lower() + f'_{i}'} " \
-                    f"({type(layer).__name__})"
-            if width is None:
-                out, count = "?", "0 (unbuilt)"
-            else:
-                n_in = width
-                width = layer.output_width(width)
-                out = f"(None, {width})"
-                n_train, n_fixed = layer.param_count(n_in), layer.stat_count(n_in)
-                trainable, fixed = trainable + n_train, fixed + n_fixed
-                count = f"{n_train + n_fixed:,}"
-            rows.append((label, out, count))
-        head = ("Layer (type)", "Output Shape", "Param #")
-        widths = [max(len(r[c]) for r in [head, *rows]) + 3 for c in range(3)]
-        line = "-" * sum(widths)
-        fmt = lambda r: "".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()  # noqa: E731
-        print(f'Model: "{self.name}"')
-        print(line)
-        print(fmt(head))
-        print("=" * sum(widths))
-        for r in rows:
-            print(fmt(r))
-        print("=" * sum(widths))
-        print(f"Total params: {trainable + fixed:,}")
-        print(f"Trainable params: {trainable:,}")
-        print(f"Non-trainable params: {fixed:,}")
+    def summary(self, line_length=None, positions=None, print_fn=None):
+        """Print each layer's name and type, output shape and parameter count, then the
+        totals.
+
+        Parameters
+        ----------
+        line_length : int, optional
+            Total width of the table (default: as wide as the contents need).
+        positions : None
+            Only None (column widths follow the contents).
+        print_fn : callable, optional
+            Called once with the whole summary text instead of ``print`` (Keras 3).
+        """
+        from fastnn import _summary
+
+        if positions is not None:
+            raise ValueError("summary: positions is not supported; use line_length")
+        if line_length is not None:
+            line_length = _validation.check_int(line_length, "line_length", 30)
+        if print_fn is not None and not callable(print_fn):
+            raise TypeError(f"print_fn must be callable, got {print_fn!r}")
+        text = _summary.summary_text(self, line_length)
+        if print_fn is None:
+            print(text)
+        else:
+            print_fn(text)
+
+
+def _as_layer(layer):
+    """An Input(...) symbolic tensor stands for its InputLayer."""
+    return getattr(layer, "_input_layer", layer) if isinstance(layer, KerasTensor) else layer
 
 
 def _split_rows(a, at):

@@ -20,6 +20,7 @@ import json
 import os
 import struct
 import tempfile
+import warnings
 
 import numpy as np
 
@@ -160,9 +161,12 @@ def from_bytes(data):
             model.set_weights([arrays[f"weight_{i}"] for i in range(n_weights)])
         compiled = config.get("compile")
         if compiled is not None:
-            model.compile(optimizer=optimizers_module.from_config(compiled["optimizer"]),
-                          loss=losses_module.from_config(compiled["loss"]),
-                          metrics=compiled["metrics"] or None)
+            with warnings.catch_warnings():
+                # the from_logits warnings were given when the model was first compiled
+                warnings.filterwarnings("ignore", message=".*received `from_logits=")
+                model.compile(optimizer=optimizers_module.from_config(compiled["optimizer"]),
+                              loss=losses_module.from_config(compiled["loss"]),
+                              metrics=compiled["metrics"] or None)
             _restore_optimizer(model, compiled, arrays)
     except (KeyError, TypeError, ValueError) as exc:
         if isinstance(exc, ValueError) and str(exc).startswith("not a valid fastnn"):
@@ -180,7 +184,7 @@ def _restore_optimizer(model, compiled, arrays):
     if n_slots:
         if not model.built:
             raise ValueError("optimizer state without weights")
-        slots = opt._ensure_state(model.count_params(), model.dtype)
+        slots = opt._ensure_state(model._params.shape[0], model.dtype)
         if len(slots) != n_slots:
             raise ValueError("optimizer state does not match the optimizer")
         for i, slot in enumerate(slots):
@@ -189,6 +193,27 @@ def _restore_optimizer(model, compiled, arrays):
                 raise ValueError(f"optimizer slot {i} has the wrong shape or dtype")
             slot[...] = src
     opt.iterations = iterations
+
+
+def load_weights_into(model, path, skip_mismatch=False):
+    """Copy the weights stored at `path` into `model` (see Sequential.load_weights); every
+    layer is checked before any is written."""
+    with open(os.fspath(path), "rb") as f:
+        source = from_bytes(f.read())
+    if len(source.layers) != len(model.layers) or not source.built:
+        raise ValueError(f"load_weights: the file holds {len(source.layers)} layers, "
+                         f"this model has {len(model.layers)}")
+    updates = []
+    for mine, theirs in zip(model.layers, source.layers, strict=True):
+        if mine.weight_shapes() != theirs.weight_shapes():
+            if skip_mismatch:
+                continue
+            raise ValueError(f"load_weights: layer {mine.name!r} has weight shapes "
+                             f"{mine.weight_shapes()}, the file's {theirs.name!r} has "
+                             f"{theirs.weight_shapes()}")
+        updates.append((mine, mine._check_weights(theirs.get_weights(), model.dtype)))
+    for layer, arrays in updates:
+        layer._set_weights(arrays)
 
 
 def load_model(path):

@@ -31,7 +31,7 @@ def fit_with(values, **early):
     x, y = regression()
     model = Sequential([Dense(1)])
     model.compile(optimizer=SGD(0.01), loss="mse")
-    stop = EarlyStopping(monitor="scripted", **early)
+    stop = EarlyStopping(monitor="scripted", **{"mode": "min", **early})
     history = model.fit(x, y, epochs=len(values), callbacks=[Scripted(values), stop],
                         verbose=0)
     return model, stop, history
@@ -115,7 +115,7 @@ def test_restore_best_weights_even_without_stopping():
     values = [5, 3, 4, 4.5]
     model.fit(x, y, epochs=4, verbose=0,
               callbacks=[Keep(), Scripted(values),
-                         EarlyStopping(monitor="scripted", patience=10,
+                         EarlyStopping(monitor="scripted", patience=10, mode="min",
                                        restore_best_weights=True)])
     for a, b in zip(model.get_weights(), snapshots[1], strict=True):
         np.testing.assert_array_equal(a, b)
@@ -125,7 +125,7 @@ def test_missing_monitor_warns_like_keras():
     x, y = regression()
     model = Sequential([Dense(1)])
     model.compile(loss="mse")
-    with pytest.warns(UserWarning, match="monitor 'val_loss' is not in the logs"):
+    with pytest.warns(UserWarning, match="`val_loss` which is not available"):
         model.fit(x, y, epochs=1, callbacks=[EarlyStopping()], verbose=0)
 
 

@@ -148,9 +148,10 @@ class Problem:
                 a = (a - layer.mean) / std
                 continue
             z = a @ layer.kernel + layer.bias
-            if layer.activation in KINKED and np.min(np.abs(z)) < KINK_MARGIN:
+            kinked = activations.serialize(layer.activation) in KINKED
+            if kinked and np.min(np.abs(z)) < KINK_MARGIN:
                 return False
-            a = getattr(activations, layer.activation)(z)
+            a = layer.activation(z).numpy()
         return True
 
     # --- the compiled engine, through the public API ---------------------------------
@@ -171,7 +172,7 @@ class Problem:
     # --- the NumPy reference engine, on the same layer description -----------------------
     def _reference_engine(self, params):
         model = self.model
-        kernel, fused = self.loss.kernel_for(model.layers[-1].activation)
+        kernel, fused = self.loss.kernel_for(activations.serialize(model.layers[-1].activation))
         aux = model._aux if model._aux.shape[0] else np.zeros(1)
         engine = reference.Engine(model._specs(), params, aux.copy(), LOSSES[kernel], fused,
                                   [], 0.5, *self.loss._kernel_params())

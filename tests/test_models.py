@@ -129,8 +129,9 @@ def test_predict_call_and_evaluate_agree():
     assert out.shape == (len(x), 3) and out.dtype == np.float32
     np.testing.assert_array_equal(out, model(x))
     np.testing.assert_array_equal(model.predict(x[:1]), out[:1])
-    result = model.evaluate(x, y)
+    result = model.evaluate(x, y, return_dict=True)
     assert set(result) == {"loss", "accuracy"}
+    assert model.evaluate(x, y) == [result["loss"], result["accuracy"]]
     assert result["accuracy"] == pytest.approx(np.mean(out.argmax(1) == y))
 
 
@@ -192,9 +193,10 @@ def test_binary_accuracy_on_logits_thresholds_at_zero():
     model.compile(loss=BinaryCrossentropy(from_logits=True), metrics=["binary_accuracy"])
     x = np.array([[-0.2], [0.2], [0.7]])  # logits; sigmoid(0.2) > 0.5 but 0.2 < 0.5
     y = np.array([0, 1, 1])
-    assert model.evaluate(x, y)["binary_accuracy"] == 1.0
-    model.compile(loss=BinaryCrossentropy(), metrics=["binary_accuracy"])
-    assert model.evaluate(x, y)["binary_accuracy"] == pytest.approx(2 / 3)
+    assert model.evaluate(x, y, return_dict=True)["binary_accuracy"] == 1.0
+    with pytest.warns(UserWarning, match="from_logits=False"):   # linear output
+        model.compile(loss=BinaryCrossentropy(), metrics=["binary_accuracy"])
+    assert model.evaluate(x, y)[1] == pytest.approx(2 / 3)
 
 
 def test_multilabel_sigmoid_with_binary_crossentropy():

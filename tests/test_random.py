@@ -9,6 +9,7 @@ import fastnn
 from fastnn import Sequential, _random
 from fastnn.callbacks import Callback
 from fastnn.layers import Dense, Dropout
+from fastnn.losses import SparseCategoricalCrossentropy
 
 
 def _data():
@@ -28,7 +29,7 @@ def _fit_weights(epochs=3):
     """Initialisers, shuffling and dropout all draw from the current stream."""
     x, y = _data()
     model = Sequential([Dense(8, activation="relu"), Dropout(0.3), Dense(2)])
-    model.compile(loss="sparse_categorical_crossentropy")
+    model.compile(loss=SparseCategoricalCrossentropy(from_logits=True))
     model.fit(x, y, epochs=epochs, batch_size=16, verbose=0, callbacks=[_Yield()])
     return model.get_weights()
 

@@ -64,7 +64,7 @@ def test_uncompiled_and_unbuilt_models_round_trip(tmp_path):
     loaded = load_model(tmp_path / "a")
     assert not loaded.built and not loaded._compiled
     assert [type(layer) for layer in loaded.layers] == [Dense, Dense]
-    assert loaded.layers[0].activation == "relu"
+    assert loaded.layers[0].activation is fastnn.activations.relu
 
 
 def test_pickle_round_trip():

@@ -144,7 +144,7 @@ def test_unbuilt_model_weights():
 
 def test_failed_first_fit_does_not_build():
     m = Sequential([Dense(3)])
-    m.compile(loss=SparseCategoricalCrossentropy())
+    m.compile(loss=SparseCategoricalCrossentropy(from_logits=True))
     with pytest.raises(ValueError):
         m.fit(X, Y + 10, verbose=0)
     assert not m.built
@@ -197,7 +197,7 @@ def test_compile_rejects_unknown_names(kwargs, error, message):
 
 def test_metric_incompatible_with_sparse_labels():
     m = Sequential([Dense(3)])
-    m.compile(loss="sparse_categorical_crossentropy", metrics=["mae"])
+    m.compile(loss=SparseCategoricalCrossentropy(from_logits=True), metrics=["mae"])
     with pytest.raises(ValueError, match="needs dense targets"):
         m.fit(X, Y, verbose=0)
 
@@ -222,6 +222,6 @@ def test_loss_objects_validate_their_arguments():
 def test_callable_learning_rate_returning_negative_is_rejected():
     m = Sequential([Dense(3)])
     m.compile(optimizer=SGD(learning_rate=lambda step: -1.0),
-              loss="sparse_categorical_crossentropy")
+              loss=SparseCategoricalCrossentropy(from_logits=True))
     with pytest.raises(ValueError, match=r"learning_rate\(step\) must be >= 0"):
         m.fit(X, Y, verbose=0)

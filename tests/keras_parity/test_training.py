@@ -124,10 +124,14 @@ def test_training_metrics_match_keras(dtype):
         compile_twins(fast, kmodel, "adam_custom", "scce", metrics=["accuracy"])
         f_hist, k_hist = fit_twins(fast, kmodel, x, y, epochs=EPOCHS, batch_size=BATCH)
     check_history(f_hist, k_hist, dtype, "metrics", keys=("loss", "accuracy"))
-    f_eval = fast.evaluate(x, y)
+    f_eval = fast.evaluate(x, y, return_dict=True)
     assert set(f_eval) == {"loss", "accuracy"}, f_eval
     with keras_floatx(dtype):
         k_eval = kmodel.evaluate(x, y, verbose=0, return_dict=True)
+        k_list = kmodel.evaluate(x, y, verbose=0)
+    # without return_dict both return [loss, accuracy]
+    f_list = fast.evaluate(x, y)
+    assert isinstance(f_list, list) and isinstance(k_list, list) and len(f_list) == len(k_list)
     for key in ("loss", "accuracy"):
         check_close(f_eval[key], float(to_numpy(k_eval[key])), dtype, "metrics", "outputs",
                     f"evaluate[{key!r}]")

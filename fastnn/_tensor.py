@@ -1,0 +1,21 @@
+"""Tensor: the ndarray that model(x), predict and fastnn.activations return.
+
+Course code written for Keras calls ``.numpy()`` on what a model or an activation
+returns (``tf.nn.softmax(p).numpy()``, ``(p >= 0.5).numpy()``).  A Tensor is a plain
+ndarray subclass with no state of its own, so it costs one ``view`` per result, and
+NumPy keeps the subclass through ufuncs, comparisons, arithmetic and slicing.
+"""
+import numpy as np
+
+
+class Tensor(np.ndarray):
+    """An ndarray that also answers ``.numpy()``, as a Keras tensor does."""
+
+    def numpy(self):
+        """The same data as a plain ``np.ndarray`` (a view, no copy)."""
+        return self.view(np.ndarray)
+
+
+def wrap(array):
+    """View a freshly computed ndarray as a Tensor."""
+    return array.view(Tensor)
