@@ -8,7 +8,9 @@ compiled Engine (fastnn._kernels.engine) that runs whole epochs of mini-batch
 steps without the GIL; Python runs once per epoch (or once per batch when a
 callback overrides ``on_batch_end``).
 """
+import contextlib
 import math
+import threading
 import time
 
 import numpy as np
@@ -52,6 +54,7 @@ class Sequential:
         self._metric_names = []
         self._compiled = False
         self._train_engine = self._infer_engine = None
+        self._guard = _CallGuard()
         self.stop_training = False
         if layers is not None:
             if not isinstance(layers, (list, tuple)):
@@ -166,7 +169,9 @@ class Sequential:
     def _get_train_engine(self):
         if self._train_engine is None:
             last = self._layers[-1]
-            activation = last.activation if isinstance(last, Dense) else None
+            # a Dense layer or an activation layer (Activation, ReLU, Softmax...): a
+            # sigmoid/softmax output fuses with its cross-entropy either way
+            activation = getattr(last, "activation", None)
             kernel, fused = self.loss.kernel_for(activation)
             n_out = self._output_width(self._n_in)
             codes = [metrics_module.resolve(m, self.loss.sparse, n_out)
@@ -283,11 +288,23 @@ class Sequential:
             # class weights apply to the training rows only (Keras)
             val = (xv, yv, lv, None if class_weight is not None else swv)
 
-        # everything is validated: from here on the model changes
-        if not self.built:
-            self._build(n_in)
-        return self._train(x, y, labels, sw, val, epochs, batch_size, shuffle, verbose,
-                           callbacks)
+        # everything is validated: from here on the model changes, one fit at a time
+        with self._guard.fitting():
+            if not self.built:
+                self._build(n_in)
+            try:
+                return self._train(x, y, labels, sw, val, epochs, batch_size, shuffle,
+                                   verbose, callbacks)
+            finally:
+                if self._train_engine is not None:
+                    self._train_engine.unbind()  # drop the engine's references to the data
+
+    def _run_batches(self, engine, batch_size, first, count, lrs, seed, stats):
+        """Train batches first .. first + count - 1 of the data bound to `engine`, in the
+        order set for the epoch; advances the optimizer's step count."""
+        optimizer = self.optimizer
+        optimizer.iterations = engine.train_batches(batch_size, first, count, lrs,
+                                                    optimizer.iterations, seed, stats)
 
     def _train(self, x, y, labels, sw, val, epochs, batch_size, shuffle, verbose, callbacks):
         engine = self._get_train_engine()
@@ -303,23 +320,23 @@ class Sequential:
         identity = np.arange(n, dtype=np.int64)
         n_stats = 2 + 2 * len(self._metric_names)
         self.stop_training = False
+        # the engine checks the training set once per fit (labels copied) and the row
+        # order once per epoch, so per-batch calls cost O(batch), not O(n); fit unbinds
+        engine.bind(x, y, labels, sw)
         cbs.on_train_begin()
         for epoch in range(epochs):
             cbs.on_epoch_begin(epoch)
             start = time.perf_counter()
             order = rng.permutation(n) if shuffle else identity
+            engine.set_order(order)
             lrs = optimizer._learning_rates(optimizer.iterations, n_batches)
             stats = np.zeros(n_stats)
             if cbs.wants_batches:
                 for b in range(n_batches):
-                    optimizer.iterations = engine.train(
-                        x, y, labels, sw, order, batch_size, b, 1, lrs[b:], optimizer.iterations,
-                        seed, stats)
+                    self._run_batches(engine, batch_size, b, 1, lrs[b:], seed, stats)
                     cbs.on_batch_end(b, self._logs(stats))
             else:
-                optimizer.iterations = engine.train(x, y, labels, sw, order, batch_size, 0,
-                                                    n_batches, lrs, optimizer.iterations, seed,
-                                                    stats)
+                self._run_batches(engine, batch_size, 0, n_batches, lrs, seed, stats)
             logs = self._logs(stats)
             if val is not None:
                 logs.update({f"val_{k}": v for k, v in self._evaluate_arrays(*val).items()})
@@ -359,11 +376,16 @@ class Sequential:
     def __call__(self, x):
         """Same as ``predict(x)``."""
         engine = self._infer_engine
-        if (engine is not None and type(x) is np.ndarray and x.dtype == self.dtype
-                and x.ndim == 2 and x.flags.c_contiguous):
-            # fast path for kernel-ready input: the engine checks the width and
-            # finiteness in its entry, then runs the forward pass (a few microseconds)
-            return engine.infer(x)
+        if engine is not None and type(x) is np.ndarray:
+            # fast path: a C-contiguous 2-D float32/float64 array goes straight to the
+            # compiled entry, which casts, checks the width and finiteness (in the
+            # model's dtype) and runs the forward pass on a per-call workspace (about a
+            # microsecond for one row).  Anything it refuses takes the validated path
+            # below, which raises the precise error or converts the input.
+            try:
+                return engine.infer(x)
+            except (TypeError, ValueError):
+                pass
         self._require_layers()
         x = self._features(x)
         if not self.built:
@@ -388,9 +410,10 @@ class Sequential:
         n_out = self._output_width(x.shape[1])
         y, labels = self._targets(y, "y", x.shape[0], n_out)
         sw = _validation.as_sample_weight(sample_weight, x.shape[0], self.dtype)
-        if not self.built:
-            self._build(x.shape[1])
-        result = self._evaluate_arrays(x, y, labels, sw)
+        with self._guard.evaluating():
+            if not self.built:
+                self._build(x.shape[1])
+            result = self._evaluate_arrays(x, y, labels, sw)
         return result if self._metric_names else result["loss"]
 
     def _evaluate_arrays(self, x, y, labels, sw):
@@ -483,6 +506,47 @@ class Sequential:
         print(f"Total params: {trainable + fixed:,}")
         print(f"Trainable params: {trainable:,}")
         print(f"Non-trainable params: {fixed:,}")
+
+
+class _CallGuard:
+    """fit excludes any other fit or evaluate of the same model; evaluates may overlap.
+
+    Inference and evaluation are re-entrant (each engine call has its own workspace),
+    but fit rewrites the parameters those calls read, and two fits would interleave their
+    updates.  A fit that finds another fit or an evaluate running raises RuntimeError
+    before it changes anything.  ``evaluate`` from inside fit's own callbacks is allowed.
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._fitting = False
+        self._evaluating = 0
+
+    @contextlib.contextmanager
+    def fitting(self):
+        with self._lock:
+            if self._fitting:
+                raise RuntimeError("fit: this model is already being fitted (in another "
+                                   "thread or from a callback); one fit at a time")
+            if self._evaluating:
+                raise RuntimeError("fit: this model is being evaluated in another thread; "
+                                   "wait for evaluate to return")
+            self._fitting = True
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._fitting = False
+
+    @contextlib.contextmanager
+    def evaluating(self):
+        with self._lock:
+            self._evaluating += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._evaluating -= 1
 
 
 def _split_rows(a, at):

@@ -9,7 +9,7 @@
 # clip to [eps, 1 - eps] in the block's dtype (eps = 1e-7, zero gradient outside),
 # and categorical ones first rescale each row to sum to 1.
 from cython cimport floating
-from libc.math cimport log, logf, log1p, log1pf, fabs
+from libc.math cimport NAN, log, logf, log1p, log1pf, fabs
 from fastnn._kernels._act cimport _sigmoid, _exp_nonpos
 
 cdef enum:
@@ -20,6 +20,7 @@ cdef enum:
     LOSS_CCE = 4                  # probabilities, one-hot or soft targets
     LOSS_BCE = 5                  # probabilities, 0/1 targets
     LOSS_MSE = 6
+    LOSS_COUNT = 7                # sentinel: codes are valid in [0, LOSS_COUNT)
 
 cdef enum:
     METRIC_BINARY_ACCURACY = 0
@@ -27,6 +28,7 @@ cdef enum:
     METRIC_CATEGORICAL_ACCURACY = 2
     METRIC_MSE = 3
     METRIC_MAE = 4
+    METRIC_COUNT = 5              # sentinel: codes are valid in [0, METRIC_COUNT)
 
 
 cdef inline floating _log(floating x) noexcept nogil:
@@ -218,8 +220,11 @@ cdef inline double loss_block(int kind, Py_ssize_t n, Py_ssize_t m, const floati
         return _cce(n, m, pred, y, NULL, sw, scale, grad)
     elif kind == LOSS_BCE:
         return _bce(n, m, pred, y, sw, scale, grad)
-    else:
+    elif kind == LOSS_MSE:
         return _mse(n, m, pred, y, sw, scale, grad)
+    # unknown kind: unreachable (callers validate codes against LOSS_COUNT before nogil
+    # code); a NaN loss, never a silent fallback to another loss
+    return NAN
 
 
 cdef inline Py_ssize_t _argmax(const floating* row, Py_ssize_t m) noexcept nogil:
@@ -254,9 +259,11 @@ cdef inline double metric_block(int kind, Py_ssize_t n, Py_ssize_t m, const floa
                 d = pred[i * m + j] - y[i * m + j]
                 row += d * d
             row /= m
-        else:
+        elif kind == METRIC_MAE:
             for j in range(m):
                 row += fabs(pred[i * m + j] - y[i * m + j])
             row /= m
+        else:
+            return NAN  # unknown kind: unreachable after the callers' validation
         total += w * row
     return total
