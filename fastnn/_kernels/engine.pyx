@@ -294,8 +294,10 @@ cdef double _loss_and_metrics(Net* net, Work* w, const floating* x, Py_ssize_t n
     if net.fused:
         if net.layers[last].kind == LAYER_DENSE:
             pred = ws + w.z_off[last]
-        else:  # an activation layer: its input holds the logits
-            pred = <floating*>w.outs[last - 1] if last > 0 else x
+        elif last > 0:  # an activation layer: its input holds the logits
+            pred = <const floating*>w.outs[last - 1]
+        else:
+            pred = x
     if net.loss_kind < 0 or net.loss_kind >= LOSS_COUNT:
         w.error = ERR_LOSS
         return 0
