@@ -8,11 +8,11 @@ import textwrap
 
 import numpy as np
 import pytest
+from fastnn._kernels.engine import _workspace_layout
 
 import fastnn
 import fastnn._kernels as kernels
 from fastnn._kernels import LOSSES, METRICS, reference
-from fastnn._kernels.engine import _workspace_layout
 from fastnn.layers import Activation, Dense, Dropout, LeakyReLU, Normalization, ReLU, Softmax
 from fastnn.regularizers import L2
 
