@@ -12,7 +12,7 @@ import subprocess
 import sys
 import tempfile
 
-import numpy  # noqa: F401  (build requirement; keeps the numpy ABI pin in the build env)
+import numpy
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 
@@ -64,7 +64,9 @@ extensions = [
     Extension(
         f"fastnn._kernels.{name}",
         [f"fastnn/_kernels/{name}.pyx"],
-        include_dirs=["csrc"],
+        # numpy's headers: engine.pyx's infer uses the NumPy C-API (see there)
+        include_dirs=["csrc", numpy.get_include()],
+        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         extra_compile_args=COMPILE_ARGS + OPENMP,
         extra_link_args=OPENMP,
     )

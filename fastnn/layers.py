@@ -13,6 +13,7 @@ import weakref
 import numpy as np
 
 from fastnn import _validation, activations, initializers, regularizers
+from fastnn._kernels import activation_forward as _activation_forward
 from fastnn._kernels import dense_forward as _dense_forward
 from fastnn._tensor import wrap as _wrap
 
@@ -590,5 +591,139 @@ class Normalization(Layer):
         return {"name": self.name, "axis": self.axis}
 
 
+# ----------------------------------------------------------------------------- activation layers
+# Each is one engine layer of kind "activation": act(x) elementwise (softmax over the last
+# axis), no weights.  As the output layer, a sigmoid/softmax one fuses with its
+# cross-entropy exactly as a Dense layer with that activation does.
+
+class _ActivationLayer(Layer):
+    """Base of Activation, ReLU, LeakyReLU and Softmax: ``activation`` and a slope."""
+
+    def __init__(self, activation, negative_slope=0.0, name=None, *, input_shape=None):
+        super().__init__(name, input_shape=input_shape)
+        self.activation = activations.get(activation)
+        self._slope = negative_slope
+        self._compute_dtype = np.float32
+
+    def _bind(self, n_in, params, offset, aux, aux_offset):
+        self.n_in = n_in
+        self._compute_dtype = params.dtype
+        return offset, aux_offset
+
+    def _dtype(self):
+        return self._compute_dtype
+
+    def _output_activation(self):
+        return self.activation
+
+    def _spec(self, offset, aux_offset):
+        return {"kind": "activation", "n_in": self.n_in, "n_out": self.n_in,
+                "activation": activations.code(self.activation), "alpha": self._slope}
+
+    def _call(self, x):
+        out = np.empty_like(x)
+        _activation_forward(x, activations.code(self.activation), self._slope, out)
+        return out
+
+
+def _check_slope(negative_slope):
+    return _validation.check_float(negative_slope, "negative_slope", low=0)
+
+
+class Activation(_ActivationLayer):
+    """Applies an activation function: ``Activation("relu")``, ``Activation(activations.tanh)``.
+
+    Parameters
+    ----------
+    activation : str or callable
+        A name or a function from fastnn.activations (``leaky_relu`` keeps the
+        activation's slope, 0.01).
+    """
+
+    def __init__(self, activation, *, name=None, input_shape=None):
+        fn = activations.get(activation)
+        slope = activations.LEAKY_RELU_SLOPE if fn is activations.leaky_relu else 0.0
+        super().__init__(fn, slope, name, input_shape=input_shape)
+
+    def get_config(self):
+        return {"name": self.name, "activation": activations.serialize(self.activation)}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
+class ReLU(_ActivationLayer):
+    """Rectified linear unit ``max(x, 0)``; with ``negative_slope`` s, ``s * x`` below 0.
+
+    Keras's ``max_value`` and ``threshold`` are accepted at their defaults only.
+    """
+
+    def __init__(self, max_value=None, negative_slope=0.0, threshold=0.0, *, name=None,
+                 input_shape=None):
+        if max_value is not None:
+            raise ValueError("ReLU: max_value is not supported by fastnn (use None)")
+        if _validation.check_float(threshold, "threshold") != 0.0:
+            raise ValueError("ReLU: threshold other than 0 is not supported by fastnn")
+        slope = _check_slope(negative_slope)
+        super().__init__("leaky_relu" if slope else "relu", slope, name, input_shape=input_shape)
+
+    def get_config(self):
+        return {"name": self.name, "max_value": None, "negative_slope": self._slope,
+                "threshold": 0.0}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
+class LeakyReLU(_ActivationLayer):
+    """``x`` for ``x > 0``, else ``negative_slope * x``.
+
+    Parameters
+    ----------
+    negative_slope : float, default 0.3
+        Keras 3's layer default (the ``leaky_relu`` activation keeps the course's 0.01).
+    """
+
+    def __init__(self, negative_slope=0.3, *, name=None, input_shape=None):
+        super().__init__("leaky_relu", _check_slope(negative_slope), name,
+                         input_shape=input_shape)
+
+    @property
+    def negative_slope(self):
+        return self._slope
+
+    def get_config(self):
+        return {"name": self.name, "negative_slope": self._slope}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
+class Softmax(_ActivationLayer):
+    """Softmax over the last axis (row maximum subtracted before ``exp``).
+
+    Parameters
+    ----------
+    axis : int, default -1
+        Only the last axis is supported (the dense models' feature axis).
+    """
+
+    def __init__(self, axis=-1, *, name=None, input_shape=None):
+        if isinstance(axis, bool) or axis not in (-1,):
+            raise ValueError(f"Softmax: only axis=-1 is supported, got {axis!r}")
+        super().__init__("softmax", 0.0, name, input_shape=input_shape)
+        self.axis = -1
+
+    def get_config(self):
+        return {"name": self.name, "axis": self.axis}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
 LAYERS = {"Dense": Dense, "Dropout": Dropout, "Normalization": Normalization,
-          "InputLayer": InputLayer}
+          "InputLayer": InputLayer, "Activation": Activation, "ReLU": ReLU, "LeakyReLU": LeakyReLU, "Softmax": Softmax}

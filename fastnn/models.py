@@ -10,8 +10,10 @@ without the GIL.  A chunk is sized from the measured step time to about
 control a few times per second: to redraw the progress bar, and to stop cleanly
 on Ctrl-C.  A callback that overrides a per-batch hook gets one batch per call.
 """
+import contextlib
 import math
 import os
+import threading
 import time
 import warnings
 
@@ -84,6 +86,7 @@ class Sequential:
         self._compiled = False
         self._train_engine = self._infer_engine = None
         self._step_seconds = None   # measured time of one training step, sizes chunks
+        self._guard = _CallGuard()
         self.stop_training = False
         for layer in layers or []:
             self.add(layer)
@@ -494,11 +497,16 @@ class Sequential:
             rows = min(val[0].shape[0], validation_steps * batch_size)
             val = tuple(None if a is None else a[:rows] for a in val)
 
-        # everything is validated: from here on the model changes
-        if not self.built:
-            self._build(n_in)
-        return self._train(x, y, labels, sw, val, batch_size, initial_epoch, epochs, shuffle,
-                           verbose, callbacks, validation_freq)
+        # everything is validated: from here on the model changes, one fit at a time
+        with self._guard.fitting():
+            if not self.built:
+                self._build(n_in)
+            try:
+                return self._train(x, y, labels, sw, val, batch_size, initial_epoch, epochs,
+                                   shuffle, verbose, callbacks, validation_freq)
+            finally:
+                if self._train_engine is not None:
+                    self._train_engine.unbind()  # drop the engine's references to the data
 
     def _train(self, x, y, labels, sw, val, batch_size, initial_epoch, epochs, shuffle,
                verbose, callbacks, validation_freq):
@@ -517,12 +525,16 @@ class Sequential:
         identity = np.arange(n, dtype=np.int64)
         self.stop_training = False
         logs = None
+        # the engine checks the training set once per fit (labels copied) and the row
+        # order once per epoch, so per-batch calls cost O(batch), not O(n); fit unbinds
+        engine.bind(x, y, labels, sw)
         with InterruptGuard() as guard:
             cbs.call("on_train_begin", None)
             for epoch in range(initial_epoch, epochs):
                 cbs.call("on_epoch_begin", epoch, None)
                 bar = _progbar.Progbar(n_batches, verbose, f"Epoch {epoch + 1}/{epochs}")
                 order = rng.permutation(n) if shuffle else identity
+                engine.set_order(order)
                 # after on_epoch_begin: LearningRateScheduler may have changed the rate
                 lrs = optimizer._learning_rates(optimizer.iterations, n_batches)
                 stats = np.zeros(2 + 2 * len(self._metric_names))
@@ -533,8 +545,7 @@ class Sequential:
                         cbs.call("on_train_batch_begin", done, None)
                     start = time.perf_counter()
                     guard.busy = True
-                    self._train_steps(engine, x, y, labels, sw, order, batch_size, done, count,
-                                      lrs[done:], seed, stats)
+                    self._train_steps(engine, batch_size, done, count, lrs[done:], seed, stats)
                     guard.busy = False
                     self._note_step_time((time.perf_counter() - start) / count)
                     guard.check()
@@ -555,21 +566,13 @@ class Sequential:
             cbs.call("on_train_end", logs)
         return history
 
-    def _train_steps(self, engine, x, y, labels, sw, order, batch_size, first, count, lrs,
-                     seed, stats):
-        """Run `count` training steps from batch `first` of x[order] in one engine call,
-        accumulating into `stats`; the one place fit talks to the engine's train API."""
-        rows = order[first * batch_size:(first + count) * batch_size]
-        if 4 * rows.shape[0] < order.shape[0]:
-            # a small chunk of a large epoch (per-batch callbacks): hand the engine only its
-            # rows, so that its entry checks (order and labels in range) cost O(chunk) per
-            # call instead of O(n), and an epoch stays linear.  Dropout masks depend on the
-            # step and seed only, so the result is bit-identical.
-            x, y, labels, sw = (None if a is None else a[rows] for a in (x, y, labels, sw))
-            order, first = np.arange(rows.shape[0], dtype=np.int64), 0
-        self.optimizer.iterations = engine.train(x, y, labels, sw, order, batch_size, first,
-                                                 count, lrs, self.optimizer.iterations, seed,
-                                                 stats)
+    def _train_steps(self, engine, batch_size, first, count, lrs, seed, stats):
+        """Run `count` training steps from batch `first` of the data bound to `engine`, in
+        the order set for the epoch, accumulating into `stats`; the one place fit talks to
+        the engine's train API.  The engine's entry checks are O(1) here (the data and the
+        order were validated once), so per-batch calls keep an epoch linear."""
+        self.optimizer.iterations = engine.train_batches(batch_size, first, count, lrs,
+                                                         self.optimizer.iterations, seed, stats)
 
     def _chunk_size(self, remaining):
         """Batches per engine call: about _CHUNK_SECONDS of work, from the measured step
@@ -614,18 +617,23 @@ class Sequential:
         n, n_in = x.shape
         y, labels = self._targets(y, "y", n, self._output_width(n_in))
         sw = self._weights_for(sample_weight, class_weight, y, labels, n)
-        if not self.built:
-            self._build(n_in)
-        engine = self._get_train_engine()
-        self.optimizer._attach(engine, self._params.shape[0], self.dtype)
-        stats = np.zeros(2 + 2 * len(self._metric_names))
-        lrs = self.optimizer._learning_rates(self.optimizer.iterations, 1)
-        seed = int(_random.generator().integers(2**63))
-        with InterruptGuard() as guard:
-            guard.busy = True
-            self._train_steps(engine, x, y, labels, sw, np.arange(n, dtype=np.int64), n, 0, 1,
-                              lrs, seed, stats)
-            guard.busy = False
+        with self._guard.fitting():
+            if not self.built:
+                self._build(n_in)
+            engine = self._get_train_engine()
+            self.optimizer._attach(engine, self._params.shape[0], self.dtype)
+            stats = np.zeros(2 + 2 * len(self._metric_names))
+            lrs = self.optimizer._learning_rates(self.optimizer.iterations, 1)
+            seed = int(_random.generator().integers(2**63))
+            engine.bind(x, y, labels, sw)
+            try:
+                engine.set_order(np.arange(n, dtype=np.int64))
+                with InterruptGuard() as guard:
+                    guard.busy = True
+                    self._train_steps(engine, n, 0, 1, lrs, seed, stats)
+                    guard.busy = False
+            finally:
+                engine.unbind()
         return self._result(self._logs(stats), return_dict)
 
     def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
@@ -692,11 +700,16 @@ class Sequential:
             raise ValueError("model(x, training=True) is not supported: fastnn applies "
                              "dropout only inside fit")
         engine = self._infer_engine
-        if (engine is not None and type(x) is np.ndarray and x.dtype == self.dtype
-                and x.ndim == 2 and x.flags.c_contiguous):
-            # fast path for kernel-ready input: the engine checks the width and
-            # finiteness in its entry, then runs the forward pass (a few microseconds)
-            return engine.infer(x).view(_Tensor)
+        if engine is not None and type(x) is np.ndarray:
+            # fast path: a C-contiguous 2-D float32/float64 array goes straight to the
+            # compiled entry, which casts, checks the width and finiteness (in the
+            # model's dtype) and runs the forward pass on a per-call workspace (about a
+            # microsecond for one row).  Anything it refuses takes the validated path
+            # below, which raises the precise error or converts the input.
+            try:
+                return engine.infer(x).view(_Tensor)
+            except (TypeError, ValueError):
+                pass
         self._require_layers()
         x = self._features(x)
         if not self.built:
@@ -729,20 +742,21 @@ class Sequential:
         n_out = self._output_width(x.shape[1])
         y, labels = self._targets(y, "y", x.shape[0], n_out)
         sw = _validation.as_sample_weight(sample_weight, x.shape[0], self.dtype)
-        if steps is not None:
-            rows = steps * batch_size
-            x, y, labels, sw = (None if a is None else a[:rows] for a in (x, y, labels, sw))
-        if not self.built:
-            self._build(x.shape[1])
-        cbs = None
-        n_batches = math.ceil(x.shape[0] / batch_size)
-        if callbacks:
-            cbs = callbacks_module.CallbackList(
-                callbacks, self, {"epochs": 1, "steps": n_batches, "verbose": verbose})
-        bar = _progbar.Progbar(n_batches, verbose)
-        logs = self._evaluate_arrays(x, y, labels, sw, cbs=cbs, batch_size=batch_size)
-        bar.finish(logs)
-        return self._result(logs, return_dict)
+        with self._guard.evaluating():
+            if steps is not None:
+                rows = steps * batch_size
+                x, y, labels, sw = (None if a is None else a[:rows] for a in (x, y, labels, sw))
+            if not self.built:
+                self._build(x.shape[1])
+            cbs = None
+            n_batches = math.ceil(x.shape[0] / batch_size)
+            if callbacks:
+                cbs = callbacks_module.CallbackList(
+                    callbacks, self, {"epochs": 1, "steps": n_batches, "verbose": verbose})
+            bar = _progbar.Progbar(n_batches, verbose)
+            logs = self._evaluate_arrays(x, y, labels, sw, cbs=cbs, batch_size=batch_size)
+            bar.finish(logs)
+            return self._result(logs, return_dict)
 
     def _evaluate_arrays(self, x, y, labels, sw, cbs=None, batch_size=32):
         """Inference-mode logs over the arrays; with callbacks, the on_test_* hooks (the
@@ -881,6 +895,47 @@ class Sequential:
 def _as_layer(layer):
     """An Input(...) symbolic tensor stands for its InputLayer."""
     return getattr(layer, "_input_layer", layer) if isinstance(layer, KerasTensor) else layer
+
+
+class _CallGuard:
+    """fit excludes any other fit or evaluate of the same model; evaluates may overlap.
+
+    Inference and evaluation are re-entrant (each engine call has its own workspace),
+    but fit rewrites the parameters those calls read, and two fits would interleave their
+    updates.  A fit that finds another fit or an evaluate running raises RuntimeError
+    before it changes anything.  ``evaluate`` from inside fit's own callbacks is allowed.
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._fitting = False
+        self._evaluating = 0
+
+    @contextlib.contextmanager
+    def fitting(self):
+        with self._lock:
+            if self._fitting:
+                raise RuntimeError("fit: this model is already being fitted (in another "
+                                   "thread or from a callback); one fit at a time")
+            if self._evaluating:
+                raise RuntimeError("fit: this model is being evaluated in another thread; "
+                                   "wait for evaluate to return")
+            self._fitting = True
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._fitting = False
+
+    @contextlib.contextmanager
+    def evaluating(self):
+        with self._lock:
+            self._evaluating += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._evaluating -= 1
 
 
 def _split_rows(a, at):

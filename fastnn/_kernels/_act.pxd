@@ -2,7 +2,7 @@
 # the GEMM output) and the derivative fused with the incoming gradient.
 # Inline so that the kernels in dense.pyx and the training engine share one body.
 from cython cimport floating
-from libc.math cimport tanh, tanhf, fabs
+from libc.math cimport NAN, tanh, tanhf, fabs
 from fastnn._kernels._csrc cimport (fnn_exp_nonpos_f32, fnn_exp_nonpos_f64,
                                     fnn_sigmoid_f32, fnn_sigmoid_f64)
 
@@ -14,6 +14,7 @@ cdef enum:
     ACT_LEAKY_RELU = 4
     ACT_SWISH = 5
     ACT_SOFTMAX = 6
+    ACT_COUNT = 7       # sentinel: codes are valid in [0, ACT_COUNT)
 
 
 cdef inline floating _sigmoid(floating z) noexcept nogil:
@@ -89,6 +90,11 @@ cdef inline void activation_block(Py_ssize_t n, Py_ssize_t m, const floating* z,
             a[j] = z[j] * _sigmoid(z[j])
     elif act == ACT_SOFTMAX:
         softmax_rows(n, m, z, a)
+    else:
+        # unknown code: callers validate codes before entering nogil code, so this is
+        # unreachable; NaN makes a slip visible instead of passing z through silently
+        for j in range(size):
+            a[j] = NAN
 
 
 cdef inline void bias_activation(Py_ssize_t n, Py_ssize_t m, floating* z, const floating* b,
@@ -138,3 +144,7 @@ cdef inline void activation_grad(Py_ssize_t n, Py_ssize_t m, const floating* z,
                 s = s + g[i * m + j] * a[i * m + j]
             for j in range(m):
                 g[i * m + j] = a[i * m + j] * (g[i * m + j] - s)
+    else:
+        # unknown code (unreachable after the callers' validation): poison, never pass through
+        for j in range(size):
+            g[j] = NAN

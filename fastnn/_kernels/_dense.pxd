@@ -1,6 +1,7 @@
 # Dense-layer cores shared by dense.pyx and the training engine (see dense.pyx).
 from cython cimport floating
 from libc.math cimport fabs
+from libc.limits cimport INT_MAX
 
 from fastnn._kernels._act cimport _sign, activation_grad, bias_activation
 from fastnn._kernels._blas cimport GEMM_AUTO, gemm_rowmajor
@@ -10,6 +11,9 @@ ctypedef struct Penalty:
     # Keras's weight regularizers on one Dense layer: l1 * sum|W| + l2 * sum(W^2) on the
     # kernel, and bias_l1, bias_l2 likewise on the bias (L1, L2 and L1L2 are all this form)
     double l1, l2, bias_l1, bias_l2
+cdef inline bint blas_dims_fit(Py_ssize_t a, Py_ssize_t b, Py_ssize_t c) noexcept nogil:
+    """True when each dimension fits BLAS's 32-bit int (products may exceed it)."""
+    return a <= INT_MAX and b <= INT_MAX and c <= INT_MAX
 
 
 cdef inline void column_sums(Py_ssize_t n, Py_ssize_t m, const floating* g,
@@ -39,21 +43,25 @@ cdef inline double penalty_value(Py_ssize_t size, const floating* w, double l1,
     return l1 * s1 + l2 * s2
 
 
-cdef inline void dense_forward_core(int n, int k, int m, const floating* x, const floating* w,
-                                    const floating* b, int act, floating alpha, floating* z,
-                                    floating* a) noexcept nogil:
-    """z = x @ w + b (b may be NULL); a = act(z) (a may alias z for the identity)."""
-    gemm_rowmajor(False, False, n, m, k, 1, x, w, 0, z, GEMM_AUTO)
+cdef inline void dense_forward_core(Py_ssize_t n, Py_ssize_t k, Py_ssize_t m, const floating* x,
+                                    const floating* w, const floating* b, int act,
+                                    floating alpha, floating* z, floating* a) noexcept nogil:
+    """z = x @ w + b (b may be NULL); a = act(z) (a may alias z for the identity).
+
+    n, k and m must each fit in a C int (BLAS's integer type): callers check that before
+    entering nogil code, with blas_dims_fit."""
+    gemm_rowmajor(False, False, <int>n, <int>m, <int>k, 1, x, w, 0, z, GEMM_AUTO)
     bias_activation(n, m, z, b, act, alpha, a)
 
 
-cdef inline void dense_backward_core(int n, int k, int m, const floating* x, const floating* w,
-                                     const floating* b, const floating* z, const floating* a,
+cdef inline void dense_backward_core(Py_ssize_t n, Py_ssize_t k, Py_ssize_t m,
+                                     const floating* x, const floating* w, const floating* b, const floating* z, const floating* a,
                                      int act, floating alpha, const Penalty* pen, floating* g,
                                      floating* dw, floating* db, floating* dx) noexcept nogil:
     """g: da in, dz = da * act'(z) out.  dw = x^T dz + 2 l2 w + l1 sign(w); db = column
     sums of dz + 2 bias_l2 b + bias_l1 sign(b) (skipped when NULL); dx = dz w^T (skipped
-    when NULL).  pen may be NULL (no regularization); b is read only for the bias terms."""
+    when NULL).  pen may be NULL (no regularization); b is read only for the bias terms.
+    Sizes as dense_forward_core."""
     cdef Py_ssize_t j
     cdef floating beta = 0, l1 = 0, l2 = 0, bias_l1 = 0, bias_l2 = 0
     if pen != NULL:
@@ -64,18 +72,18 @@ cdef inline void dense_backward_core(int n, int k, int m, const floating* x, con
     # after a single pass over w; the L2-only loop is kept apart so that its numbers stay
     # bit-identical to earlier releases.
     if l1 != 0:
-        for j in range(<Py_ssize_t>k * m):
+        for j in range(k * m):
             dw[j] = 2 * l2 * w[j] + l1 * _sign(w[j])
         beta = 1
     elif l2 != 0:
-        for j in range(<Py_ssize_t>k * m):
+        for j in range(k * m):
             dw[j] = 2 * l2 * w[j]
         beta = 1
-    gemm_rowmajor(True, False, k, m, n, 1, x, g, beta, dw, GEMM_AUTO)
+    gemm_rowmajor(True, False, <int>k, <int>m, <int>n, 1, x, g, beta, dw, GEMM_AUTO)
     if db != NULL:
         column_sums(n, m, g, db)
         if b != NULL and (bias_l1 != 0 or bias_l2 != 0):
             for j in range(m):
                 db[j] = db[j] + (2 * bias_l2 * b[j] + bias_l1 * _sign(b[j]))
     if dx != NULL:
-        gemm_rowmajor(False, True, n, k, m, 1, g, w, 0, dx, GEMM_AUTO)
+        gemm_rowmajor(False, True, <int>n, <int>k, <int>m, 1, g, w, 0, dx, GEMM_AUTO)

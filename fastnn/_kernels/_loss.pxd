@@ -33,6 +33,7 @@ cdef enum:
     METRIC_CATEGORICAL_ACCURACY = 2
     METRIC_MSE = 3
     METRIC_MAE = 4
+    METRIC_COUNT = 5              # sentinel: codes are valid in [0, METRIC_COUNT)
 
 
 cdef inline floating _log(floating x) noexcept nogil:
@@ -272,9 +273,9 @@ cdef inline double loss_block(int kind, Py_ssize_t n, Py_ssize_t m, const floati
         return _mae(n, m, pred, y, sw, scale, grad)
     elif kind == LOSS_HUBER:
         return _huber(n, m, pred, y, sw, param, scale, grad)
-    else:
-        # callers range-check kind before entering nogil; NaN makes a slip visible
-        return NAN
+    # unknown kind: unreachable (callers validate codes against LOSS_COUNT before nogil
+    # code); a NaN loss, never a silent fallback to another loss
+    return NAN
 
 
 cdef inline Py_ssize_t _argmax(const floating* row, Py_ssize_t m) noexcept nogil:
@@ -309,9 +310,11 @@ cdef inline double metric_block(int kind, Py_ssize_t n, Py_ssize_t m, const floa
                 d = pred[i * m + j] - y[i * m + j]
                 row += d * d
             row /= m
-        else:
+        elif kind == METRIC_MAE:
             for j in range(m):
                 row += fabs(pred[i * m + j] - y[i * m + j])
             row /= m
+        else:
+            return NAN  # unknown kind: unreachable after the callers' validation
         total += w * row
     return total

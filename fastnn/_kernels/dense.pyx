@@ -13,10 +13,11 @@ relu' from z), and multiplies it into the incoming gradient in the same pass.
 from cython cimport floating
 from libc.string cimport memcpy
 
-from fastnn._kernels._act cimport (ACT_LINEAR, ACT_RELU, ACT_SIGMOID, ACT_TANH,
+from fastnn._kernels._act cimport (ACT_COUNT, ACT_LINEAR, ACT_RELU, ACT_SIGMOID, ACT_TANH,
                                    ACT_LEAKY_RELU, ACT_SWISH, ACT_SOFTMAX, activation_block)
 from fastnn._kernels._blas cimport GEMM_AUTO, GEMM_BLAS, GEMM_TILED, gemm_rowmajor
-from fastnn._kernels._dense cimport Penalty, dense_backward_core, dense_forward_core
+from fastnn._kernels._dense cimport (Penalty, blas_dims_fit, dense_backward_core,
+                                     dense_forward_core)
 
 GEMM_METHODS = {"auto": GEMM_AUTO, "blas": GEMM_BLAS, "tiled": GEMM_TILED}
 
@@ -26,8 +27,15 @@ ACTIVATIONS = {"linear": ACT_LINEAR, "relu": ACT_RELU, "sigmoid": ACT_SIGMOID,
 
 
 def _check_activation(int activation):
-    if activation < ACT_LINEAR or activation > ACT_SOFTMAX:
+    if activation < 0 or activation >= ACT_COUNT:
         raise ValueError(f"unknown activation code {activation}")
+
+
+def _check_blas_dims(str what, Py_ssize_t a, Py_ssize_t b, Py_ssize_t c):
+    # BLAS takes 32-bit ints: each dimension must fit (their products need not)
+    if not blas_dims_fit(a, b, c):
+        raise ValueError(f"{what}: a dimension of ({a}, {b}, {c}) exceeds BLAS's 32-bit "
+                         "integer sizes")
 
 
 def activation_forward(const floating[:, ::1] z not None, int activation, double alpha,
@@ -47,8 +55,9 @@ def dense_forward(const floating[:, ::1] x not None, const floating[:, ::1] w no
                   const floating[::1] b, int activation, double alpha,
                   floating[:, ::1] z_out not None, floating[:, ::1] a_out not None):
     """z_out = x @ w + b; a_out = act(z_out); shapes (n, k), (k, m), (m,) or None, (n, m)."""
-    cdef int n = x.shape[0], k = x.shape[1], m = w.shape[1]
+    cdef Py_ssize_t n = x.shape[0], k = x.shape[1], m = w.shape[1]
     _check_activation(activation)
+    _check_blas_dims("dense_forward", n, k, m)
     if w.shape[0] != k or z_out.shape[0] != n or z_out.shape[1] != m:
         raise ValueError("dense_forward: inconsistent shapes of x, w and z_out")
     if a_out.shape[0] != n or a_out.shape[1] != m:
@@ -83,9 +92,10 @@ def _dense_backward(const floating[:, ::1] x not None, const floating[:, ::1] w 
                     double bias_l2, floating[:, ::1] dz_out not None,
                     floating[:, ::1] dw_out not None, floating[::1] db_out,
                     floating[:, ::1] dx_out):
-    cdef int n = x.shape[0], k = x.shape[1], m = w.shape[1]
+    cdef Py_ssize_t n = x.shape[0], k = x.shape[1], m = w.shape[1]
     cdef Penalty pen
     _check_activation(activation)
+    _check_blas_dims("dense_backward", n, k, m)
     if w.shape[0] != k or dw_out.shape[0] != k or dw_out.shape[1] != m:
         raise ValueError("dense_backward: inconsistent shapes of x, w and dw_out")
     if (z.shape[0] != n or z.shape[1] != m or a.shape[0] != n or a.shape[1] != m
@@ -118,10 +128,10 @@ def matmul(const floating[:, ::1] a not None, const floating[:, ::1] b not None,
 
     "tiled" needs op(b) at least 8 columns wide and b of at most 4096 elements.
     """
-    cdef int m = a.shape[1] if trans_a else a.shape[0]
-    cdef int k = a.shape[0] if trans_a else a.shape[1]
-    cdef int kb = b.shape[1] if trans_b else b.shape[0]
-    cdef int n = b.shape[0] if trans_b else b.shape[1]
+    cdef Py_ssize_t m = a.shape[1] if trans_a else a.shape[0]
+    cdef Py_ssize_t k = a.shape[0] if trans_a else a.shape[1]
+    cdef Py_ssize_t kb = b.shape[1] if trans_b else b.shape[0]
+    cdef Py_ssize_t n = b.shape[0] if trans_b else b.shape[1]
     if method not in GEMM_METHODS:
         raise ValueError(f"matmul: method must be one of {sorted(GEMM_METHODS)}")
     cdef int code = GEMM_METHODS[method]
@@ -129,7 +139,9 @@ def matmul(const floating[:, ::1] a not None, const floating[:, ::1] b not None,
         raise ValueError("matmul: inconsistent shapes")
     if m == 0 or n == 0 or k == 0:
         raise ValueError("matmul: empty dimension")
+    _check_blas_dims("matmul", m, n, k)
     if code == GEMM_TILED and not (n >= 8 and n * k <= 4096):
         raise ValueError("matmul: the tiled kernel needs n >= 8 and n * k <= 4096")
     with nogil:
-        gemm_rowmajor(trans_a, trans_b, m, n, k, 1, &a[0, 0], &b[0, 0], 0, &c_out[0, 0], code)
+        gemm_rowmajor(trans_a, trans_b, <int>m, <int>n, <int>k, 1, &a[0, 0], &b[0, 0], 0,
+                      &c_out[0, 0], code)

@@ -1,45 +1,71 @@
 """The training engine: whole mini-batch steps of a Sequential stack in compiled code.
 
 Contract: an Engine is built from a layer description and the model's flat
-parameter buffer; it owns the gradient buffer and a workspace sized for
-`max_rows` rows.  `train` runs a run of mini-batches -- row gather, forward
-through every layer, fused loss gradient, backward, optimizer update -- with
-the GIL released and no allocation; `forward` and `evaluate` run inference.
-All arrays are C-contiguous, of the engine's dtype, and validated by the
-Python layer above (fastnn._validation); the entry points re-check only sizes.
+parameter buffer; it owns the gradient buffer.  Training data are bound once
+(`bind`, O(n) checks, labels copied), a row order is set once per epoch
+(`set_order`, O(n), copied), and `train_batches` then runs any run of
+mini-batches -- row gather, forward through every layer, fused loss gradient,
+backward, optimizer update -- with the GIL released, no allocation and only
+O(1) checks.  `infer`, `forward` and `evaluate` run inference.  Every input
+buffer is read through const pointers, so read-only arrays and memmaps are used
+as they are; the entry points re-check sizes, never trust them.
 
 Design notes
 ------------
+* Threads.  The network description and the parameter pointers never change
+  after construction (except `set_optimizer`, called once per fit); every
+  scratch buffer lives in a `Workspace`.  Inference and evaluation take a
+  workspace from a small per-engine pool and return it after the call: the
+  first workspace is claimed by testing and setting its `busy` flag with the
+  GIL held and no Python call in between, which no other thread can interleave
+  (the lock-free fast path of the common single caller); a concurrent caller
+  pops a spare workspace from the pool or makes a new one.  Training has its
+  own workspace; a second concurrent `train_batches` on one engine raises
+  RuntimeError.  So any number of threads may run `infer`/`forward`/`evaluate`
+  at once, each getting exactly its single-threaded answer.  (This relies on
+  the GIL; a free-threaded build would need an atomic compare-and-swap.)
 * Memory.  Parameters (all kernels and biases) are one flat vector, so the
-  optimizer is a single pass over params, grads and its state.  The workspace
-  is one flat block: per layer a pre-activation block z, an output block a
-  (the same block as z for an identity activation) and a gradient block g, each
-  max_rows x width.  Dropout keeps its mask in the z slot.
+  optimizer is a single pass over params, grads and its state.  A workspace is
+  one flat block: per layer a pre-activation block z (Dense, and Dropout's
+  mask), an output block a (the same block as z for a linear Dense) and a
+  gradient block g, each rows x width, then the gathered batch x, y and sample
+  weights.  Sizes and offsets are Py_ssize_t throughout; BLAS takes 32-bit
+  ints, so each GEMM dimension is checked to fit before any call.
 * Backward.  g of the last layer receives dLoss/dOutput from the fused loss
-  kernel (dLoss/dz when the loss is fused with a sigmoid/softmax output, in
-  which case that layer's activation derivative is skipped).  Each Dense layer
-  turns its g into dz in place and writes dx straight into the previous
-  layer's g, so no gradient is ever copied.
+  kernel (dLoss/dz when the loss is fused with a sigmoid/softmax output -- a
+  Dense layer's pre-activation, or an activation layer's input -- in which case
+  that layer's activation derivative is skipped).  Each Dense layer turns its g
+  into dz in place and writes dx straight into the previous layer's g.
+* Dispatch.  Every kind code (layer, activation, loss, metric, optimizer) is
+  validated against its *_COUNT sentinel at construction; the switches inside
+  the GIL-free loops still end in an error branch, which sets the workspace's
+  error code, and the entry raises after the loop.
 * Determinism.  Reductions run in a fixed order, dropout masks come from a
   counter-based generator keyed on (seed, step, layer, element), and the thread
   count is fixed per run, so the same inputs give bit-identical weights.
 * Denormals are flushed to zero for the duration of a training call (see
   csrc/fnn_common.h) and the caller's floating-point mode is restored after.
 """
+cimport numpy as cnp
 from cython cimport floating
+from libc.limits cimport INT_MAX
 from libc.stdint cimport uint64_t
-from libc.stdlib cimport free, malloc
+from libc.stdlib cimport calloc, free
 from libc.string cimport memcpy
 
 import numpy as np
 
-from fastnn._kernels._act cimport ACT_LINEAR, ACT_SOFTMAX
+# The NumPy C-API is used in exactly one place, `infer` (the one-row latency path behind
+# model(x)): reading an array's type, shape and data pointer and making the output there
+# costs ~0.1 us, against ~1 us for buffer-protocol views plus np.empty (measured).
+cnp.import_array()
+
+from fastnn._kernels._act cimport ACT_COUNT, ACT_LINEAR, activation_block, activation_grad
 from fastnn._kernels._csrc cimport fnn_denormals_off, fnn_denormals_restore, fnn_uniform
 from fastnn._kernels._dense cimport (Penalty, dense_backward_core, dense_forward_core,
                                      penalty_value)
 from fastnn._kernels._loss cimport (LOSS_COUNT, LOSS_HUBER, LOSS_SPARSE_CCE,
-                                    LOSS_SPARSE_SOFTMAX_XENT,
-                                    METRIC_BINARY_ACCURACY, METRIC_MAE,
+                                    LOSS_SPARSE_SOFTMAX_XENT, METRIC_COUNT,
                                     METRIC_SPARSE_CATEGORICAL_ACCURACY, loss_block,
                                     metric_block)
 from fastnn._kernels._update cimport adam_core, sgd_core
@@ -48,42 +74,64 @@ cdef enum:
     LAYER_DENSE = 0
     LAYER_DROPOUT = 1
     LAYER_NORMALIZATION = 2
+    LAYER_ACTIVATION = 3
+    LAYER_COUNT = 4
 
 cdef enum:
     OPT_SGD = 0
     OPT_ADAM = 1
+    OPT_COUNT = 2
 
 cdef enum:
     MAX_METRICS = 8
+    CHUNK_ROWS = 1024     # inference works through x in blocks of this many rows
+    POOL_MAX = 8          # spare inference workspaces kept per engine
+    # infer keeps the GIL below this much work (row_work * rows): releasing and retaking it
+    # costs about as much as a one-row forward pass of a small net, and holding it for a
+    # few microseconds delays no other thread noticeably
+    NOGIL_MIN_WORK = 32768
+
+# error codes set inside GIL-free code and raised by the entry point afterwards
+cdef enum:
+    ERR_NONE = 0
+    ERR_LAYER = 1
+    ERR_ACTIVATION = 2
+    ERR_LOSS = 3
+    ERR_METRIC = 4
+    ERR_OPTIMIZER = 5
+    ERR_NOT_FINITE = 6
+
+_ERRORS = {ERR_LAYER: "unknown layer kind", ERR_ACTIVATION: "unknown activation",
+           ERR_LOSS: "unknown loss", ERR_METRIC: "unknown metric",
+           ERR_OPTIMIZER: "unknown optimizer"}
 
 LAYER_KINDS = {"dense": LAYER_DENSE, "dropout": LAYER_DROPOUT,
-               "normalization": LAYER_NORMALIZATION}
+               "normalization": LAYER_NORMALIZATION, "activation": LAYER_ACTIVATION}
 OPTIMIZERS = {"sgd": OPT_SGD, "adam": OPT_ADAM}
 
 
 ctypedef struct Layer:
-    int kind, n_in, n_out, act
+    int kind, act
+    Py_ssize_t n_in, n_out
     double alpha, rate
     Penalty pen                  # Dense: Keras's weight regularizers (all zero: none)
     Py_ssize_t w_off, b_off      # into params/grads; b_off < 0: no bias
     Py_ssize_t aux_off           # Normalization: mean at aux_off, std at aux_off + n_out
     bint need_dx                 # propagate the gradient into this layer's input
-    Py_ssize_t z_off, a_off, g_off
 
 
 ctypedef struct Net:
-    int n_layers, n_in, n_out
+    # immutable after construction (set_optimizer aside): shared by every call
+    int n_layers
+    Py_ssize_t n_in, n_out, n_params
+    Py_ssize_t row_work          # multiply-adds (and elementwise ops) per row of inference
     Layer* layers
-    void** outs                  # each layer's output block in the current pass
     void* params
     void* grads
     void* aux
-    void* ws
-    int* labels_ws
-    Py_ssize_t n_params, x_off, y_off, sw_off
     int loss_kind
     double loss_param            # Huber's delta (unused by the other losses)
-    bint fused                   # loss takes the last Dense layer's pre-activation
+    bint fused                   # loss takes the last layer's logits (see module notes)
     int n_metrics
     int metrics[MAX_METRICS]
     double threshold
@@ -94,31 +142,54 @@ ctypedef struct Net:
     bint nesterov
 
 
-cdef void _forward(floating* ws, Net* net, const floating* x, Py_ssize_t n, bint training,
+ctypedef struct Work:
+    # one call's scratch memory; element offsets into `base` (of the engine's dtype)
+    void* base
+    Py_ssize_t rows
+    Py_ssize_t* z_off
+    Py_ssize_t* a_off
+    Py_ssize_t* g_off
+    void** outs                  # each layer's output block in the current pass
+    Py_ssize_t x_off, y_off, sw_off
+    int* labels
+    int error
+
+
+ctypedef fused src_float:
+    float
+    double
+
+
+# ----------------------------------------------------------------------------- cores
+
+cdef void _forward(Net* net, Work* w, const floating* x, Py_ssize_t n, bint training,
                    long long step, uint64_t seed) noexcept nogil:
-    """Inference or training forward pass of n rows; sets net.outs."""
-    cdef Py_ssize_t l, i, size
+    """Inference or training forward pass of n rows; sets w.outs."""
+    cdef Py_ssize_t l, i, j, m, size
     cdef Layer* lay
+    cdef floating* ws = <floating*>w.base
     cdef const floating* prev = x
     cdef floating* params = <floating*>net.params
     cdef floating* aux = <floating*>net.aux
     cdef floating* a
     cdef floating* mask
     cdef floating keep
-    cdef Py_ssize_t j, m
     for l in range(net.n_layers):
         lay = &net.layers[l]
-        a = ws + lay.a_off
+        a = ws + w.a_off[l]
+        if lay.act < 0 or lay.act >= ACT_COUNT:
+            w.error = ERR_ACTIVATION
+            return
         if lay.kind == LAYER_DENSE:
-            dense_forward_core(<int>n, lay.n_in, lay.n_out, prev, params + lay.w_off,
+            dense_forward_core(n, lay.n_in, lay.n_out, prev, params + lay.w_off,
                                params + lay.b_off if lay.b_off >= 0 else NULL,
-                               lay.act, <floating>lay.alpha, ws + lay.z_off, a)
+                               lay.act, <floating>lay.alpha, ws + w.z_off[l], a)
         elif lay.kind == LAYER_DROPOUT:
             if not training or lay.rate == 0:
                 a = <floating*>prev     # identity at inference: no copy
             else:
                 # inverted dropout: keep with probability 1 - rate, scale by 1 / (1 - rate)
-                mask = ws + lay.z_off
+                mask = ws + w.z_off[l]
                 keep = 1 - <floating>lay.rate
                 size = n * lay.n_out
                 for i in range(size):
@@ -126,20 +197,26 @@ cdef void _forward(floating* ws, Net* net, const floating* x, Py_ssize_t n, bint
                                                <uint64_t>i) >= lay.rate else 0
                 for i in range(size):
                     a[i] = prev[i] / keep if mask[i] != 0 else 0
-        else:
+        elif lay.kind == LAYER_NORMALIZATION:
             m = lay.n_out
             for i in range(n):
                 for j in range(m):
                     a[i * m + j] = (prev[i * m + j] - aux[lay.aux_off + j]) / aux[lay.aux_off + m + j]
-        net.outs[l] = a
+        elif lay.kind == LAYER_ACTIVATION:
+            activation_block(n, lay.n_out, prev, lay.act, <floating>lay.alpha, a)
+        else:
+            w.error = ERR_LAYER
+            return
+        w.outs[l] = a
         prev = a
 
 
-cdef void _backward(floating* ws, Net* net, const floating* x, Py_ssize_t n,
+cdef void _backward(Net* net, Work* w, const floating* x, Py_ssize_t n,
                     bint training) noexcept nogil:
     """Backward pass from g of the last layer; fills net.grads."""
     cdef Py_ssize_t l, i, j, m, size
     cdef Layer* lay
+    cdef floating* ws = <floating*>w.base
     cdef floating* params = <floating*>net.params
     cdef floating* grads = <floating*>net.grads
     cdef floating* aux = <floating*>net.aux
@@ -149,42 +226,54 @@ cdef void _backward(floating* ws, Net* net, const floating* x, Py_ssize_t n,
     cdef const floating* inp
     cdef floating keep
     cdef int act
+    cdef bint linear_out
     for l in range(net.n_layers - 1, -1, -1):
         lay = &net.layers[l]
-        g = ws + lay.g_off
-        if l > 0:
-            inp = <const floating*>net.outs[l - 1]
-        else:
-            inp = x
-        dx = ws + net.layers[l - 1].g_off if lay.need_dx else NULL
+        g = ws + w.g_off[l]
+        inp = <const floating*>w.outs[l - 1] if l > 0 else x
+        dx = ws + w.g_off[l - 1] if lay.need_dx else NULL
+        size = n * lay.n_out
+        # a fused loss already gave dLoss/dlogits: skip the output activation's derivative
+        linear_out = net.fused and l == net.n_layers - 1
+        act = ACT_LINEAR if linear_out else lay.act
         if lay.kind == LAYER_DENSE:
-            act = ACT_LINEAR if (net.fused and l == net.n_layers - 1) else lay.act
-            dense_backward_core(<int>n, lay.n_in, lay.n_out, inp, params + lay.w_off,
+            dense_backward_core(n, lay.n_in, lay.n_out, inp, params + lay.w_off,
                                 params + lay.b_off if lay.b_off >= 0 else NULL,
-                                ws + lay.z_off, ws + lay.a_off, act, <floating>lay.alpha,
+                                ws + w.z_off[l], ws + w.a_off[l], act, <floating>lay.alpha,
                                 &lay.pen, g, grads + lay.w_off,
                                 grads + lay.b_off if lay.b_off >= 0 else NULL, dx)
-        elif dx == NULL:
-            continue
         elif lay.kind == LAYER_DROPOUT:
-            size = n * lay.n_out
+            if dx == NULL:
+                continue
             if training and lay.rate != 0:
-                mask = ws + lay.z_off
+                mask = ws + w.z_off[l]
                 keep = 1 - <floating>lay.rate
                 for i in range(size):
                     dx[i] = g[i] / keep if mask[i] != 0 else 0
             else:
                 memcpy(dx, g, size * sizeof(floating))
-        else:
+        elif lay.kind == LAYER_NORMALIZATION:
+            if dx == NULL:
+                continue
             m = lay.n_out
             for i in range(n):
                 for j in range(m):
                     dx[i * m + j] = g[i * m + j] / aux[lay.aux_off + m + j]
+        elif lay.kind == LAYER_ACTIVATION:
+            if dx == NULL:
+                continue
+            # dx = g * act'(input); softmax: dx = a * (g - rowsum(g * a))
+            memcpy(dx, g, size * sizeof(floating))
+            activation_grad(n, lay.n_out, inp, ws + w.a_off[l], act, <floating>lay.alpha, dx)
+        else:
+            w.error = ERR_LAYER
+            return
 
 
-cdef double _penalty(floating* ws, Net* net) noexcept nogil:
+cdef double _penalty(Net* net, floating dummy) noexcept nogil:
     """Keras's regularization loss: over Dense layers, l1 * sum|W| + l2 * sum(W^2) for the
-    kernel plus the same for the bias, at the current weights, layers in order."""
+    kernel plus the same for the bias, at the current weights, layers in order.  `dummy`
+    only selects the float type."""
     cdef double total = 0
     cdef Py_ssize_t l
     cdef Layer* lay
@@ -194,7 +283,7 @@ cdef double _penalty(floating* ws, Net* net) noexcept nogil:
         if lay.kind != LAYER_DENSE:
             continue
         if lay.pen.l1 != 0 or lay.pen.l2 != 0:
-            total += penalty_value(<Py_ssize_t>lay.n_in * lay.n_out, params + lay.w_off,
+            total += penalty_value(lay.n_in * lay.n_out, params + lay.w_off,
                                    lay.pen.l1, lay.pen.l2)
         if lay.b_off >= 0 and (lay.pen.bias_l1 != 0 or lay.pen.bias_l2 != 0):
             total += penalty_value(lay.n_out, params + lay.b_off, lay.pen.bias_l1,
@@ -202,35 +291,51 @@ cdef double _penalty(floating* ws, Net* net) noexcept nogil:
     return total
 
 
-cdef double _loss_and_metrics(floating* ws, Net* net, Py_ssize_t n, const floating* y,
-                              const int* labels, const floating* sw, double* stats) noexcept nogil:
-    """Loss gradient into g of the last layer; metric sums into stats[2:]; returns the loss sum."""
-    cdef Layer* last = &net.layers[net.n_layers - 1]
-    cdef const floating* pred = ws + last.z_off if net.fused else <floating*>net.outs[net.n_layers - 1]
-    cdef const floating* out = <floating*>net.outs[net.n_layers - 1]
+cdef double _loss_and_metrics(Net* net, Work* w, const floating* x, Py_ssize_t n,
+                              const floating* y, const int* labels, const floating* sw,
+                              double* stats) noexcept nogil:
+    """Loss gradient into g of the last layer; metric sums into stats[2:]; returns the
+    loss sum.  x is the pass's input (the logits of a one-layer activation stack)."""
+    cdef int last = net.n_layers - 1, k
+    cdef floating* ws = <floating*>w.base
+    cdef const floating* out = <floating*>w.outs[last]
+    cdef const floating* pred = out
     cdef double loss
-    cdef int k
+    if net.fused:
+        if net.layers[last].kind == LAYER_DENSE:
+            pred = ws + w.z_off[last]
+        elif last > 0:  # an activation layer: its input holds the logits
+            pred = <const floating*>w.outs[last - 1]
+        else:
+            pred = x
+    if net.loss_kind < 0 or net.loss_kind >= LOSS_COUNT:
+        w.error = ERR_LOSS
+        return 0
     loss = loss_block(net.loss_kind, n, net.n_out, pred, y, labels, sw,
-                      <floating>net.loss_param, <floating>(1.0 / n), ws + last.g_off)
+                      <floating>net.loss_param, <floating>(1.0 / n), ws + w.g_off[last])
     # compiled metrics ignore sample and class weights, as Keras's MeanMetricWrapper does
     for k in range(net.n_metrics):
+        if net.metrics[k] < 0 or net.metrics[k] >= METRIC_COUNT:
+            w.error = ERR_METRIC
+            return 0
         stats[2 + 2 * k] += metric_block(net.metrics[k], n, net.n_out, out, y, labels, NULL,
                                          <floating>net.threshold)
         stats[3 + 2 * k] += n
     return loss
 
 
-cdef void _train_batches(floating* ws, Net* net, const floating* x, const floating* y,
+cdef void _train_batches(Net* net, Work* w, const floating* x, const floating* y,
                          const int* labels, const floating* sw, const long long* order,
                          Py_ssize_t n_rows, Py_ssize_t batch_size, Py_ssize_t first,
                          Py_ssize_t count, const double* lrs, long long step, uint64_t seed,
                          double* stats) noexcept nogil:
     """Mini-batches first .. first + count - 1 of the row order; one optimizer step each."""
     cdef Py_ssize_t b, r, src, start, bs
-    cdef int n_in = net.n_in, n_out = net.n_out
-    cdef floating* xb = ws + net.x_off
-    cdef floating* yb = ws + net.y_off
-    cdef floating* swb = ws + net.sw_off
+    cdef Py_ssize_t n_in = net.n_in, n_out = net.n_out
+    cdef floating* ws = <floating*>w.base
+    cdef floating* xb = ws + w.x_off
+    cdef floating* yb = ws + w.y_off
+    cdef floating* swb = ws + w.sw_off
     cdef double loss
     for b in range(first, first + count):
         start = b * batch_size
@@ -241,27 +346,213 @@ cdef void _train_batches(floating* ws, Net* net, const floating* x, const floati
             if y != NULL:
                 memcpy(yb + r * n_out, y + src * n_out, n_out * sizeof(floating))
             if labels != NULL:
-                net.labels_ws[r] = labels[src]
+                w.labels[r] = labels[src]
             if sw != NULL:
                 swb[r] = sw[src]
-        _forward(ws, net, xb, bs, True, step, seed)
-        loss = _loss_and_metrics(ws, net, bs, yb if y != NULL else NULL,
-                                 net.labels_ws if labels != NULL else NULL,
+        _forward(net, w, xb, bs, True, step, seed)
+        if w.error:
+            return
+        loss = _loss_and_metrics(net, w, xb, bs, yb if y != NULL else NULL,
+                                 w.labels if labels != NULL else NULL,
                                  swb if sw != NULL else NULL, stats)
+        if w.error:
+            return
         # Keras reports the batch loss (mean over rows plus the weight penalties), averaged
         # over the epoch with the batch size as weight
-        stats[0] += loss + _penalty(ws, net) * bs
+        stats[0] += loss + _penalty(net, <floating>0) * bs
         stats[1] += bs
-        _backward(ws, net, xb, bs, True)
+        _backward(net, w, xb, bs, True)
+        if w.error:
+            return
         step += 1
         if net.opt_kind == OPT_ADAM:
             adam_core(net.n_params, <floating*>net.params, <floating*>net.grads,
                       <floating*>net.opt_m, <floating*>net.opt_v, lrs[b - first],
                       net.beta_1, net.beta_2, net.epsilon, step)
-        else:
+        elif net.opt_kind == OPT_SGD:
             sgd_core(net.n_params, <floating*>net.params, <floating*>net.grads,
                      <floating*>net.opt_m, lrs[b - first], net.momentum, net.nesterov)
+        else:
+            w.error = ERR_OPTIMIZER
+            return
 
+
+cdef void _forward_chunks(Net* net, Work* w, const floating* x, Py_ssize_t n,
+                          floating* out) noexcept nogil:
+    """out = inference output for n rows of x, in blocks of up to w.rows rows."""
+    cdef Py_ssize_t start = 0, rows, n_in = net.n_in, n_out = net.n_out
+    while start < n:
+        rows = min(w.rows, n - start)
+        _forward(net, w, x + start * n_in, rows, False, 0, 0)
+        if w.error:
+            return
+        memcpy(out + start * n_out, w.outs[net.n_layers - 1], rows * n_out * sizeof(floating))
+        start += rows
+
+
+cdef bint _cast_finite(const src_float* x, Py_ssize_t size, floating* out) noexcept nogil:
+    """out = x in the engine's dtype; True when every cast value is finite.
+
+    Checked after the cast, so float64 values beyond float32's range (which become inf)
+    are caught; v - v is NaN exactly for NaN and infinities."""
+    cdef Py_ssize_t i
+    cdef floating v, acc = 0
+    for i in range(size):
+        v = <floating>x[i]
+        out[i] = v
+        acc = acc + (v - v)
+    return acc == 0
+
+
+cdef void _infer_rows(Net* net, Work* w, const src_float* x, Py_ssize_t n,
+                      floating* out) noexcept nogil:
+    """Finiteness check (in the engine's dtype) and inference of n rows into out."""
+    cdef Py_ssize_t start = 0, rows, n_in = net.n_in, n_out = net.n_out
+    cdef floating* xb
+    if sizeof(src_float) == sizeof(floating):
+        # the engine's own dtype: check, then read x in place (no copy)
+        if not _all_finite(<const floating*>x, n * n_in):
+            w.error = ERR_NOT_FINITE
+            return
+        _forward_chunks(net, w, <const floating*>x, n, out)
+        return
+    # another float dtype: cast each block into the workspace, checking as it goes
+    xb = <floating*>w.base + w.x_off
+    while start < n:
+        rows = min(w.rows, n - start)
+        if not _cast_finite(x + start * n_in, rows * n_in, xb):
+            w.error = ERR_NOT_FINITE
+            return
+        _forward(net, w, xb, rows, False, 0, 0)
+        if w.error:
+            return
+        memcpy(out + start * n_out, w.outs[net.n_layers - 1], rows * n_out * sizeof(floating))
+        start += rows
+
+
+cdef void _infer_typed(Net* net, Work* w, bint is_f64, const void* xp, char code,
+                       Py_ssize_t n, void* op) noexcept nogil:
+    """_infer_rows for x of type code (b'f' / b'd') and an output of the engine's dtype."""
+    if is_f64:
+        if code == b'd':
+            _infer_rows(net, w, <const double*>xp, n, <double*>op)
+        else:
+            _infer_rows(net, w, <const float*>xp, n, <double*>op)
+    elif code == b'f':
+        _infer_rows(net, w, <const float*>xp, n, <float*>op)
+    else:
+        _infer_rows(net, w, <const double*>xp, n, <float*>op)
+
+
+# ----------------------------------------------------------------------------- workspace
+
+cdef enum:
+    _ALIGN = 64
+
+
+def _workspace_layout(Py_ssize_t rows, Py_ssize_t n_in, widths, needs_z, a_is_z,
+                      Py_ssize_t itemsize):
+    """Element offsets of every block of a workspace for batches of `rows` rows.
+
+    `widths`, `needs_z` and `a_is_z` describe each layer: its output width, whether it
+    keeps a z block (pre-activation or dropout mask), and whether its output a is z.
+    Every block starts on a 64-byte boundary.  Returns a dict of Python ints: lists "z",
+    "a", "g" (one offset per layer; z is -1 when absent), "x", "y", "sw" and "size" (total
+    elements).  All arithmetic is in Py_ssize_t with overflow checks, so a workspace of
+    more than 2**31 elements is laid out exactly (tested on paper sizes).
+    """
+    cdef Py_ssize_t off = 0, per_line = _ALIGN // itemsize, width, l, n_layers = len(widths)
+    if rows < 1 or n_in < 1 or n_layers == 0 or itemsize < 1 or _ALIGN % itemsize:
+        raise ValueError("_workspace_layout: bad sizes")
+    z, a, g = [], [], []
+    for l in range(n_layers):
+        width = widths[l]
+        if needs_z[l]:
+            z.append(off)
+            off = _block_end(off, _product(rows, width), per_line)
+        else:
+            z.append(-1)
+        if a_is_z[l] and needs_z[l]:
+            a.append(z[l])
+        else:
+            a.append(off)
+            off = _block_end(off, _product(rows, width), per_line)
+        g.append(off)
+        off = _block_end(off, _product(rows, width), per_line)
+    layout = {"z": z, "a": a, "g": g, "x": off}
+    off = _block_end(off, _product(rows, n_in), per_line)
+    layout["y"] = off
+    off = _block_end(off, _product(rows, widths[n_layers - 1]), per_line)
+    layout["sw"] = off
+    layout["size"] = _block_end(off, rows, per_line)
+    return layout
+
+
+cdef Py_ssize_t _product(Py_ssize_t a, Py_ssize_t b) except -1:
+    if a < 0 or b < 0 or (b and a > <Py_ssize_t>(<size_t>-1 >> 2) // b):
+        raise ValueError(f"workspace block of {a} x {b} elements is too large")
+    return a * b
+
+
+cdef Py_ssize_t _block_end(Py_ssize_t start, Py_ssize_t size, Py_ssize_t per_line) except -1:
+    """End of a block of `size` elements from `start`, rounded up to the next 64 bytes."""
+    if size > (<Py_ssize_t>(<size_t>-1 >> 2)) - start:
+        raise ValueError("workspace too large")
+    return (start + size + per_line - 1) // per_line * per_line
+
+
+cdef class Workspace:
+    """Scratch memory for one engine call at a time (see the module notes on threads)."""
+    cdef Work w
+    cdef bint busy
+    cdef Py_ssize_t n_layers
+    cdef object _block, _labels
+
+    def __cinit__(self, Py_ssize_t n_layers):
+        self.n_layers = n_layers
+        self.w.z_off = <Py_ssize_t*>calloc(3 * n_layers, sizeof(Py_ssize_t))
+        self.w.outs = <void**>calloc(n_layers, sizeof(void*))
+        if self.w.z_off == NULL or self.w.outs == NULL:
+            raise MemoryError()
+        self.w.a_off = self.w.z_off + n_layers
+        self.w.g_off = self.w.z_off + 2 * n_layers
+        self.w.rows = 0
+        self.w.base = NULL
+        self.w.labels = NULL
+        self.w.error = ERR_NONE
+        self.busy = False
+
+    def __dealloc__(self):
+        free(self.w.z_off)
+        free(self.w.outs)
+
+    cdef int reserve(self, Net* net, Py_ssize_t rows, dtype) except -1:
+        """Grow to batches of `rows` rows (never shrinks)."""
+        cdef Py_ssize_t l
+        if rows <= self.w.rows:
+            return 0
+        kinds = [net.layers[l].kind for l in range(net.n_layers)]
+        layout = _workspace_layout(
+            rows, net.n_in, [net.layers[l].n_out for l in range(net.n_layers)],
+            [k == LAYER_DENSE or k == LAYER_DROPOUT for k in kinds],
+            [kinds[l] == LAYER_DENSE and net.layers[l].act == ACT_LINEAR
+             for l in range(net.n_layers)],
+            np.dtype(dtype).itemsize)
+        block = _aligned_zeros(layout["size"], dtype)
+        labels = _aligned_zeros(rows, np.intc)
+        for l in range(net.n_layers):
+            self.w.z_off[l] = layout["z"][l] if layout["z"][l] >= 0 else layout["a"][l]
+            self.w.a_off[l] = layout["a"][l]
+            self.w.g_off[l] = layout["g"][l]
+        self.w.x_off, self.w.y_off, self.w.sw_off = layout["x"], layout["y"], layout["sw"]
+        self._block, self._labels = block, labels
+        self.w.base = _data_ptr(block)
+        self.w.labels = _int_ptr(labels)
+        self.w.rows = rows
+        return 0
+
+
+# ----------------------------------------------------------------------------- engine
 
 cdef class Engine:
     """Compiled forward/backward/update of a layer stack over caller-owned parameters.
@@ -269,36 +560,48 @@ cdef class Engine:
     Parameters
     ----------
     layers : list of dict
-        One dict per layer with keys ``kind`` ("dense", "dropout", "normalization"),
-        ``n_in``, ``n_out`` and, for Dense, ``activation`` (code), ``alpha``, ``w_off``,
-        ``b_off`` (-1 for no bias) and the penalty factors ``l1``, ``l2``, ``bias_l1``,
-        ``bias_l2`` (default 0); Dropout ``rate``; Normalization ``aux_off``.
+        One dict per layer with keys ``kind`` ("dense", "dropout", "normalization",
+        "activation"), ``n_in``, ``n_out`` and, for Dense and activation layers,
+        ``activation`` (code) and ``alpha``; Dense ``w_off``, ``b_off`` (-1 for no bias)
+        and the penalty factors ``l1``, ``l2``, ``bias_l1``, ``bias_l2`` (default 0);
+        Dropout ``rate``; Normalization ``aux_off``.
     params : ndarray of shape (n_params,)
-        Flat parameter vector (float32 or float64); updated in place by `train`.
+        Flat parameter vector (float32 or float64); updated in place by training.
     aux : ndarray
         Non-trainable statistics (Normalization mean and std), same dtype.
     loss : int
-        Loss kernel code (fastnn._kernels.losses.LOSSES); ``fused`` says whether
-        it reads the last Dense layer's pre-activation.
+        Loss kernel code (fastnn._kernels.losses.LOSSES); ``fused`` says whether it
+        reads the last layer's logits (a Dense pre-activation or an activation layer's
+        input).
     metrics : list of int
         Metric codes (fastnn._kernels.losses.METRICS); ``threshold`` is binary accuracy's.
     delta : float, default 1.0
         Huber's delta (read only for the Huber loss).
+
+    Notes
+    -----
+    Re-entrant for inference: `infer`, `forward`, `evaluate` and `penalty` may run
+    from any number of threads at once (per-call workspaces).  Training
+    (`bind`/`set_order`/`train_batches`) is for one thread at a time; a concurrent
+    `train_batches` raises RuntimeError.
     """
     cdef Net net
     cdef bint is_f64
     cdef readonly object dtype
-    cdef readonly Py_ssize_t max_rows
     cdef readonly object params, grads, aux
-    cdef object _ws, _labels, _opt_m, _opt_v
+    cdef readonly long long data_scans
+    cdef object _opt_m, _opt_v
+    cdef Workspace _ws0, _train_ws
+    cdef list _pool
+    # bound training data: the caller's x, y, sample weights; copies of labels and order
+    cdef object _bx, _by, _bsw, _blabels, _border
+    cdef Py_ssize_t _bn
 
     def __cinit__(self):
         self.net.layers = NULL
-        self.net.outs = NULL
 
     def __dealloc__(self):
         free(self.net.layers)
-        free(self.net.outs)
 
     def __init__(self, list layers, params, aux, int loss, bint fused, list metrics,
                  double threshold, double delta=1.0):
@@ -316,38 +619,15 @@ cdef class Engine:
         self.params, self.aux = params, aux
         self.is_f64 = self.dtype == np.float64
         self.grads = _aligned_zeros(params.shape[0], params.dtype)
-        self.net.layers = <Layer*>malloc(n_layers * sizeof(Layer))
-        self.net.outs = <void**>malloc(n_layers * sizeof(void*))
-        if self.net.layers == NULL or self.net.outs == NULL:
+        self.net.layers = <Layer*>calloc(n_layers, sizeof(Layer))
+        if self.net.layers == NULL:
             raise MemoryError()
         self.net.n_layers = <int>n_layers
         for l, spec in enumerate(layers):
             lay = &self.net.layers[l]
-            lay.kind = LAYER_KINDS[spec["kind"]]
-            lay.n_in, lay.n_out = spec["n_in"], spec["n_out"]
-            lay.act = spec.get("activation", ACT_LINEAR)
-            if lay.act < ACT_LINEAR or lay.act > ACT_SOFTMAX:
-                raise ValueError(f"Engine: unknown activation code {lay.act}")
-            if lay.n_in < 1 or lay.n_out < 1:
-                raise ValueError("Engine: layer widths must be >= 1")
-            lay.alpha = spec.get("alpha", 0.0)
-            lay.pen.l1, lay.pen.l2 = spec.get("l1", 0.0), spec.get("l2", 0.0)
-            lay.pen.bias_l1, lay.pen.bias_l2 = spec.get("bias_l1", 0.0), spec.get("bias_l2", 0.0)
-            if not (lay.pen.l1 >= 0 and lay.pen.l2 >= 0 and lay.pen.bias_l1 >= 0
-                    and lay.pen.bias_l2 >= 0):
-                raise ValueError("Engine: regularization factors must be >= 0")
-            lay.rate = spec.get("rate", 0.0)
-            lay.w_off, lay.b_off = spec.get("w_off", 0), spec.get("b_off", -1)
-            lay.aux_off = spec.get("aux_off", 0)
+            _read_layer(spec, lay, params.shape[0], aux.shape[0])
             if l > 0 and lay.n_in != self.net.layers[l - 1].n_out:
                 raise ValueError("Engine: consecutive layer widths do not match")
-            if lay.kind == LAYER_DENSE and (
-                    lay.w_off < 0 or lay.w_off + lay.n_in * lay.n_out > params.shape[0]
-                    or lay.b_off + lay.n_out > params.shape[0]):
-                raise ValueError("Engine: parameter offsets out of range")
-            if lay.kind == LAYER_NORMALIZATION and (
-                    lay.aux_off < 0 or lay.aux_off + 2 * lay.n_out > aux.shape[0]):
-                raise ValueError("Engine: statistics offsets out of range")
         # a layer needs dx when some trainable layer lies below it
         trainable_below = False
         for l in range(n_layers):
@@ -355,10 +635,15 @@ cdef class Engine:
             if self.net.layers[l].kind == LAYER_DENSE:
                 trainable_below = True
         last = self.net.layers[n_layers - 1]
-        if fused and last.kind != LAYER_DENSE:
-            raise ValueError("Engine: a fused loss needs a Dense output layer")
+        if fused and last.kind != LAYER_DENSE and last.kind != LAYER_ACTIVATION:
+            raise ValueError("Engine: a fused loss needs a Dense or activation output layer")
         self.net.n_in = self.net.layers[0].n_in
         self.net.n_out = last.n_out
+        self.net.row_work = 0
+        for l in range(n_layers):
+            lay = &self.net.layers[l]
+            self.net.row_work += (lay.n_in * lay.n_out if lay.kind == LAYER_DENSE
+                                  else lay.n_out)
         self.net.n_params = params.shape[0]
         if loss < 0 or loss >= LOSS_COUNT:
             raise ValueError(f"Engine: unknown loss code {loss}")
@@ -367,7 +652,7 @@ cdef class Engine:
         self.net.loss_param = delta
         sparse = loss in (LOSS_SPARSE_SOFTMAX_XENT, LOSS_SPARSE_CCE)
         for code in metrics:
-            if code < METRIC_BINARY_ACCURACY or code > METRIC_MAE:
+            if code < 0 or code >= METRIC_COUNT:
                 raise ValueError(f"Engine: unknown metric code {code}")
             if (code == METRIC_SPARSE_CATEGORICAL_ACCURACY) != sparse:
                 raise ValueError("Engine: sparse categorical accuracy goes with (and only "
@@ -385,188 +670,331 @@ cdef class Engine:
         self.net.opt_kind = OPT_SGD
         self.net.opt_m = self.net.opt_v = NULL
         self.net.momentum = 0
-        self.max_rows = 0
-        self.reserve(1)
+        self._pool = []
+        self._ws0 = Workspace(n_layers)
+        self._train_ws = Workspace(n_layers)
+        self._ws0.reserve(&self.net, 1, self.dtype)
+        self._train_ws.reserve(&self.net, 1, self.dtype)
+        self.data_scans = 0
+
+    # ------------------------------------------------------------------------- workspaces
+    @property
+    def max_rows(self):
+        """Rows the training workspace holds (grown by `reserve` and training)."""
+        return self._train_ws.w.rows
 
     def reserve(self, Py_ssize_t rows):
-        """Size the workspace for batches of up to `rows` rows (grows, never shrinks).
+        """Size the training workspace for batches of up to `rows` rows (grows, never
+        shrinks).  Every block starts on a 64-byte boundary (a cache line, and one
+        AVX-512 vector), so vector loops and BLAS see the same alignment every time."""
+        if rows > INT_MAX:
+            raise ValueError(f"Engine.reserve: {rows} rows exceed BLAS's 32-bit sizes")
+        if self._train_ws.busy:
+            raise RuntimeError("Engine: training is running in another thread")
+        self._train_ws.reserve(&self.net, rows, self.dtype)
 
-        Every block starts on a 64-byte boundary (a cache line, and one AVX-512 vector),
-        so the vector loops and BLAS see the same alignment whatever the allocator did.
-        """
-        cdef Py_ssize_t l, off = 0
-        cdef Layer* lay
-        if rows <= self.max_rows:
-            return
-        for l in range(self.net.n_layers):
-            lay = &self.net.layers[l]
-            lay.z_off = off
-            off = _block_end(off, rows * lay.n_out, self.dtype)
-            if lay.kind == LAYER_DENSE and lay.act == ACT_LINEAR:
-                lay.a_off = lay.z_off
-            else:
-                lay.a_off = off
-                off = _block_end(off, rows * lay.n_out, self.dtype)
-            lay.g_off = off
-            off = _block_end(off, rows * lay.n_out, self.dtype)
-        self.net.x_off = off
-        off = _block_end(off, rows * self.net.n_in, self.dtype)
-        self.net.y_off = off
-        off = _block_end(off, rows * self.net.n_out, self.dtype)
-        self.net.sw_off = off
-        off = _block_end(off, rows, self.dtype)
-        self._ws = _aligned_zeros(off, self.dtype)
-        self._labels = _aligned_zeros(rows, np.intc)
-        self.net.ws = _data_ptr(self._ws)
-        self.net.labels_ws = _int_ptr(self._labels)
-        self.max_rows = rows
+    cdef Workspace _acquire(self):
+        """A workspace for one inference call (see the module notes on threads)."""
+        cdef Workspace ws = self._ws0
+        if not ws.busy:         # check-and-set with the GIL held: atomic for Python threads
+            ws.busy = True
+            return ws
+        if self._pool:
+            ws = self._pool.pop()
+        else:
+            ws = Workspace(self.net.n_layers)
+        ws.busy = True
+        return ws
 
+    cdef void _release(self, Workspace ws):
+        ws.busy = False
+        ws.w.error = ERR_NONE
+        if ws is not self._ws0 and len(self._pool) < POOL_MAX:
+            self._pool.append(ws)
+
+    cdef int _raise_error(self, Workspace ws, what) except -1:
+        cdef int err = ws.w.error
+        if err == ERR_NONE:
+            return 0
+        if err == ERR_NOT_FINITE:
+            raise ValueError("x contains NaN or infinity")
+        raise ValueError(f"Engine.{what}: {_ERRORS.get(err, 'internal error')} code reached "
+                         "the compiled loop")
+
+    # ------------------------------------------------------------------------- optimizer
     def set_optimizer(self, str kind, m, v, double beta_1=0.9, double beta_2=0.999,
                       double epsilon=1e-7, double momentum=0.0, bint nesterov=False):
         """Attach optimizer state buffers (owned by the optimizer object)."""
-        self.net.opt_kind = OPTIMIZERS[kind]
+        if kind not in OPTIMIZERS:
+            raise ValueError(f"Engine: unknown optimizer {kind!r}; expected one of "
+                             f"{sorted(OPTIMIZERS)}")
+        if self._train_ws.busy:
+            raise RuntimeError("Engine: training is running in another thread")
+        code = OPTIMIZERS[kind]
         for buf in (m, v):
             if buf is not None and (buf.dtype != self.dtype or buf.shape != self.params.shape
                                     or not buf.flags.c_contiguous):
                 raise ValueError("Engine: optimizer state must match the parameters")
-        if self.net.opt_kind == OPT_ADAM and (m is None or v is None):
+        if code == OPT_ADAM and (m is None or v is None):
             raise ValueError("Engine: Adam needs m and v")
-        if self.net.opt_kind == OPT_SGD and momentum != 0 and m is None:
+        if code == OPT_SGD and momentum != 0 and m is None:
             raise ValueError("Engine: SGD with momentum needs a velocity buffer")
+        self.net.opt_kind = code
         self._opt_m, self._opt_v = m, v
         self.net.opt_m = _data_ptr(m) if m is not None and m.shape[0] else NULL
         self.net.opt_v = _data_ptr(v) if v is not None and v.shape[0] else NULL
         self.net.beta_1, self.net.beta_2, self.net.epsilon = beta_1, beta_2, epsilon
         self.net.momentum, self.net.nesterov = momentum, nesterov
 
-    def _check_data(self, x, y, labels, sample_weight, Py_ssize_t n, bint targets=True):
-        if x.dtype != self.dtype or x.ndim != 2 or x.shape[1] != self.net.n_in:
+    # ------------------------------------------------------------------------- data checks
+    def _check_data(self, x, y, labels, sample_weight, bint targets=True):
+        """Shapes and dtypes of a data set (x of the engine's dtype, C-contiguous)."""
+        if not isinstance(x, np.ndarray) or x.dtype != self.dtype or x.ndim != 2 \
+                or x.shape[1] != self.net.n_in:
             raise ValueError("Engine: x must be (n, n_in) of the engine's dtype")
-        if x.shape[0] != n or not x.flags.c_contiguous:
-            raise ValueError("Engine: x must be C-contiguous with n rows")
+        n = x.shape[0]
+        if not x.flags.c_contiguous:
+            raise ValueError("Engine: x must be C-contiguous")
         if targets:
             sparse = self.net.loss_kind in (LOSS_SPARSE_SOFTMAX_XENT, LOSS_SPARSE_CCE)
             if sparse and (labels is None or y is not None):
                 raise ValueError("Engine: this loss takes integer labels, not y")
             if not sparse and (y is None or labels is not None):
                 raise ValueError("Engine: this loss takes dense targets y, not labels")
-        if y is not None and (y.dtype != self.dtype or y.shape != (n, self.net.n_out)
-                              or not y.flags.c_contiguous):
+        if y is not None and (not isinstance(y, np.ndarray) or y.dtype != self.dtype
+                              or y.shape != (n, self.net.n_out) or not y.flags.c_contiguous):
             raise ValueError("Engine: y must be (n, n_out) of the engine's dtype")
-        if labels is not None:
-            if labels.dtype != np.intc or labels.shape != (n,) or not labels.flags.c_contiguous:
-                raise ValueError("Engine: labels must be contiguous int32 of shape (n,)")
-            if not _labels_in_range(labels, self.net.n_out):
-                raise ValueError("Engine: label out of range")
-        if sample_weight is not None and (sample_weight.dtype != self.dtype
-                                          or sample_weight.shape != (n,)):
+        if labels is not None and (not isinstance(labels, np.ndarray) or labels.dtype != np.intc
+                                   or labels.shape != (n,) or not labels.flags.c_contiguous):
+            raise ValueError("Engine: labels must be contiguous int32 of shape (n,)")
+        if sample_weight is not None and (
+                not isinstance(sample_weight, np.ndarray) or sample_weight.dtype != self.dtype
+                or sample_weight.shape != (n,) or not sample_weight.flags.c_contiguous):
             raise ValueError("Engine: sample_weight must be (n,) of the engine's dtype")
 
-    def train(self, x, y, labels, sample_weight, long long[::1] order not None,
-              Py_ssize_t batch_size, Py_ssize_t first, Py_ssize_t count,
-              const double[::1] lrs not None, long long step, uint64_t seed,
-              double[::1] stats not None):
-        """Train on batches first .. first+count-1 of x[order]; returns the new step count.
+    # ------------------------------------------------------------------------- training
+    def bind(self, x, y, labels, sample_weight):
+        """Bind a training set once per fit: checks shapes, dtypes and every label (O(n)).
+
+        x, y and sample_weight are read in place (read-only arrays and memmaps are fine;
+        nothing is copied); labels are copied into an engine-owned buffer, so a caller
+        that changes theirs later cannot push an out-of-range index into the kernel.
+        Replaces any previous binding.
+        """
+        if self._train_ws.busy:
+            raise RuntimeError("Engine: training is running in another thread")
+        self._check_data(x, y, labels, sample_weight)
+        if x.shape[0] == 0:
+            raise ValueError("Engine.bind: x has no rows")
+        own_labels = None
+        if labels is not None:
+            own_labels = np.array(labels, dtype=np.intc, copy=True)
+            self.data_scans += 1
+            if not _labels_in_range(own_labels, self.net.n_out):
+                raise ValueError("Engine: label out of range")
+        self.unbind()
+        self._bx, self._by, self._blabels, self._bsw = x, y, own_labels, sample_weight
+        self._bn = x.shape[0]
+
+    def set_order(self, order):
+        """The row order of the following batches (e.g. an epoch's permutation): copied,
+        and every index checked against the bound rows once (O(n))."""
+        cdef const long long[::1] view
+        cdef Py_ssize_t i, n
+        cdef long long n_rows = self._bn
+        cdef bint in_range = True
+        if self._bx is None:
+            raise ValueError("Engine.set_order: no data bound; call bind first")
+        if self._train_ws.busy:
+            raise RuntimeError("Engine: training is running in another thread")
+        own = np.array(order, dtype=np.int64, copy=True)
+        if own.ndim != 1 or own.shape[0] == 0:
+            raise ValueError("Engine.set_order: order must be a non-empty 1-D integer array")
+        view = own
+        n = view.shape[0]
+        self.data_scans += 1
+        with nogil:
+            for i in range(n):
+                in_range = in_range & (view[i] >= 0) & (view[i] < n_rows)
+        if not in_range:
+            raise ValueError("Engine.set_order: order index out of range")
+        self._border = own
+
+    def unbind(self):
+        """Drop the bound data and order (the engine keeps no reference to them)."""
+        if self._train_ws.busy:
+            raise RuntimeError("Engine: training is running in another thread")
+        self._bx = self._by = self._blabels = self._bsw = self._border = None
+        self._bn = 0
+
+    @property
+    def bound(self):
+        """(x, y, labels, sample_weight) as bound (labels: the engine's copy), or None."""
+        if self._bx is None:
+            return None
+        return (self._bx, self._by, self._blabels, self._bsw)
+
+    def train_batches(self, Py_ssize_t batch_size, Py_ssize_t first, Py_ssize_t count,
+                      const double[::1] lrs not None, long long step, uint64_t seed,
+                      double[::1] stats not None):
+        """Train on batches first .. first+count-1 of the bound data in the set order;
+        returns the new step count.  Only O(1) checks: per-batch calls stay O(batch).
 
         stats accumulates [sum of batch loss * batch size, rows, then per metric its sum
         over rows and the row count].  lrs holds one learning rate per batch.
         """
-        cdef Py_ssize_t n = order.shape[0], i
+        cdef Py_ssize_t n, n_batches
         cdef unsigned int fp_mode
-        self._check_data(x, y, labels, sample_weight, x.shape[0])
-        if batch_size < 1 or first < 0 or count < 0 or (first + count - 1) * batch_size >= n > 0:
-            raise ValueError("Engine.train: batch range outside the data")
+        cdef size_t xp, yp, sp, lp, op
+        cdef Workspace ws = self._train_ws
+        if self._bx is None or self._border is None:
+            raise ValueError("Engine.train_batches: bind data and set an order first")
+        n = self._border.shape[0]
+        if batch_size < 1:
+            raise ValueError("Engine.train_batches: batch_size must be >= 1")
+        n_batches = (n - 1) // batch_size + 1
+        if first < 0 or count < 0 or first + count > n_batches:
+            raise ValueError("Engine.train_batches: batch range outside the data")
         if lrs.shape[0] < count or stats.shape[0] < 2 + 2 * self.net.n_metrics:
-            raise ValueError("Engine.train: lrs or stats too short")
+            raise ValueError("Engine.train_batches: lrs or stats too short")
         if self.net.opt_kind == OPT_ADAM and self.net.opt_m == NULL and self.net.n_params:
-            raise ValueError("Engine.train: no optimizer attached")
-        cdef long long n_rows = x.shape[0]
-        cdef bint in_range = True
-        with nogil:
-            for i in range(n):
-                in_range = in_range & (order[i] >= 0) & (order[i] < n_rows)
-        if not in_range:
-            raise ValueError("Engine.train: order index out of range")
-        if count == 0 or n == 0:
+            raise ValueError("Engine.train_batches: no optimizer attached")
+        if min(batch_size, n) > INT_MAX:
+            raise ValueError(f"Engine.train_batches: batch_size {batch_size} exceeds BLAS's "
+                             "32-bit sizes")
+        if count == 0:
             return step
-        self.reserve(min(batch_size, n))
-        cdef void* xp = _data_ptr(x)
-        cdef void* yp = _data_ptr(y) if y is not None else NULL
-        cdef int* lp = _int_ptr(labels) if labels is not None else NULL
-        cdef void* sp = _data_ptr(sample_weight) if sample_weight is not None else NULL
-        with nogil:
-            fp_mode = fnn_denormals_off()
-            if self.is_f64:
-                _train_batches(<double*>self.net.ws, &self.net, <double*>xp, <double*>yp, lp,
-                               <double*>sp, &order[0], n, batch_size, first, count,
-                               &lrs[0], step, seed, &stats[0])
-            else:
-                _train_batches(<float*>self.net.ws, &self.net, <float*>xp, <float*>yp, lp,
-                               <float*>sp, &order[0], n, batch_size, first, count,
-                               &lrs[0], step, seed, &stats[0])
-            fnn_denormals_restore(fp_mode)
+        if ws.busy:
+            raise RuntimeError("Engine: training is running in another thread")
+        ws.busy = True
+        try:
+            ws.reserve(&self.net, min(batch_size, n), self.dtype)
+            xp = _ro_ptr(self._bx)
+            yp = _ro_ptr(self._by) if self._by is not None else 0
+            sp = _ro_ptr(self._bsw) if self._bsw is not None else 0
+            lp = _int_addr(self._blabels) if self._blabels is not None else 0
+            op = _long_addr(self._border)
+            with nogil:
+                fp_mode = fnn_denormals_off()
+                if self.is_f64:
+                    _train_batches(&self.net, &ws.w, <const double*><size_t>xp,
+                                   <const double*><size_t>yp, <const int*><size_t>lp,
+                                   <const double*><size_t>sp, <const long long*><size_t>op,
+                                   n, batch_size, first, count, &lrs[0], step, seed,
+                                   &stats[0])
+                else:
+                    _train_batches(&self.net, &ws.w, <const float*><size_t>xp,
+                                   <const float*><size_t>yp, <const int*><size_t>lp,
+                                   <const float*><size_t>sp, <const long long*><size_t>op,
+                                   n, batch_size, first, count, &lrs[0], step, seed,
+                                   &stats[0])
+                fnn_denormals_restore(fp_mode)
+            self._raise_error(ws, "train_batches")
+        finally:
+            ws.w.error = ERR_NONE
+            ws.busy = False
         return step + count
 
+    def train(self, x, y, labels, sample_weight, order, Py_ssize_t batch_size,
+              Py_ssize_t first, Py_ssize_t count, const double[::1] lrs not None,
+              long long step, uint64_t seed, double[::1] stats not None):
+        """One-shot form of bind + set_order + train_batches + unbind (checks all data on
+        every call; fit uses the bound form).  Returns the new step count."""
+        self.bind(x, y, labels, sample_weight)
+        try:
+            self.set_order(order)
+            return self.train_batches(batch_size, first, count, lrs, step, seed, stats)
+        finally:
+            self.unbind()
+
+    # ------------------------------------------------------------------------- inference
     def forward(self, x, out):
         """out = the stack's output for x in inference mode (dropout off)."""
-        self._check_data(x, None, None, None, x.shape[0], False)
-        if out.dtype != self.dtype or out.shape != (x.shape[0], self.net.n_out) \
-                or not out.flags.c_contiguous:
+        self._check_data(x, None, None, None, False)
+        if not isinstance(out, np.ndarray) or out.dtype != self.dtype \
+                or out.shape != (x.shape[0], self.net.n_out) or not out.flags.c_contiguous:
             raise ValueError("Engine.forward: out must be (n, n_out) of the engine's dtype")
+        if x.shape[0] == 0:
+            return out
         if self.is_f64:
             self._forward_into[double](x, out)
         else:
             self._forward_into[float](x, out)
         return out
 
+    cdef int _forward_into(self, const floating[:, ::1] x, floating[:, ::1] out) except -1:
+        cdef Workspace ws = self._acquire()
+        cdef Py_ssize_t n = x.shape[0]
+        try:
+            ws.reserve(&self.net, min(n, <Py_ssize_t>CHUNK_ROWS), self.dtype)
+            with nogil:
+                _forward_chunks(&self.net, &ws.w, &x[0, 0], n, &out[0, 0])
+            self._raise_error(ws, "forward")
+        finally:
+            self._release(ws)
+        return 0
+
     def infer(self, x):
         """The stack's output for x as a new array; the low-latency path behind model(x).
 
-        x must already be a C-contiguous 2-D array of the engine's dtype (the caller checks
-        that much); its width and finiteness are checked here, in one pass without the GIL.
+        x must be a C-contiguous, aligned, native-endian 2-D float32 or float64 ndarray
+        (any writeability); rows of the other float dtype are cast in the same pass that
+        checks them.  Its width and finiteness (in the engine's dtype, after the cast) are
+        checked here, without the GIL.  Raises TypeError for anything else, ValueError for
+        a bad width or value.
         """
-        if self.is_f64:
-            return self._infer[double](x)
-        return self._infer[float](x)
-
-    cdef object _infer(self, const floating[:, ::1] x):
-        cdef Py_ssize_t n = x.shape[0], n_in = x.shape[1]
-        cdef bint finite
-        if n_in != self.net.n_in:
-            raise ValueError(f"x has {n_in} features, but the model expects {self.net.n_in}")
-        if n == 0:
-            raise ValueError(f"x must be non-empty, got shape ({n}, {n_in})")
-        with nogil:
-            finite = _all_finite(&x[0, 0], n * n_in)
-        if not finite:
-            raise ValueError("x contains NaN or infinity")
-        out = np.empty((n, self.net.n_out), dtype=self.dtype)
-        self._forward_into[floating](x, out)
+        cdef cnp.ndarray arr, out
+        cdef cnp.npy_intp dims[2]
+        cdef int type_num
+        if not cnp.PyArray_Check(x):
+            raise TypeError("Engine.infer: x must be a C-contiguous 2-D float32 or float64 "
+                            "array")
+        arr = <cnp.ndarray>x
+        type_num = cnp.PyArray_TYPE(arr)
+        if (cnp.PyArray_NDIM(arr) != 2 or not cnp.PyArray_IS_C_CONTIGUOUS(arr)
+                or not cnp.PyArray_ISALIGNED(arr) or not cnp.PyArray_ISNOTSWAPPED(arr)
+                or (type_num != cnp.NPY_FLOAT32 and type_num != cnp.NPY_FLOAT64)):
+            raise TypeError("Engine.infer: x must be a C-contiguous 2-D float32 or float64 "
+                            "array")
+        dims[0] = cnp.PyArray_DIM(arr, 0)
+        dims[1] = self.net.n_out
+        if cnp.PyArray_DIM(arr, 1) != self.net.n_in:
+            raise ValueError(f"x has {cnp.PyArray_DIM(arr, 1)} features, but the model "
+                             f"expects {self.net.n_in}")
+        if dims[0] == 0:
+            raise ValueError(f"x must be non-empty, got shape (0, {self.net.n_in})")
+        out = <cnp.ndarray>cnp.PyArray_EMPTY(2, dims, cnp.NPY_FLOAT64 if self.is_f64
+                                             else cnp.NPY_FLOAT32, 0)
+        self._infer_into(cnp.PyArray_DATA(arr), b'd' if type_num == cnp.NPY_FLOAT64 else b'f',
+                         dims[0], cnp.PyArray_DATA(out))
         return out
 
-    cdef int _forward_into(self, const floating[:, ::1] x, floating[:, ::1] out) except -1:
-        """Inference forward pass in workspace-sized chunks of rows, copied into out."""
-        cdef Py_ssize_t n = x.shape[0], n_out = self.net.n_out, start, rows
-        cdef Py_ssize_t chunk = min(n, max(self.max_rows, 1024))
-        if n == 0:
-            return 0
-        self.reserve(chunk)
-        with nogil:
-            start = 0
-            while start < n:
-                rows = min(chunk, n - start)
-                _forward(<floating*>self.net.ws, &self.net, &x[start, 0], rows, False, 0, 0)
-                memcpy(&out[start, 0], self.net.outs[self.net.n_layers - 1],
-                       rows * n_out * sizeof(floating))
-                start += rows
+    cdef int _infer_into(self, const void* xp, char code, Py_ssize_t n, void* op) except -1:
+        cdef Workspace ws = self._acquire()
+        cdef bint release = n > NOGIL_MIN_WORK // self.net.row_work
+        try:
+            if ws.w.rows < min(n, <Py_ssize_t>CHUNK_ROWS):
+                ws.reserve(&self.net, min(n, <Py_ssize_t>CHUNK_ROWS), self.dtype)
+            if release:
+                with nogil:
+                    _infer_typed(&self.net, &ws.w, self.is_f64, xp, code, n, op)
+            else:
+                _infer_typed(&self.net, &ws.w, self.is_f64, xp, code, n, op)
+            self._raise_error(ws, "infer")
+        finally:
+            self._release(ws)
         return 0
 
     def evaluate(self, x, y, labels, sample_weight, double[::1] stats not None):
         """Inference-mode loss and metric sums over x, accumulated into stats (without
         the weight penalties: add `penalty()`, as Keras does)."""
-        self._check_data(x, y, labels, sample_weight, x.shape[0])
+        self._check_data(x, y, labels, sample_weight)
         if stats.shape[0] < 2 + 2 * self.net.n_metrics:
             raise ValueError("Engine.evaluate: stats too short")
+        if labels is not None and not _labels_in_range(labels, self.net.n_out):
+            raise ValueError("Engine: label out of range")
+        if x.shape[0] == 0:
+            return
         if self.is_f64:
             self._evaluate[double](x, y, labels, sample_weight, stats)
         else:
@@ -576,40 +1004,90 @@ cdef class Engine:
                        const int[::1] labels, const floating[::1] sample_weight,
                        double[::1] stats) except -1:
         cdef Py_ssize_t n = x.shape[0], start, rows
-        cdef Py_ssize_t chunk = min(n, max(self.max_rows, 1024))
-        if n == 0:
-            return 0
-        self.reserve(chunk)
-        with nogil:
-            start = 0
-            while start < n:
-                rows = min(chunk, n - start)
-                _forward(<floating*>self.net.ws, &self.net, &x[start, 0], rows, False, 0, 0)
-                stats[0] += _loss_and_metrics(
-                    <floating*>self.net.ws, &self.net, rows,
-                    &y[start, 0] if y is not None else NULL,
-                    &labels[start] if labels is not None else NULL,
-                    &sample_weight[start] if sample_weight is not None else NULL, &stats[0])
-                stats[1] += rows
-                start += rows
+        cdef Workspace ws = self._acquire()
+        try:
+            ws.reserve(&self.net, min(n, <Py_ssize_t>CHUNK_ROWS), self.dtype)
+            with nogil:
+                start = 0
+                while start < n:
+                    rows = min(ws.w.rows, n - start)
+                    _forward(&self.net, &ws.w, &x[start, 0], rows, False, 0, 0)
+                    if ws.w.error:
+                        break
+                    stats[0] += _loss_and_metrics(
+                        &self.net, &ws.w, &x[start, 0], rows,
+                        &y[start, 0] if y is not None else NULL,
+                        &labels[start] if labels is not None else NULL,
+                        &sample_weight[start] if sample_weight is not None else NULL,
+                        &stats[0])
+                    if ws.w.error:
+                        break
+                    stats[1] += rows
+                    start += rows
+            self._raise_error(ws, "evaluate")
+        finally:
+            self._release(ws)
         return 0
 
     def penalty(self):
         """Keras's regularization loss at the current weights: over Dense layers,
         l1 * sum|W| + l2 * sum(W^2) for kernels and biases (see the layer specs)."""
         if self.is_f64:
-            return _penalty(<double*>self.net.ws, &self.net)
-        return _penalty(<float*>self.net.ws, &self.net)
+            return _penalty(&self.net, <double>0)
+        return _penalty(&self.net, <float>0)
+
+    # ------------------------------------------------------------------------- tests only
+    def _force_code(self, str what, Py_ssize_t index, int code):
+        """Overwrite a validated kind code, bypassing the constructor's checks, so tests
+        can prove that the GIL-free switches end in an error branch.  Never call otherwise."""
+        if what == "layer":
+            self.net.layers[index].kind = code
+        elif what == "activation":
+            self.net.layers[index].act = code
+        elif what == "loss":
+            self.net.loss_kind = code
+        elif what == "metric":
+            self.net.metrics[index] = code
+        elif what == "optimizer":
+            self.net.opt_kind = code
+        else:
+            raise ValueError(f"_force_code: unknown field {what!r}")
 
 
-cdef enum:
-    _ALIGN = 64
-
-
-cdef Py_ssize_t _block_end(Py_ssize_t start, Py_ssize_t size, dtype):
-    """End of a block of `size` elements from `start`, rounded up to the next 64 bytes."""
-    cdef Py_ssize_t per_line = _ALIGN // np.dtype(dtype).itemsize
-    return (start + size + per_line - 1) // per_line * per_line
+cdef int _read_layer(dict spec, Layer* lay, Py_ssize_t n_params, Py_ssize_t n_aux) except -1:
+    """Validate one layer description into lay (ValueError naming the problem)."""
+    kind = spec.get("kind")
+    if kind not in LAYER_KINDS:
+        raise ValueError(f"Engine: unknown layer kind {kind!r}; expected one of "
+                         f"{sorted(LAYER_KINDS)}")
+    lay.kind = LAYER_KINDS[kind]
+    lay.n_in, lay.n_out = spec["n_in"], spec["n_out"]
+    lay.act = spec.get("activation", ACT_LINEAR)
+    if lay.act < 0 or lay.act >= ACT_COUNT:
+        raise ValueError(f"Engine: unknown activation code {lay.act}")
+    if lay.n_in < 1 or lay.n_out < 1:
+        raise ValueError("Engine: layer widths must be >= 1")
+    if lay.n_in > INT_MAX or lay.n_out > INT_MAX:
+        raise ValueError("Engine: layer widths must fit BLAS's 32-bit sizes")
+    if lay.kind != LAYER_DENSE and lay.n_in != lay.n_out:
+        raise ValueError(f"Engine: a {kind} layer keeps its width (n_in == n_out)")
+    lay.alpha = spec.get("alpha", 0.0)
+    lay.pen.l1, lay.pen.l2 = spec.get("l1", 0.0), spec.get("l2", 0.0)
+    lay.pen.bias_l1, lay.pen.bias_l2 = spec.get("bias_l1", 0.0), spec.get("bias_l2", 0.0)
+    if not (lay.pen.l1 >= 0 and lay.pen.l2 >= 0 and lay.pen.bias_l1 >= 0
+            and lay.pen.bias_l2 >= 0):
+        raise ValueError("Engine: regularization factors must be >= 0")
+    lay.rate = spec.get("rate", 0.0)
+    lay.w_off, lay.b_off = spec.get("w_off", 0), spec.get("b_off", -1)
+    lay.aux_off = spec.get("aux_off", 0)
+    if lay.kind == LAYER_DENSE and (
+            lay.w_off < 0 or lay.w_off + lay.n_in * lay.n_out > n_params
+            or lay.b_off + lay.n_out > n_params):
+        raise ValueError("Engine: parameter offsets out of range")
+    if lay.kind == LAYER_NORMALIZATION and (
+            lay.aux_off < 0 or lay.aux_off + 2 * lay.n_out > n_aux):
+        raise ValueError("Engine: statistics offsets out of range")
+    return 0
 
 
 def _aligned_zeros(Py_ssize_t n, dtype):
@@ -639,7 +1117,7 @@ cdef bint _all_finite(const floating* x, Py_ssize_t size) noexcept nogil:
 
 
 cdef void* _data_ptr(arr) except NULL:
-    """Address of a C-contiguous float32/float64 array's first element."""
+    """Address of a writable C-contiguous float32/float64 array's first element."""
     cdef float[::1] f
     cdef double[::1] d
     flat = arr.reshape(-1)
@@ -650,6 +1128,35 @@ cdef void* _data_ptr(arr) except NULL:
         return &f[0]
     d = flat
     return &d[0]
+
+
+cdef size_t _ro_ptr(arr) except 0:
+    """Address of a C-contiguous float32/float64 array's first element, read-only arrays
+    included (the buffer is read through a const view, never written)."""
+    cdef const float[::1] f
+    cdef const double[::1] d
+    flat = arr.reshape(-1)
+    if flat.shape[0] == 0:
+        raise ValueError("empty buffer")
+    if arr.dtype == np.float32:
+        f = flat
+        return <size_t>&f[0]
+    d = flat
+    return <size_t>&d[0]
+
+
+cdef size_t _int_addr(arr) except 0:
+    cdef const int[::1] v = arr
+    if v.shape[0] == 0:
+        raise ValueError("empty buffer")
+    return <size_t>&v[0]
+
+
+cdef size_t _long_addr(arr) except 0:
+    cdef const long long[::1] v = arr
+    if v.shape[0] == 0:
+        raise ValueError("empty buffer")
+    return <size_t>&v[0]
 
 
 cdef int* _int_ptr(arr) except NULL:

@@ -27,8 +27,14 @@ def _softmax(z):
     return e / e.sum(axis=-1, keepdims=True)
 
 
+def _act_name(activation):
+    if activation not in _ACT:
+        raise ValueError(f"unknown activation code {activation}")
+    return _ACT[activation]
+
+
 def _act(z, activation, alpha):
-    name = _ACT[activation]
+    name = _act_name(activation)
     if name == "linear":
         return z
     if name == "relu":
@@ -41,11 +47,13 @@ def _act(z, activation, alpha):
         return np.where(z > 0, z, z * z.dtype.type(alpha))
     if name == "swish":
         return z * _sigmoid(z)
-    return _softmax(z)
+    if name == "softmax":
+        return _softmax(z)
+    raise ValueError(f"unknown activation {name!r}")
 
 
 def _act_grad(z, a, g, activation, alpha):
-    name = _ACT[activation]
+    name = _act_name(activation)
     if name == "linear":
         return g
     if name == "relu":
@@ -59,7 +67,9 @@ def _act_grad(z, a, g, activation, alpha):
     if name == "swish":
         s = _sigmoid(z)
         return g * (s * (1 + z * (1 - s)))
-    return a * (g - (g * a).sum(axis=-1, keepdims=True))
+    if name == "softmax":
+        return a * (g - (g * a).sum(axis=-1, keepdims=True))
+    raise ValueError(f"unknown activation {name!r}")
 
 
 def activation_forward(z, activation, alpha, a_out):
@@ -111,6 +121,8 @@ def _loss_value_grad(kind, pred, y, labels, param):
     """Per-row loss and d loss_row / d pred for one loss kind (unweighted, unscaled)."""
     n, m = pred.shape
     dtype = pred.dtype.type
+    if kind not in _LOSS:
+        raise ValueError(f"unknown loss code {kind}")
     if labels is not None:
         y = np.zeros_like(pred)
         y[np.arange(n), labels] = 1
@@ -212,6 +224,8 @@ def huber(p, y, sample_weight, scale, grad_out, delta):
 def metric_sum(metric, pred, y, labels, sample_weight, threshold):
     """sum_i w_i * metric_i with metric_i averaged over the row (Keras's convention)."""
     w = _weights(sample_weight, pred.shape[0], pred.dtype).astype(np.float64)
+    if metric not in _METRIC:
+        raise ValueError(f"unknown metric code {metric}")
     name = _METRIC[metric]
     if name == "binary_accuracy":
         per_row = ((pred > pred.dtype.type(threshold)) == y).mean(axis=1)
@@ -221,8 +235,10 @@ def metric_sum(metric, pred, y, labels, sample_weight, threshold):
         per_row = pred.argmax(axis=1) == y.argmax(axis=1)
     elif name == "mse":
         per_row = ((pred - y) ** 2).mean(axis=1)
-    else:
+    elif name == "mae":
         per_row = np.abs(pred - y).mean(axis=1)
+    else:
+        raise ValueError(f"unknown metric {name!r}")
     return float(np.dot(w, per_row.astype(np.float64)))
 
 
@@ -262,6 +278,19 @@ class Engine:
             raise ValueError(f"Engine: Huber's delta must be a finite number > 0, got {delta}")
         self.layers = [dict(spec) for spec in layers]
         self.delta = delta
+        for spec in self.layers:
+            if spec.get("kind") not in LAYER_KINDS:
+                raise ValueError(f"Engine: unknown layer kind {spec.get('kind')!r}")
+            _act_name(spec.get("activation", 0))
+            if spec["kind"] != "dense" and spec["n_in"] != spec["n_out"]:
+                raise ValueError(f"Engine: a {spec['kind']} layer keeps its width")
+        if loss not in _LOSS:
+            raise ValueError(f"Engine: unknown loss code {loss}")
+        for code in metrics:
+            if code not in _METRIC:
+                raise ValueError(f"Engine: unknown metric code {code}")
+        if fused and self.layers[-1]["kind"] not in ("dense", "activation"):
+            raise ValueError("Engine: a fused loss needs a Dense or activation output layer")
         self.params, self.aux = params, aux
         self.dtype = params.dtype
         self.grads = np.zeros_like(params)
@@ -269,6 +298,8 @@ class Engine:
         self.metrics, self.threshold = list(metrics), threshold
         self.opt = None
         self.max_rows = 0
+        self.data_scans = 0
+        self._bound = self._order = None
         below = False
         for spec in self.layers:
             spec["need_dx"] = below
@@ -279,6 +310,8 @@ class Engine:
 
     def set_optimizer(self, kind, m, v, beta_1=0.9, beta_2=0.999, epsilon=1e-7, momentum=0.0,
                       nesterov=False):
+        if kind not in OPTIMIZERS:
+            raise ValueError(f"Engine: unknown optimizer {kind!r}")
         self.opt = dict(kind=kind, m=m, v=v, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon,
                         momentum=momentum, nesterov=nesterov)
 
@@ -293,16 +326,18 @@ class Engine:
         return w, b, dw, db
 
     def _forward(self, x, training, step, seed):
+        """Per layer (input, middle, output): middle is z (Dense), the mask (Dropout)."""
         cache, prev = [], x
         for index, spec in enumerate(self.layers):
-            if spec["kind"] == "dense":
+            kind = spec["kind"]
+            if kind == "dense":
                 w, b, _, _ = self._views(spec)
                 z = prev @ w
                 if b is not None:
                     z += b
                 a = _act(z, spec.get("activation", 0), spec.get("alpha", 0.0))
                 cache.append((prev, z, a))
-            elif spec["kind"] == "dropout":
+            elif kind == "dropout":
                 rate = spec.get("rate", 0.0)
                 if training and rate > 0:
                     mask = _dropout_mask(seed, step * len(self.layers) + index, prev.shape) >= rate
@@ -310,15 +345,22 @@ class Engine:
                 else:
                     mask, a = None, prev
                 cache.append((prev, mask, a))
-            else:
+            elif kind == "normalization":
                 m, off = spec["n_out"], spec["aux_off"]
                 a = (prev - self.aux[off:off + m]) / self.aux[off + m:off + 2 * m]
                 cache.append((prev, None, a))
+            elif kind == "activation":
+                a = _act(prev, spec.get("activation", 0), spec.get("alpha", 0.0))
+                cache.append((prev, prev, a))
+            else:
+                raise ValueError(f"Engine: unknown layer kind {kind!r}")
             prev = a
         return cache
 
     def _loss(self, cache, y, labels, sw, stats):
         n = cache[-1][2].shape[0]
+        # fused: the logits are a Dense layer's z, or an activation layer's input (= its
+        # cached middle)
         pred = cache[-1][1] if self.fused else cache[-1][2]
         grad = np.empty_like(pred)
         loss = _loss(self.loss, pred, y, labels, sw, 1.0 / n, grad, self.delta)
@@ -330,11 +372,12 @@ class Engine:
     def _backward(self, cache, g):
         for index in range(len(self.layers) - 1, -1, -1):
             spec = self.layers[index]
+            kind = spec["kind"]
             prev, mid, a = cache[index]
-            if spec["kind"] == "dense":
+            last = index == len(self.layers) - 1
+            act = 0 if (self.fused and last) else spec.get("activation", 0)
+            if kind == "dense":
                 w, b, dw, db = self._views(spec)
-                last = index == len(self.layers) - 1
-                act = 0 if (self.fused and last) else spec.get("activation", 0)
                 dz = np.empty_like(g)
                 dx = np.empty_like(prev) if spec["need_dx"] else None
                 has_bias = b is not None
@@ -343,15 +386,21 @@ class Engine:
                                b=b, bias_l1=spec.get("bias_l1", 0.0) if has_bias else 0.0,
                                bias_l2=spec.get("bias_l2", 0.0) if has_bias else 0.0)
                 g = dx
+            elif kind not in LAYER_KINDS:
+                raise ValueError(f"Engine: unknown layer kind {kind!r}")
             elif not spec["need_dx"]:
                 g = None
-            elif spec["kind"] == "dropout":
+            elif kind == "dropout":
                 rate = spec.get("rate", 0.0)
                 if mid is not None:
                     g = np.where(mid, g / g.dtype.type(1 - rate), 0).astype(g.dtype)
-            else:
+            elif kind == "normalization":
                 m, off = spec["n_out"], spec["aux_off"]
                 g = g / self.aux[off + m:off + 2 * m]
+            elif kind == "activation":
+                g = _act_grad(prev, a, g, act, spec.get("alpha", 0.0))
+            else:
+                raise ValueError(f"Engine: unknown layer kind {kind!r}")
 
     def penalty(self):
         """Kernel and bias penalties l1 * sum|v| + l2 * sum(v^2) of every Dense layer."""
@@ -367,9 +416,41 @@ class Engine:
                     total += l1 * float(np.sum(np.abs(v))) + l2 * float(np.sum(v * v))
         return total
 
-    def train(self, x, y, labels, sample_weight, order, batch_size, first, count, lrs, step,
-              seed, stats):
+    # --- training: bind once, an order per epoch, then O(1)-checked batch runs --------------
+    def bind(self, x, y, labels, sample_weight):
+        if labels is not None:
+            labels = np.array(labels, dtype=np.intc, copy=True)
+            self.data_scans += 1
+            if labels.size and (labels.min() < 0 or labels.max() >= self.layers[-1]["n_out"]):
+                raise ValueError("Engine: label out of range")
+        self._bound, self._order = (x, y, labels, sample_weight), None
+
+    def set_order(self, order):
+        if self._bound is None:
+            raise ValueError("Engine.set_order: no data bound; call bind first")
+        order = np.array(order, dtype=np.int64, copy=True)
+        self.data_scans += 1
+        if order.ndim != 1 or order.size == 0:
+            raise ValueError("Engine.set_order: order must be a non-empty 1-D integer array")
+        if order.min() < 0 or order.max() >= self._bound[0].shape[0]:
+            raise ValueError("Engine.set_order: order index out of range")
+        self._order = order
+
+    def unbind(self):
+        self._bound = self._order = None
+
+    @property
+    def bound(self):
+        return self._bound
+
+    def train_batches(self, batch_size, first, count, lrs, step, seed, stats):
+        if self._bound is None or self._order is None:
+            raise ValueError("Engine.train_batches: bind data and set an order first")
+        x, y, labels, sample_weight = self._bound
+        order = self._order
         n = order.shape[0]
+        if batch_size < 1 or first < 0 or count < 0 or first + count > -(-n // batch_size):
+            raise ValueError("Engine.train_batches: batch range outside the data")
         for b in range(first, first + count):
             rows = order[b * batch_size:min((b + 1) * batch_size, n)]
             xb = x[rows]
@@ -386,19 +467,39 @@ class Engine:
             if opt["kind"] == "adam":
                 adam_update(self.params, self.grads, opt["m"], opt["v"], lrs[b - first],
                             opt["beta_1"], opt["beta_2"], opt["epsilon"], step)
-            else:
+            elif opt["kind"] == "sgd":
                 sgd_update(self.params, self.grads, opt["m"], lrs[b - first], opt["momentum"],
                            opt["nesterov"])
+            else:
+                raise ValueError(f"Engine: unknown optimizer {opt['kind']!r}")
         return step
 
+    def train(self, x, y, labels, sample_weight, order, batch_size, first, count, lrs, step,
+              seed, stats):
+        self.bind(x, y, labels, sample_weight)
+        try:
+            self.set_order(order)
+            return self.train_batches(batch_size, first, count, lrs, step, seed, stats)
+        finally:
+            self.unbind()
+
+    # --- inference ------------------------------------------------------------------------
     def forward(self, x, out):
         out[...] = self._forward(x, False, 0, 0)[-1][2]
         return out
 
     def infer(self, x):
+        if not isinstance(x, np.ndarray) or x.dtype not in (np.float32, np.float64) \
+                or x.ndim != 2 or not x.flags.c_contiguous:
+            raise TypeError("Engine.infer: x must be a C-contiguous 2-D float32 or float64 "
+                            "array")
         if x.shape[1] != self.layers[0]["n_in"]:
             raise ValueError(f"x has {x.shape[1]} features, but the model expects "
                              f"{self.layers[0]['n_in']}")
+        if x.shape[0] == 0:
+            raise ValueError(f"x must be non-empty, got shape {x.shape}")
+        with np.errstate(over="ignore"):  # beyond float32's range -> inf, refused below
+            x = x.astype(self.dtype, copy=False)
         if not np.isfinite(x).all():
             raise ValueError("x contains NaN or infinity")
         return self._forward(x, False, 0, 0)[-1][2].copy()
@@ -408,6 +509,21 @@ class Engine:
         loss, _ = self._loss(cache, y, labels, sample_weight, stats)
         stats[0] += loss
         stats[1] += x.shape[0]
+
+    def _force_code(self, what, index, code):
+        """Bypass the constructor's checks (tests of the dispatch error branches)."""
+        if what == "layer":
+            self.layers[index]["kind"] = code
+        elif what == "activation":
+            self.layers[index]["activation"] = code
+        elif what == "loss":
+            self.loss = code
+        elif what == "metric":
+            self.metrics[index] = code
+        elif what == "optimizer":
+            self.opt["kind"] = code
+        else:
+            raise ValueError(f"_force_code: unknown field {what!r}")
 
 
 def _dropout_mask(seed, stream, shape):

@@ -8,11 +8,12 @@ import textwrap
 
 import numpy as np
 import pytest
+from fastnn._kernels.engine import _workspace_layout
 
 import fastnn
 import fastnn._kernels as kernels
 from fastnn._kernels import LOSSES, METRICS, reference
-from fastnn.layers import Dense, Dropout, Normalization
+from fastnn.layers import Activation, Dense, Dropout, LeakyReLU, Normalization, ReLU, Softmax
 from fastnn.regularizers import L1, L1L2, L2
 
 TWINS = (kernels.Engine, reference.Engine)
@@ -59,6 +60,21 @@ STACKS = {
     "huber": (lambda: [Dense(6, "relu", kernel_regularizer=L2(0.01), bias_regularizer=L1(0.01)),
                        Dense(2)],
               4, "huber", False, "dense", ["mse"]),
+    # activation layers (kind "activation"), fused as the output layer or not
+    "act-layers-fused": (lambda: [Dense(6), ReLU(), Dense(5), LeakyReLU(0.2), Dense(4),
+                                  Softmax()],
+                         5, "sparse_softmax_xent", True, "labels",
+                         ["sparse_categorical_accuracy"]),
+    "act-layers-probs": (lambda: [Dense(6), Activation("tanh"), Dropout(0.3), Dense(3),
+                                  Activation("sigmoid")],
+                         4, "bce", False, "binary", ["binary_accuracy"]),
+    "act-first-soft-fused": (lambda: [Activation("swish"), Dense(4), Activation("softmax")],
+                             3, "softmax_xent", True, "soft", ["categorical_accuracy"]),
+    "act-sigmoid-fused": (lambda: [_norm(3), Dense(3), Activation("leaky_relu"), Dense(2),
+                                   Activation("sigmoid")],
+                          3, "sigmoid_bce", True, "binary", ["binary_accuracy"]),
+    "act-softmax-mse": (lambda: [Dense(4, "tanh"), Softmax()], 3, "mse", False, "dense",
+                        ["mae"]),
 }
 
 OPTIMIZERS = {
@@ -558,3 +574,254 @@ def test_engine_refuses_targets_that_do_not_fit_the_loss(case, run_python):
     assert proc.returncode == 0 and proc.stdout.startswith("ValueError"), (
         f"Engine.{ENGINE_MISUSE[case][0]} with {case!r} should raise ValueError at its entry; "
         f"got: {outcome}")
+
+
+# ----------------------------------------------------------------------------- activation layers
+
+@pytest.mark.parametrize("loss, act, target", [("sparse_softmax_xent", "softmax", "labels"),
+                                               ("sigmoid_bce", "sigmoid", "binary"),
+                                               ("cce", "softmax", "soft"),
+                                               ("mse", "tanh", "dense")])
+@pytest.mark.parametrize("twin", TWINS, ids=["compiled", "reference"])
+def test_activation_layer_output_trains_as_dense_activation(twin, loss, act, target, dtype,
+                                                            rng):
+    # [Dense(k), Activation(act)] runs exactly as Dense(k, act), fused loss included
+    fused = loss in ("sparse_softmax_xent", "sigmoid_bce")
+    results = []
+    for layers in ([Dense(5, "relu"), Dense(3, act)],
+                   [Dense(5, "relu"), Dense(3), Activation(act)]):
+        model = fastnn.Sequential(layers, dtype=dtype)
+        model.build(4)
+        params = (0.5 * np.random.default_rng(1).standard_normal(model._params.shape)).astype(
+            dtype)
+        engine = twin(model._specs(), params, np.zeros(1, dtype), LOSSES[loss], fused, [], 0.5)
+        engine.set_optimizer("sgd", None, None)
+        data = np.random.default_rng(2)
+        x = data.standard_normal((9, 4)).astype(dtype)
+        y = labels = None
+        if target == "labels":
+            labels = data.integers(0, 3, 9).astype(np.intc)
+        elif target == "soft":
+            y = data.dirichlet(np.ones(3), 9).astype(dtype)
+        elif target == "binary":
+            y = data.integers(0, 2, (9, 3)).astype(dtype)
+        else:
+            y = data.standard_normal((9, 3)).astype(dtype)
+        stats = np.zeros(2)
+        engine.train(x, y, labels, None, np.arange(9, dtype=np.int64), 4, 0, 3,
+                     np.full(3, 0.1), 0, 0, stats)
+        results.append((params, stats, engine.infer(x)))
+    np.testing.assert_array_equal(results[0][0], results[1][0])
+    np.testing.assert_array_equal(results[0][1], results[1][1])
+    np.testing.assert_array_equal(results[0][2], results[1][2])
+
+
+def test_activation_layer_must_keep_its_width():
+    spec = [{"kind": "activation", "n_in": 3, "n_out": 4, "activation": 1}]
+    for twin in TWINS:
+        with pytest.raises(ValueError):
+            twin(spec, np.zeros(1), np.zeros(1), LOSSES["mse"], False, [], 0.5)
+
+
+# ----------------------------------------------------------------------------- bind once
+
+def _bound_run(case, twin, batch_size, per_batch):
+    engine, params, _ = case.engine(twin, "adam")
+    n = case.x.shape[0]
+    n_batches = -(-n // batch_size)
+    lrs, stats, step = np.full(n_batches, 0.01), case.stats(), 0
+    engine.bind(case.x, case.y, case.labels, case.sw)
+    for order in (np.arange(n, dtype=np.int64), case.shuffled):
+        engine.set_order(order)
+        if per_batch:
+            for b in range(n_batches):
+                step = engine.train_batches(batch_size, b, 1, lrs[b:], step, 7, stats)
+        else:
+            step = engine.train_batches(batch_size, 0, n_batches, lrs, step, 7, stats)
+    engine.unbind()
+    return engine, params, stats, step
+
+
+@pytest.mark.parametrize("twin", TWINS, ids=["compiled", "reference"])
+def test_bound_batches_validate_once(twin, rng):
+    # bind scans the labels once and set_order the order once per epoch; the per-batch
+    # calls add no O(n) pass (before bind existed, every train call re-scanned both)
+    case = Case("sparse-fused", np.float64, rng, n=400)
+    engine, params, stats, step = _bound_run(case, twin, 4, per_batch=True)
+    assert step == 200
+    assert engine.data_scans == 3       # labels once + two epochs' orders
+    _, params2, stats2, _ = _bound_run(case, twin, 4, per_batch=False)
+    np.testing.assert_array_equal(params, params2)
+    np.testing.assert_array_equal(stats, stats2)
+    assert engine.bound is None
+
+
+@pytest.mark.parametrize("twin", TWINS, ids=["compiled", "reference"])
+def test_bind_copies_labels_and_order(twin, rng):
+    case = Case("sparse-fused", np.float64, rng, n=20)
+    want = _bound_run(case, twin, 5, per_batch=False)[1]
+    engine, params, _ = case.engine(twin, "adam")
+    labels, order = case.labels.copy(), np.arange(20, dtype=np.int64)
+    engine.bind(case.x, None, labels, None)
+    labels[:] = 10**6          # the caller's buffers change after the checks...
+    engine.set_order(order)
+    order[:] = -5
+    stats = case.stats()       # ...which the engine's own copies do not see
+    step = engine.train_batches(5, 0, 4, np.full(4, 0.01), 0, 7, stats)
+    engine.set_order(case.shuffled)
+    engine.train_batches(5, 0, 4, np.full(4, 0.01), step, 7, stats)
+    np.testing.assert_array_equal(params, want)
+    assert not np.shares_memory(engine.bound[2], labels)
+
+
+@pytest.mark.parametrize("twin", TWINS, ids=["compiled", "reference"])
+def test_train_batches_needs_bind_and_order(twin, rng):
+    case = Case("regression", np.float64, rng, n=10)
+    engine, _, _ = case.engine(twin, "sgd")
+    lrs, stats = np.full(3, 0.1), case.stats()
+    with pytest.raises(ValueError):
+        engine.train_batches(4, 0, 3, lrs, 0, 0, stats)
+    with pytest.raises(ValueError):
+        engine.set_order(np.arange(10))
+    engine.bind(case.x, case.y, None, None)
+    with pytest.raises(ValueError):
+        engine.train_batches(4, 0, 3, lrs, 0, 0, stats)
+    for bad in (np.array([0, 10]), np.array([-1]), np.array([], np.int64)):
+        with pytest.raises(ValueError):
+            engine.set_order(bad)
+    engine.set_order(np.arange(10))
+    for first, count in ((0, 4), (3, 1), (-1, 1)):
+        with pytest.raises(ValueError):
+            engine.train_batches(4, first, count, np.full(4, 0.1), 0, 0, stats)
+    assert engine.train_batches(4, 0, 3, lrs, 0, 0, stats) == 3
+
+
+@pytest.mark.parametrize("twin", TWINS, ids=["compiled", "reference"])
+def test_read_only_inputs_are_accepted(twin, dtype, rng, tol):
+    case = Case("sparse-fused", dtype, rng, n=23, weighted=True)
+    want = _train_run(case, twin, "adam", batch_size=8)
+    for a in (case.x, case.labels, case.sw, case.shuffled):
+        a.flags.writeable = False
+    got = _train_run(case, twin, "adam", batch_size=8)
+    _assert_twins_agree(got, want, tol)
+    engine, _, _ = case.engine(twin)
+    engine.evaluate(case.x, None, case.labels, case.sw, case.stats())
+    assert engine.infer(case.x).shape == (23, case.n_out)
+    engine.bind(case.x, None, case.labels, case.sw)
+    assert engine.bound[0] is case.x    # bound in place, not copied
+
+
+def test_infer_casts_other_float_dtype_in_its_check(dtype, rng):
+    case = Case("regression", dtype, rng, n=6)
+    other = np.float64 if dtype == np.float32 else np.float32
+    for twin in TWINS:
+        engine, _, _ = case.engine(twin)
+        got = engine.infer(case.x.astype(other))
+        np.testing.assert_array_equal(got, engine.infer(case.x.astype(other).astype(dtype)))
+        assert got.dtype == dtype
+        for bad in (np.zeros((2, 5), np.int64), np.zeros((5, 2), dtype).T, [[0.0] * 5]):
+            with pytest.raises(TypeError):
+                engine.infer(bad)
+    if dtype == np.float32:
+        big = case.x.astype(np.float64)
+        big[1, 2] = 1e39        # finite in float64, inf in the model's float32
+        for twin in TWINS:
+            with pytest.raises(ValueError, match="NaN or infinity"):
+                case.engine(twin)[0].infer(big)
+
+
+# ----------------------------------------------------------------------------- unknown kinds
+
+def test_constructor_rejects_unknown_codes():
+    layers, params, aux = _simple()
+    mse = LOSSES["mse"]
+    for twin in TWINS:
+        with pytest.raises(ValueError):
+            twin([dict(layers[0], kind="conv"), layers[1]], params, aux, mse, False, [], 0.5)
+        with pytest.raises(ValueError):
+            twin([dict(layers[0], activation=len(kernels.ACTIVATIONS)), layers[1]], params,
+                 aux, mse, False, [], 0.5)
+        with pytest.raises(ValueError):
+            twin(layers, params, aux, len(LOSSES), False, [], 0.5)
+        with pytest.raises(ValueError):
+            twin(layers, params, aux, -1, False, [], 0.5)
+        with pytest.raises(ValueError):
+            twin(layers, params, aux, mse, False, [len(METRICS)], 0.5)
+        engine = twin(layers, params, aux, mse, False, [], 0.5)
+        with pytest.raises(ValueError):
+            engine.set_optimizer("rmsprop-unknown", None, None)
+
+
+# what -> (index, compiled code, twin code, the calls that reach the switch)
+UNKNOWN = {
+    "layer": (1, 99, "conv", ("infer", "evaluate", "train")),
+    "activation": (0, 99, 99, ("infer", "evaluate", "train")),
+    "loss": (0, 99, 99, ("evaluate", "train")),
+    "metric": (0, 99, 99, ("evaluate", "train")),
+    "optimizer": (0, 99, "rmsprop-unknown", ("train",)),
+}
+
+
+@pytest.mark.parametrize("what", UNKNOWN)
+@pytest.mark.parametrize("twin", TWINS, ids=["compiled", "reference"])
+def test_every_dispatch_raises_on_an_unknown_code(twin, what):
+    # codes are validated at construction; these force one past the checks to prove that
+    # the switches themselves end in an error branch (the twin raises, the compiled loop
+    # sets an error code that its entry raises), never a silent default
+    index, compiled_code, twin_code, calls = UNKNOWN[what]
+    layers, _, aux = _simple()
+    rng = np.random.default_rng(0)
+    for call in calls:
+        params = rng.standard_normal(26)
+        engine = twin(layers, params, aux, LOSSES["mse"], False, [METRICS["mae"]], 0.5)
+        engine.set_optimizer("sgd", None, None)
+        engine._force_code(what, index, compiled_code if twin is kernels.Engine else twin_code)
+        x, y = rng.standard_normal((5, 3)), rng.standard_normal((5, 2))
+        p0 = params.copy()
+        with pytest.raises(ValueError, match="unknown"):
+            if call == "infer":
+                engine.infer(x)
+            elif call == "evaluate":
+                engine.evaluate(x, y, None, None, np.zeros(4))
+            else:
+                engine.train(x, y, None, None, np.arange(5), 5, 0, 1, np.array([0.1]), 0, 0,
+                             np.zeros(4))
+        if what != "optimizer":
+            np.testing.assert_array_equal(params, p0)  # nothing was updated
+
+
+# ----------------------------------------------------------------------------- sizes
+
+def test_workspace_layout_beyond_2_31_elements():
+    # paper sizes, nothing allocated: 70,000 rows through layers 40,000 wide make blocks of
+    # 2.8e9 elements (> 2**31), which 32-bit int offsets would wrap
+    rows, n_in, widths = 70_000, 30_000, [40_000, 40_000, 10]
+    layout = _workspace_layout(rows, n_in, widths, [True, True, True], [True, False, False], 4)
+    block = rows * 40_000            # a multiple of 16 floats: no alignment padding
+    assert block > 2**31
+    assert layout["z"][0] == 0 and layout["a"][0] == 0          # linear Dense: a is z
+    assert layout["g"][0] == block
+    assert layout["z"][1] == 2 * block and layout["a"][1] == 3 * block
+    assert layout["g"][1] == 4 * block
+    small = rows * 10
+    assert layout["z"][2] == 5 * block
+    assert layout["a"][2] == 5 * block + small
+    assert layout["g"][2] == 5 * block + 2 * small
+    assert layout["x"] == 5 * block + 3 * small
+    assert layout["y"] == layout["x"] + rows * n_in
+    assert layout["sw"] == layout["y"] + small
+    assert layout["size"] == layout["sw"] + rows
+    assert all(isinstance(v, int) for v in (layout["size"], layout["x"]))
+    # every block starts on a 64-byte boundary (float64: 8 per line)
+    odd = _workspace_layout(3, 5, [7], [True], [False], 8)
+    assert [odd["z"][0], odd["a"][0], odd["g"][0], odd["x"], odd["y"], odd["sw"]] == \
+        [0, 24, 48, 72, 88, 112]
+    with pytest.raises(ValueError):   # beyond Py_ssize_t: refused, never wrapped
+        _workspace_layout(2**40, 2**40, [2**40], [True], [False], 4)
+
+
+def test_blas_dimensions_are_checked():
+    # BLAS takes 32-bit ints: a width beyond that is refused at construction
+    layers = [{"kind": "dense", "n_in": 2**31, "n_out": 1, "w_off": 0, "b_off": -1}]
+    with pytest.raises(ValueError):
+        kernels.Engine(layers, np.zeros(4), np.zeros(1), LOSSES["mse"], False, [], 0.5)
