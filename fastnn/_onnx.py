@@ -10,7 +10,9 @@ pooling and flatten layers plug in the same way).
 The graph computes exactly what ``model.predict`` does, in the model's dtype
 (float32 or float64), with a dynamic batch dimension:
 
-- Dense: ``Gemm(x, kernel, bias)`` then its activation;
+- Dense: ``Gemm(x, kernel, bias)`` then its activation (Relu, Sigmoid, Tanh, Softmax over
+  the last axis, ``x * Sigmoid(x)`` for swish, PRelu with the slope as a tensor of the
+  model's dtype for leaky_relu);
 - Dropout: nothing (the identity at inference);
 - Normalization: ``(x - mean) / std`` with the layer's stored ``std``, which is
   already ``max(sqrt(variance), 1e-7)``, so the served model divides by the very
