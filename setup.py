@@ -5,16 +5,18 @@ Environment toggles:
   FASTNN_CYTHON_DEBUG=1  boundscheck/initializedcheck/nonecheck on (debug build)
   FASTNN_NATIVE=1        add -march=native (never the default: wheels must be portable)
   FASTNN_NO_OPENMP=1     build serially even where OpenMP is available
+  FASTNN_BUILD_JOBS=N    translate and compile N modules at a time (default: the usable cores)
 """
+import multiprocessing
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 
 import numpy
 from Cython.Build import cythonize
 from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
 
 DEBUG = os.environ.get("FASTNN_CYTHON_DEBUG", "0") != "0"
 DIRECTIVES = {
@@ -39,12 +41,15 @@ MODULES = ["_omp", "dense", "losses", "optim", "engine"]
 COMPILE_ARGS = ["-O3", "-fno-math-errno", "-fno-trapping-math", "-ffp-contract=off"]
 if os.environ.get("FASTNN_NATIVE", "0") != "0":
     COMPILE_ARGS.append("-march=native")
+# MSVC: its default /fp:precise neither fuses a*b+c (that takes /fp:contract) nor assumes
+# away NaN/inf, the same guarantees as the gcc flags above.  OpenMP is /openmp (OpenMP 2.0,
+# enough for Cython's prange); the wheel then needs vcomp140.dll, which the Windows wheel
+# repair step bundles (pyproject.toml, [tool.cibuildwheel.windows]).
+MSVC_COMPILE_ARGS = ["/O2"]
 
 
 def openmp_flags():
-    """Compile and link a tiny omp.h program; return the flags if it works."""
-    if os.environ.get("FASTNN_NO_OPENMP", "0") != "0" or sys.platform == "win32":
-        return []
+    """Compile and link a tiny omp.h program with $CC; return the flags if it works."""
     cc = os.environ.get("CC", "cc")
     if shutil.which(cc.split()[0]) is None:
         return []
@@ -58,7 +63,46 @@ def openmp_flags():
     return ["-fopenmp"] if ok else []
 
 
-OPENMP = openmp_flags()
+def build_jobs():
+    """How many modules to translate and compile at once: FASTNN_BUILD_JOBS or the cores
+    this process may use (``pip install .`` passes no -j, so the default matters)."""
+    if os.environ.get("FASTNN_BUILD_JOBS"):
+        return max(1, int(os.environ["FASTNN_BUILD_JOBS"]))
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+class BuildExt(build_ext):
+    """build_ext with the flags of the compiler at hand, compiling modules concurrently."""
+
+    def finalize_options(self):
+        if self.parallel is None:  # `pip install .` passes no -j; a -j given still wins
+            self.parallel = JOBS
+        super().finalize_options()
+
+    def build_extensions(self):
+        no_openmp = os.environ.get("FASTNN_NO_OPENMP", "0") != "0"
+        if self.compiler.compiler_type == "msvc":
+            compile_args = MSVC_COMPILE_ARGS + ([] if no_openmp else ["/openmp"])
+            link_args = []
+        else:
+            openmp = [] if no_openmp else openmp_flags()
+            compile_args, link_args = COMPILE_ARGS + openmp, openmp
+        for ext in self.extensions:
+            ext.extra_compile_args = compile_args
+            ext.extra_link_args = link_args
+        super().build_extensions()
+
+
+JOBS = build_jobs()
+# cythonize runs its translations in a multiprocessing pool.  Only with "fork": the
+# spawn/forkserver start methods re-import the main module, which is this script when
+# it is run directly, and would start the build again in every worker.
+START_METHOD = (multiprocessing.get_start_method(allow_none=True)
+                or multiprocessing.get_all_start_methods()[0])  # the default comes first
+CYTHON_JOBS = JOBS if START_METHOD == "fork" else 0
 
 extensions = [
     Extension(
@@ -67,12 +111,11 @@ extensions = [
         # numpy's headers: engine.pyx's infer uses the NumPy C-API (see there)
         include_dirs=["csrc", numpy.get_include()],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
-        extra_compile_args=COMPILE_ARGS + OPENMP,
-        extra_link_args=OPENMP,
     )
     for name in MODULES
 ]
 
 setup(
-    ext_modules=cythonize(extensions, compiler_directives=DIRECTIVES),
+    ext_modules=cythonize(extensions, compiler_directives=DIRECTIVES, nthreads=CYTHON_JOBS),
+    cmdclass={"build_ext": BuildExt},
 )

@@ -2,7 +2,8 @@
 
 ReLU 25 -> ReLU 15 -> linear 10, trained with Adam on softmax cross-entropy from
 logits; the probabilities come from fastnn.activations.softmax.
-Prints per-epoch progress and a final ``test accuracy: <value>`` line.
+Prints per-epoch progress and a final ``test accuracy: <value>`` line, and saves the
+learning curves (loss and accuracy per epoch) as a PNG when matplotlib is installed.
 """
 import argparse
 import time
@@ -13,12 +14,13 @@ from sklearn.model_selection import train_test_split
 
 import fastnn
 from fastnn import Sequential
+from fastnn.utils import plot_history
 from fastnn.layers import Dense
 from fastnn.losses import SparseCategoricalCrossentropy
 from fastnn.optimizers import Adam
 
 
-def main(epochs=100, seed=0, verbose=1):
+def main(epochs=100, seed=0, verbose=1, plot="digits_multiclass.png"):
     X, y = load_digits(return_X_y=True)
     X = (X / 16.0).astype(np.float32)
     X_train, X_test, y_train, y_test = train_test_split(
@@ -34,14 +36,27 @@ def main(epochs=100, seed=0, verbose=1):
                   loss=SparseCategoricalCrossentropy(from_logits=True),
                   metrics=["accuracy"])
     start = time.perf_counter()
-    model.fit(X_train, y_train, epochs=epochs, batch_size=32, verbose=verbose)
+    history = model.fit(X_train, y_train, epochs=epochs, batch_size=32, verbose=verbose)
     seconds = time.perf_counter() - start
 
     probs = fastnn.activations.softmax(model(X_test))
     accuracy = float(np.mean(probs.argmax(axis=1) == y_test))
     print(f"fit time: {seconds:.3f} s for {epochs} epochs")
     print(f"test accuracy: {accuracy:.4f}")
+    if plot:
+        save_curves(history, plot)
     return accuracy
+
+
+def save_curves(history, path):
+    try:
+        import matplotlib
+    except ImportError:
+        print("matplotlib is not installed: no plot")
+        return
+    matplotlib.use("Agg")  # file output only: no display needed
+    plot_history(history).savefig(path, dpi=100)
+    print(f"learning curves saved to {path}")
 
 
 if __name__ == "__main__":
@@ -49,5 +64,7 @@ if __name__ == "__main__":
     parser.add_argument("--epochs", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--verbose", type=int, default=1)
+    parser.add_argument("--plot", default="digits_multiclass.png",
+                        help="PNG path for the learning curves ('' for none)")
     args = parser.parse_args()
-    main(args.epochs, args.seed, args.verbose)
+    main(args.epochs, args.seed, args.verbose, args.plot)

@@ -5,8 +5,8 @@ Both runs train 64 -> 256 -> 256 -> 10 on the same 80% training split, holding o
 20% for validation.  The plain network overfits (its validation loss turns up after a
 few dozen epochs); the regularised one adds L2(1e-4) on every kernel, Dropout(0.3) after
 each hidden layer and EarlyStopping(patience=15, restore_best_weights=True).  Prints the
-best validation values of each curve and the test accuracy, and saves the learning curves
-as a PNG when matplotlib is installed.
+best validation values of each curve and the test accuracy, and saves the training and
+validation loss curves of both runs as a PNG when matplotlib is installed.
 """
 import argparse
 
@@ -16,6 +16,7 @@ from sklearn.model_selection import train_test_split
 
 import fastnn
 from fastnn import Sequential
+from fastnn.utils import plot_history
 from fastnn.callbacks import EarlyStopping
 from fastnn.layers import Dense, Dropout
 from fastnn.losses import SparseCategoricalCrossentropy
@@ -36,6 +37,29 @@ def build(regularized):
     model.compile(optimizer=Adam(learning_rate=1e-3),
                   loss=SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
     return model
+
+
+def save_curves(curves, path):
+    """Training vs validation loss of each run side by side: the course's bias/variance
+    picture (a validation curve that turns up away from the training curve is variance)."""
+    try:
+        import matplotlib
+    except ImportError:
+        print("matplotlib is not installed: no plot")
+        return
+    matplotlib.use("Agg")  # file output only: no display needed
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(curves), figsize=(5 * len(curves), 3.6), sharey=True)
+    for ax, (name, h) in zip(axes, curves.items(), strict=True):
+        plot_history(h, metrics="loss", ax=ax)
+        ax.set_yscale("log")
+        ax.set_title(name)
+    fig.suptitle("digits, 64-256-256-10: training vs validation loss")
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    print(f"learning curves saved to {path}")
 
 
 def main(epochs=150, seed=0, plot="digits_regularized.png"):
@@ -62,28 +86,7 @@ def main(epochs=150, seed=0, plot="digits_regularized.png"):
         curves[name] = h
 
     if plot:
-        try:
-            import matplotlib
-
-            matplotlib.use("Agg")
-            import matplotlib.pyplot as plt
-        except ImportError:
-            print("matplotlib is not installed: no plot")
-            return curves
-        fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-        for name, h in curves.items():
-            for ax, key in zip(axes, ("loss", "accuracy"), strict=True):
-                line, = ax.plot(h[f"val_{key}"], label=f"{name} (validation)")
-                ax.plot(h[key], linestyle=":", color=line.get_color(),
-                        label=f"{name} (training)")
-                ax.set_xlabel("epoch")
-                ax.set_ylabel(key)
-        axes[0].set_yscale("log")
-        axes[0].legend(fontsize=8)
-        fig.suptitle("digits, 64-256-256-10: learning curves")
-        fig.tight_layout()
-        fig.savefig(plot, dpi=100)
-        print(f"learning curves saved to {plot}")
+        save_curves(curves, plot)
     return curves
 
 

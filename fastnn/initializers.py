@@ -9,7 +9,7 @@ from fastnn import _random
 class Initializer:
     """Base class: ``init(shape, dtype)`` returns a new array."""
 
-    name = None
+    name: str | None = None
 
     def __call__(self, shape, dtype):
         raise NotImplementedError

@@ -16,11 +16,11 @@ from fastnn import _kernels, _validation
 class Loss:
     """Base class.  Subclasses set `name`, the kernel names and the target kind."""
 
-    name = None
-    sparse = False          # integer labels instead of dense targets
-    _logit_kernel = None    # kernel on logits (from_logits=True, or fused)
-    _prob_kernel = None     # kernel on outputs (probabilities, or MSE's values)
-    _fuses_with = None      # output activation whose pre-activation feeds _logit_kernel
+    name: str | None = None
+    sparse = False                    # integer labels instead of dense targets
+    _logit_kernel: str | None = None  # kernel on logits (from_logits=True, or fused)
+    _prob_kernel: str | None = None   # kernel on outputs (probabilities, or MSE's values)
+    _fuses_with: str | None = None    # output activation whose pre-activation feeds _logit_kernel
 
     def __init__(self, from_logits=False):
         if not isinstance(from_logits, (bool, np.bool_)):

@@ -856,6 +856,37 @@ class Sequential:
         self._require_built("load_weights")
         saving.load_weights_into(self, filepath, skip_mismatch)
 
+    def export(self, filepath, format="tf_saved_model", verbose=None, input_signature=None,
+               **kwargs):
+        """Export the model for inference (Keras 3's signature); fastnn writes ``"onnx"``.
+
+        Parameters
+        ----------
+        filepath : str or os.PathLike
+        format : str, default "tf_saved_model"
+            Only ``"onnx"`` is supported (a standard ONNX graph, opset >= 17, with a
+            dynamic batch dimension; needs the ``onnx`` package: ``fastnn[onnx]``).
+            Keras's other formats raise ValueError.
+        verbose : bool, optional
+            Print a line once the file is written.
+        input_signature : None
+            Accepted for Keras compatibility; fastnn takes the shape from the model.
+        opset_version : int, optional
+            ONNX opset, 17 by default.
+        """
+        from fastnn import _onnx
+
+        if format != "onnx":
+            raise ValueError(f"format={format!r} is not supported by fastnn; use format='onnx'")
+        unknown = set(kwargs) - {"opset_version"}
+        if unknown:
+            raise TypeError(f"export() got unexpected keyword arguments {sorted(unknown)}")
+        if input_signature is not None:
+            raise ValueError("input_signature: fastnn exports the model's own input shape; "
+                             "pass None")
+        self._require_built("export")
+        _onnx.export(self, filepath, kwargs.get("opset_version"), bool(verbose))
+
     def __reduce__(self):
         # pickling uses the same self-checking format as save(), so it never needs the
         # compiled engines and a restored model is bit-identical

@@ -12,7 +12,7 @@ from fastnn import _validation
 class Optimizer:
     """Base class: learning-rate handling and state ownership."""
 
-    kind = None
+    kind: str | None = None
     _n_slots = 0
 
     def __init__(self, learning_rate):

@@ -1,9 +1,11 @@
-"""Utilities with Keras's names: ``to_categorical`` and ``set_random_seed``."""
+"""Utilities with Keras's names: ``to_categorical`` and ``set_random_seed``; and
+``plot_history`` (matplotlib, imported only when it draws)."""
 import numpy as np
 
+from fastnn._plot import plot_history
 from fastnn._random import set_random_seed
 
-__all__ = ["to_categorical", "set_random_seed"]
+__all__ = ["to_categorical", "set_random_seed", "plot_history"]
 
 
 def to_categorical(x, num_classes=None):

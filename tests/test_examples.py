@@ -14,14 +14,17 @@ def run_example(run_python, name, *args):
     return float(match.group(1)), out
 
 
-def test_digits_multiclass_reaches_096(run_python):
-    accuracy, out = run_example(run_python, "digits_multiclass.py")
+def test_digits_multiclass_reaches_096(run_python, tmp_path):
+    png = tmp_path / "curves.png"
+    accuracy, out = run_example(run_python, "digits_multiclass.py", "--plot", str(png))
     assert accuracy >= 0.96
     # per-epoch progress: epoch i/N, loss, metrics and elapsed time
     lines = [line for line in out.splitlines() if line.startswith("Epoch ")]
     assert len(lines) == 100
     assert re.match(r"Epoch 100/100 - 45/45 - [0-9]+(s|ms|us) [0-9]+(s|ms|us)/step - "
                     r"loss: [0-9.]+ - accuracy: [0-9.]+$", lines[-1])
+    if "matplotlib is not installed" not in out:
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_digits_binary_separates_zero_and_one(run_python):
@@ -33,13 +36,16 @@ def test_digits_binary_separates_zero_and_one(run_python):
 def test_digits_multiclass_other_seeds_stay_close(run_python, seed):
     # the network lands at about 0.96-0.97 whatever the seed, as in Keras and PyTorch
     accuracy, _ = run_example(run_python, "digits_multiclass.py", "--seed", str(seed),
-                              "--verbose", "0")
+                              "--verbose", "0", "--plot", "")
     assert accuracy >= 0.95
 
 
-def test_digits_regularized_prints_both_curves(run_python):
-    out = run_python([str(EXAMPLES / "digits_regularized.py"), "--epochs", "25", "--plot", ""],
-                     timeout=300, check=True).stdout
+def test_digits_regularized_prints_both_curves(run_python, tmp_path):
+    png = tmp_path / "curves.png"
+    out = run_python([str(EXAMPLES / "digits_regularized.py"), "--epochs", "25", "--plot",
+                      str(png)], timeout=300, check=True).stdout
+    if "matplotlib is not installed" not in out:
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     lines = [line for line in out.splitlines() if "best val_loss" in line]
     assert len(lines) == 2
     assert lines[0].strip().startswith("plain:")
