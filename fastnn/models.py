@@ -216,7 +216,8 @@ class Sequential:
         yv, lv = self._targets(validation_data[1], "validation_data[1]", xv.shape[0], n_out)
         swv = None
         if len(validation_data) == 3 and validation_data[2] is not None:
-            swv = _validation.as_sample_weight(validation_data[2], xv.shape[0], self.dtype)
+            swv = _validation.as_sample_weight(validation_data[2], xv.shape[0], self.dtype,
+                                               "validation_data[2]")
         return xv, yv, lv, swv
 
     # ------------------------------------------------------------------------- training
@@ -422,8 +423,7 @@ class Sequential:
             arr = _validation._real_array(w, f"weights[{i}]")
             if arr.shape != shape:
                 raise ValueError(f"weights[{i}] has shape {arr.shape}, expected {shape}")
-            _validation._check_finite(arr, f"weights[{i}]")
-            arrays.append(arr.astype(self.dtype))
+            arrays.append(_validation.as_finite(arr, f"weights[{i}]", self.dtype))
         index = 0
         for layer in self._layers:
             count = len(layer.weight_shapes())
