@@ -95,10 +95,12 @@ def dense_backward(const floating[:, ::1] x not None, const floating[:, ::1] w n
 
 
 def matmul(const floating[:, ::1] a not None, const floating[:, ::1] b not None, bint trans_a,
-           bint trans_b, floating[:, ::1] c_out not None, str method="auto"):
-    """c_out = op(a) @ op(b); "auto" picks BLAS or the tiled kernel by shape.
+           bint trans_b, floating[:, ::1] c_out not None, str method="auto", double beta=0.0):
+    """c_out = op(a) @ op(b) + beta * c_out; "auto" picks BLAS or the tiled kernel by shape.
 
-    "tiled" needs op(b) at least 8 columns wide and b of at most 4096 elements.
+    "tiled" needs op(b) at least 8 columns wide, b of at most 4096 elements and beta in
+    {0, 1} (the accumulation the backward pass uses for dW + 2 l2 W).  With beta = 0,
+    c_out is only written (NaN in it does not propagate), as BLAS specifies.
     """
     cdef int m = a.shape[1] if trans_a else a.shape[0]
     cdef int k = a.shape[0] if trans_a else a.shape[1]
@@ -113,5 +115,8 @@ def matmul(const floating[:, ::1] a not None, const floating[:, ::1] b not None,
         raise ValueError("matmul: empty dimension")
     if code == GEMM_TILED and not (n >= 8 and n * k <= 4096):
         raise ValueError("matmul: the tiled kernel needs n >= 8 and n * k <= 4096")
+    if code == GEMM_TILED and beta != 0 and beta != 1:
+        raise ValueError("matmul: the tiled kernel needs beta 0 or 1")
     with nogil:
-        gemm_rowmajor(trans_a, trans_b, m, n, k, 1, &a[0, 0], &b[0, 0], 0, &c_out[0, 0], code)
+        gemm_rowmajor(trans_a, trans_b, m, n, k, 1, &a[0, 0], &b[0, 0], <floating>beta,
+                      &c_out[0, 0], code)
