@@ -15,7 +15,8 @@ from libc.string cimport memcpy
 
 from fastnn._kernels._act cimport (ACT_LINEAR, ACT_RELU, ACT_SIGMOID, ACT_TANH,
                                    ACT_LEAKY_RELU, ACT_SWISH, ACT_SOFTMAX, activation_block)
-from fastnn._kernels._blas cimport GEMM_AUTO, GEMM_BLAS, GEMM_TILED, gemm_rowmajor
+from fastnn._kernels._blas cimport (GEMM_AUTO, GEMM_BLAS, GEMM_TILED, ensure_blas,
+                                    gemm_rowmajor)
 from fastnn._kernels._dense cimport dense_backward_core, dense_forward_core
 
 GEMM_METHODS = {"auto": GEMM_AUTO, "blas": GEMM_BLAS, "tiled": GEMM_TILED}
@@ -23,6 +24,11 @@ GEMM_METHODS = {"auto": GEMM_AUTO, "blas": GEMM_BLAS, "tiled": GEMM_TILED}
 ACTIVATIONS = {"linear": ACT_LINEAR, "relu": ACT_RELU, "sigmoid": ACT_SIGMOID,
                "tanh": ACT_TANH, "leaky_relu": ACT_LEAKY_RELU, "swish": ACT_SWISH,
                "softmax": ACT_SOFTMAX}
+
+
+def _load_blas():
+    """Look up BLAS for this module now (otherwise done by the first call that needs it)."""
+    ensure_blas()
 
 
 def _check_activation(int activation):
@@ -57,6 +63,7 @@ def dense_forward(const floating[:, ::1] x not None, const floating[:, ::1] w no
         raise ValueError("dense_forward: b must have w.shape[1] entries")
     if n == 0 or k == 0 or m == 0:
         raise ValueError("dense_forward: empty dimension")
+    ensure_blas()
     with nogil:
         dense_forward_core(n, k, m, &x[0, 0], &w[0, 0], &b[0] if b is not None else NULL,
                            activation, <floating>alpha, &z_out[0, 0], &a_out[0, 0])
@@ -86,6 +93,7 @@ def dense_backward(const floating[:, ::1] x not None, const floating[:, ::1] w n
         raise ValueError("dense_backward: dx_out must have the shape of x")
     if n == 0 or k == 0 or m == 0:
         raise ValueError("dense_backward: empty dimension")
+    ensure_blas()
     with nogil:
         memcpy(&dz_out[0, 0], &da[0, 0], n * m * sizeof(floating))
         dense_backward_core(n, k, m, &x[0, 0], &w[0, 0], &z[0, 0], &a[0, 0], activation,
@@ -117,6 +125,7 @@ def matmul(const floating[:, ::1] a not None, const floating[:, ::1] b not None,
         raise ValueError("matmul: the tiled kernel needs n >= 8 and n * k <= 4096")
     if code == GEMM_TILED and beta != 0 and beta != 1:
         raise ValueError("matmul: the tiled kernel needs beta 0 or 1")
+    ensure_blas()
     with nogil:
         gemm_rowmajor(trans_a, trans_b, m, n, k, 1, &a[0, 0], &b[0, 0], <floating>beta,
                       &c_out[0, 0], code)
