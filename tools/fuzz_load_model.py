@@ -23,6 +23,7 @@ Exit status 1 when anything was found.  tests/test_fuzz_saving.py runs a bounded
 campaign in CI through ``run()``.
 """
 import argparse
+import copy
 import hashlib
 import json
 import os
@@ -149,8 +150,8 @@ def mutate_json(rng, header):
             break
         path = rng.choice(paths)
         action = rng.random()
-        if action < 0.6:
-            _set(header, path, rng.choice(HOSTILE))
+        if action < 0.6:  # a copy: HOSTILE's lists must not end up inside one another
+            _set(header, path, copy.deepcopy(rng.choice(HOSTILE)))
         elif action < 0.75:
             _delete(header, path)
         elif action < 0.9:  # a value copied from elsewhere in the document
@@ -161,7 +162,7 @@ def mutate_json(rng, header):
                 parent = parent[key]
             if isinstance(parent, dict):
                 parent[rng.choice(["extra", "self", "__class__", "dtype", "units"])] = \
-                    rng.choice(HOSTILE)
+                    copy.deepcopy(rng.choice(HOSTILE))
     return header
 
 
