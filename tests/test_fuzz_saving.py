@@ -12,7 +12,6 @@ import pickle
 import struct
 import tracemalloc
 
-import numpy as np
 import pytest
 
 import fastnn
