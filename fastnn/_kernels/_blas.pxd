@@ -29,6 +29,8 @@ cdef inline int ensure_blas() except -1:
     s, d = gemm_capsules()
     fnn_blas_set(PyCapsule_GetPointer(s, PyCapsule_GetName(s)),
                  PyCapsule_GetPointer(d, PyCapsule_GetName(d)))
+    if not fnn_blas_ready():
+        raise ImportError("fastnn: could not take sgemm/dgemm from scipy.linalg.cython_blas")
     return 0
 
 
