@@ -34,8 +34,8 @@ KERNEL_NAMES = (
     "metric_sum", "adam_update", "sgd_update", "Engine",
 )
 
-__all__ = ["load_blas", "ACTIVATIONS", "GEMM_METHODS", "CHUNK", "PARALLEL_MIN", "LOSSES", "METRICS",
-           "LAYER_KINDS", "OPTIMIZERS", "KERNEL_NAMES", "openmp_available", "set_num_threads",
-           "get_num_threads", "matmul", "activation_forward", "dense_forward", "dense_backward",
-           "sparse_softmax_xent", "softmax_xent", "sigmoid_bce", "sparse_cce", "cce", "bce",
-           "mse", "metric_sum", "adam_update", "sgd_update", "Engine"]
+__all__ = ["load_blas", "ACTIVATIONS", "GEMM_METHODS", "CHUNK", "PARALLEL_MIN", "LOSSES",
+           "METRICS", "LAYER_KINDS", "OPTIMIZERS", "KERNEL_NAMES", "openmp_available",
+           "set_num_threads", "get_num_threads", "matmul", "activation_forward", "dense_forward",
+           "dense_backward", "sparse_softmax_xent", "softmax_xent", "sigmoid_bce", "sparse_cce",
+           "cce", "bce", "mse", "metric_sum", "adam_update", "sgd_update", "Engine"]
