@@ -6,6 +6,7 @@ Environment toggles:
   FASTNN_NATIVE=1        add -march=native (never the default: wheels must be portable)
   FASTNN_NO_OPENMP=1     build serially even where OpenMP is available
   FASTNN_BUILD_JOBS=N    translate and compile N modules at a time (default: the usable cores)
+  FASTNN_OPT=-O1         optimisation level instead of -O3 (tools/sanitize.sh: faster builds)
 """
 import multiprocessing
 import os
@@ -38,7 +39,8 @@ MODULES = ["_omp", "dense", "losses", "optim", "engine"]
 # fusing a*b+c into FMA in the AVX2/AVX-512 clones (csrc/fnn_common.h), so results do not
 # depend on which clone the CPU runs.  No -ffast-math: it reassociates
 # and assumes no NaN/inf, which would break NaN checks and bit-for-bit determinism.
-COMPILE_ARGS = ["-O3", "-fno-math-errno", "-fno-trapping-math", "-ffp-contract=off"]
+COMPILE_ARGS = [os.environ.get("FASTNN_OPT", "-O3"), "-fno-math-errno", "-fno-trapping-math",
+                "-ffp-contract=off"]
 if os.environ.get("FASTNN_NATIVE", "0") != "0":
     COMPILE_ARGS.append("-march=native")
 # MSVC: its default /fp:precise neither fuses a*b+c (that takes /fp:contract) nor assumes

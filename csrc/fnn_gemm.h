@@ -4,8 +4,9 @@
  * 4 rows by one vector (16 floats, or 8 when n < 16) held in registers; A is broadcast an
  * element at a time and B is read a row at a time, so no packing is needed when B's rows are
  * contiguous.  The last column tile is shifted back to overlap the previous one instead of
- * being padded (the overlapping columns are computed identically, so they are written twice
- * with the same bits).  op(B) = B^T is first transposed into a stack buffer, which is why
+ * being padded; its first `skip` columns were already stored by that tile, so only the rest
+ * is stored (rewriting them would be harmless when overwriting but would add C twice when
+ * accumulating).  op(B) = B^T is first transposed into a stack buffer, which is why
  * fnn_gemm_small_ok limits n*k.
  *
  * Measured against OpenBLAS's SkylakeX small-matrix kernels (benchmarks/bench_gemm.py): the
@@ -38,6 +39,13 @@ static inline int fnn_gemm_small_ok(int m, int n, int k) {
         }                                                                               \
         _Pragma("GCC unroll 4") for (int r = 0; r < MR; r++) {                          \
             T *cp = c + (ptrdiff_t)(i0 + r) * n + c0;                                   \
+            if (skip) { /* the overlapping last tile: its new columns, one at a time */ \
+                T lane[sizeof(VT) / sizeof(T)];                                         \
+                memcpy(lane, &acc[r], sizeof lane);                                     \
+                for (int j = skip; j < (int)(sizeof lane / sizeof(T)); j++)             \
+                    cp[j] = accumulate ? cp[j] + lane[j] : lane[j];                     \
+                continue;                                                               \
+            }                                                                           \
             if (accumulate) {                                                           \
                 VT old;                                                                 \
                 memcpy(&old, cp, sizeof old);                                           \
@@ -50,6 +58,7 @@ static inline int fnn_gemm_small_ok(int m, int n, int k) {
 #define FNN_GEMM_PASS(T, VT, V)                                                         \
     for (int t = 0; t * (V) < n; t++) {                                                 \
         int c0 = (t + 1) * (V) <= n ? t * (V) : n - (V);                                \
+        int skip = t * (V) - c0; /* columns the previous tile already stored */         \
         int i0 = 0;                                                                     \
         for (; i0 + 4 <= m; i0 += 4) FNN_GEMM_TILE(T, VT, 4);                           \
         for (; i0 < m; i0++) FNN_GEMM_TILE(T, VT, 1);                                   \

@@ -39,6 +39,10 @@ def set_num_threads(n):
     _omp.set_num_threads(n)
     from threadpoolctl import threadpool_limits  # imported lazily: keeps `import fastnn` light
 
+    from fastnn._kernels import load_blas
+
+    load_blas()  # scipy's BLAS is loaded at first use: load it now so that the limit reaches it
+
     _blas_limiter = threadpool_limits(limits=n, user_api="blas")
     _num_threads = n
 

@@ -61,6 +61,23 @@ def _check_finite(arr, name):
         raise ValueError(f"{name} contains NaN or infinity")
 
 
+def as_finite(arr, name, dtype):
+    """`arr` as a C-contiguous array of `dtype` whose every value is finite *in `dtype`*.
+
+    The check runs after the cast: a float64 value beyond float32's range (|v| > 3.4e38)
+    is finite where it is given but becomes inf in a float32 model, and would train to
+    garbage.  Integers always fit both float dtypes, so only float input is scanned.
+    """
+    with np.errstate(over="ignore"):  # an overflowing value becomes inf: reported below
+        out = np.ascontiguousarray(arr, dtype=dtype)
+    if arr.dtype.kind == "f" and not np.isfinite(out).all():
+        _check_finite(arr, name)  # NaN or inf in the input itself: the plainer message
+        raise ValueError(f"{name} contains values beyond the range of {out.dtype.name} "
+                         f"(|value| > {np.finfo(out.dtype).max:.4g}), the dtype the model "
+                         f"computes in")
+    return out
+
+
 def as_features(x, name, dtype, n_features=None):
     """2-D, non-empty, finite, C-contiguous array of `dtype`."""
     arr = _real_array(x, name)
@@ -72,8 +89,7 @@ def as_features(x, name, dtype, n_features=None):
     if n_features is not None and arr.shape[1] != n_features:
         raise ValueError(f"{name} has {arr.shape[1]} features, but the model expects "
                          f"{n_features}")
-    _check_finite(arr, name)
-    return np.ascontiguousarray(arr, dtype=dtype)
+    return as_finite(arr, name, dtype)
 
 
 def check_rows(n, other, name, other_name="x"):
@@ -109,23 +125,22 @@ def as_dense_targets(y, name, n, width, dtype):
         raise ValueError(f"{name} must have shape (n, {width}) to match the model's output, "
                          f"got {np.shape(y)}")
     check_rows(n, arr.shape[0], name)
-    _check_finite(arr, name)
-    return np.ascontiguousarray(arr, dtype=dtype)
+    return as_finite(arr, name, dtype)
 
 
-def as_sample_weight(sample_weight, n, dtype):
+def as_sample_weight(sample_weight, n, dtype, name="sample_weight"):
     if sample_weight is None:
         return None
-    arr = _real_array(sample_weight, "sample_weight")
+    arr = _real_array(sample_weight, name)
     if arr.ndim == 2 and arr.shape[1] == 1:
         arr = arr[:, 0]
     if arr.ndim != 1:
-        raise ValueError(f"sample_weight must have shape (n,), got {arr.shape}")
-    check_rows(n, arr.shape[0], "sample_weight")
-    _check_finite(arr, "sample_weight")
-    if (arr < 0).any():
-        raise ValueError("sample_weight must be >= 0")
-    return np.ascontiguousarray(arr, dtype=dtype)
+        raise ValueError(f"{name} must have shape (n,), got {arr.shape}")
+    check_rows(n, arr.shape[0], name)
+    out = as_finite(arr, name, dtype)
+    if (out < 0).any():
+        raise ValueError(f"{name} must be >= 0")
+    return out
 
 
 def class_weights(class_weight, labels, dtype):
@@ -137,6 +152,9 @@ def class_weights(class_weight, labels, dtype):
     for key, value in class_weight.items():
         k = check_int(key, "class_weight key", 0)
         table[k] = check_float(value, f"class_weight[{k}]", low=0)
+        if table[k] > float(np.finfo(dtype).max):  # finite in Python, inf in a float32 model
+            raise ValueError(f"class_weight[{k}] is beyond the range of {np.dtype(dtype).name}"
+                             f" (> {np.finfo(dtype).max:.4g}), the dtype the model computes in")
     # a class without an entry keeps weight 1 (Keras)
     lookup = np.ones(max(max(table), int(labels.max(initial=0))) + 1)
     for k, v in table.items():

@@ -159,8 +159,7 @@ class Layer:
             if arr.shape != shape:
                 raise ValueError(f"{label} has shape {arr.shape}, expected {shape} "
                                  f"(layer {self.name!r})")
-            _validation._check_finite(arr, label)
-            arrays.append(arr.astype(dtype))
+            arrays.append(_validation.as_finite(arr, label, dtype))
         self._check_values(arrays, offset)
         return arrays
 

@@ -406,7 +406,8 @@ class Sequential:
         yv, lv = self._targets(validation_data[1], "validation_data[1]", xv.shape[0], n_out)
         swv = None
         if len(validation_data) == 3 and validation_data[2] is not None:
-            swv = _validation.as_sample_weight(validation_data[2], xv.shape[0], self.dtype)
+            swv = _validation.as_sample_weight(validation_data[2], xv.shape[0], self.dtype,
+                                               "validation_data[2]")
         return xv, yv, lv, swv
 
     # ------------------------------------------------------------------------- training

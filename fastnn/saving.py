@@ -17,6 +17,7 @@ so a crash never leaves a half-written model where the old one was.
 """
 import hashlib
 import json
+import math
 import os
 import struct
 import tempfile
@@ -116,6 +117,8 @@ def _parse(data):
         config = json.loads(body[start:start + length].decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise _corrupt(f"unreadable header ({exc})") from None
+    except RecursionError:  # "[[[[..." nested deeper than the parser recurses
+        raise _corrupt("unreadable header (nested too deeply)") from None
     if not isinstance(config, dict) or config.get("format") != 1:
         raise _corrupt("unknown header format")
     payload = body[start + length:]
@@ -125,12 +128,15 @@ def _parse(data):
         dtype = _DTYPES.get(_field(entry, "dtype", str))
         shape = _field(entry, "shape", list)
         offset, nbytes = _field(entry, "offset", int), _field(entry, "nbytes", int)
-        if dtype is None or not all(isinstance(s, int) and s >= 0 for s in shape):
+        if dtype is None or len(shape) > 2 or not all(
+                isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in shape):
             raise _corrupt(f"bad description of array {name!r}")
-        if offset < 0 or nbytes != int(np.prod(shape)) * np.dtype(dtype).itemsize \
+        # exact Python integers: np.prod would wrap around (or overflow) on huge shapes
+        size = math.prod(shape)
+        if offset < 0 or nbytes != size * np.dtype(dtype).itemsize \
                 or offset + nbytes > len(payload):
             raise _corrupt(f"array {name!r} lies outside the file")
-        arrays[name] = np.frombuffer(payload, dtype, int(np.prod(shape)), offset).reshape(shape)
+        arrays[name] = np.frombuffer(payload, dtype, size, offset).reshape(shape)
     return config, arrays
 
 
@@ -153,8 +159,9 @@ def from_bytes(data):
             if cls is None:
                 raise _corrupt(f"unknown layer class {spec.get('class')!r}")
             layers.append(cls.from_config(_field(spec, "config", dict)))
-        model = Sequential(layers, name=config.get("name"), dtype=_field(config, "dtype", str))
         n_in = config.get("input_dim")
+        _check_weight_sizes(layers, n_in, arrays)  # before anything is allocated
+        model = Sequential(layers, name=config.get("name"), dtype=_field(config, "dtype", str))
         if n_in is not None:
             model.build(n_in)
             n_weights = len(model.get_weights())
@@ -168,17 +175,43 @@ def from_bytes(data):
                               loss=losses_module.from_config(compiled["loss"]),
                               metrics=compiled["metrics"] or None)
             _restore_optimizer(model, compiled, arrays)
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, OverflowError, RecursionError) as exc:
         if isinstance(exc, ValueError) and str(exc).startswith("not a valid fastnn"):
             raise
         raise _corrupt(f"inconsistent contents ({type(exc).__name__}: {exc})") from None
     return model
 
 
+def _check_weight_sizes(layers, n_in, arrays):
+    """The weights the layer configs describe must be the weights the file holds.
+
+    Building a model allocates its parameters from the declared widths, so a file that
+    declares a 2^20 x 2^20 Dense layer must be rejected here, by arithmetic on Python
+    integers, and not by an allocation of terabytes.
+    """
+    first = getattr(layers[0], "input_dim", None) if layers else None
+    if n_in is None:
+        if first is not None:  # the model would build itself with fresh weights
+            raise ValueError("layer 0 declares input_dim but the file holds no weights")
+        return
+    if not isinstance(n_in, int) or isinstance(n_in, bool) or n_in < 1:
+        raise ValueError(f"bad input_dim {n_in!r}")
+    if first is not None and first != n_in:
+        raise ValueError(f"layer 0 declares input_dim {first}, the model {n_in}")
+    expected, width = 0, n_in
+    for layer in layers:
+        expected += layer.param_count(width) + layer.stat_count(width)
+        width = layer.output_width(width)
+    held = sum(a.size for name, a in arrays.items() if name.startswith("weight_"))
+    if expected != held:
+        raise ValueError(f"the layers need {expected} weights, the file holds {held}")
+
+
 def _restore_optimizer(model, compiled, arrays):
     opt = model.optimizer
     iterations = compiled["iterations"]
-    if not isinstance(iterations, int) or iterations < 0:
+    if not isinstance(iterations, int) or isinstance(iterations, bool) or not \
+            0 <= iterations < 2 ** 62:  # the engine counts steps in a 64-bit integer
         raise ValueError("bad optimizer iteration count")
     n_slots = compiled["slots"]
     if n_slots:

@@ -225,3 +225,76 @@ def test_callable_learning_rate_returning_negative_is_rejected():
               loss=SparseCategoricalCrossentropy(from_logits=True))
     with pytest.raises(ValueError, match=r"learning_rate\(step\) must be >= 0"):
         m.fit(X, Y, verbose=0)
+
+
+# float64 values beyond float32's range (|v| > 3.4e38) are finite where they are given but
+# become inf once cast to the dtype the model computes in: each entry checks after the cast.
+BIG = 1e39
+
+
+def big(a, index=2):
+    a = np.array(a, dtype=np.float64)
+    a.flat[index] = BIG
+    return a
+
+
+def float32_model(loss="mse", n_out=1):
+    fastnn.set_random_seed(0)
+    m = Sequential([Dense(5, activation="relu"), Dense(n_out)])
+    m.compile(loss=loss)
+    m.fit(X, np.ones((20, n_out)), epochs=1, verbose=0)
+    return m
+
+
+YD = np.ones((20, 1))
+OUT_OF_RANGE = [
+    ("x", lambda m: m.fit(big(X), YD, verbose=0)),
+    ("y", lambda m: m.fit(X, big(YD), verbose=0)),
+    ("sample_weight", lambda m: m.fit(X, YD, sample_weight=big(np.ones(20)), verbose=0)),
+    (r"validation_data\[0\]", lambda m: m.fit(X, YD, validation_data=(big(X), YD), verbose=0)),
+    (r"validation_data\[1\]", lambda m: m.fit(X, YD, validation_data=(X, big(YD)), verbose=0)),
+    (r"validation_data\[2\]", lambda m: m.fit(X, YD, validation_data=(X, YD, big(np.ones(20))),
+                                      verbose=0)),
+    ("x", lambda m: m.predict(big(X), verbose=0)),
+    ("x", lambda m: m(big(X))),
+    ("x", lambda m: m.evaluate(big(X), YD, verbose=0)),
+    ("y", lambda m: m.evaluate(X, big(YD), verbose=0)),
+    ("sample_weight", lambda m: m.evaluate(X, YD, sample_weight=big(np.ones(20)), verbose=0)),
+    (r"weights\[0\]", lambda m: m.set_weights([big(w) if i == 0 else w
+                                               for i, w in enumerate(m.get_weights())])),
+    (r"weights\[3\]", lambda m: m.set_weights([big(w, 0) if i == 3 else w
+                                               for i, w in enumerate(m.get_weights())])),
+]
+
+
+@pytest.mark.parametrize("name, call", OUT_OF_RANGE)
+def test_values_beyond_float32_range_are_rejected_naming_the_argument(name, call):
+    m = float32_model()
+    snap = snapshot(m)
+    with pytest.raises(ValueError, match=f"^{name} .*float32"):
+        call(m)
+    assert_unchanged(m, snap)
+
+
+def test_class_weight_beyond_float32_range_is_rejected():
+    fastnn.set_random_seed(0)
+    m = Sequential([Dense(3, activation="softmax")])
+    m.compile(loss="sparse_categorical_crossentropy")
+    with pytest.raises(ValueError, match=r"class_weight\[1\] .*float32"):
+        m.fit(X, Y, class_weight={1: BIG}, verbose=0)
+    assert not m.built
+
+
+def test_the_same_values_are_accepted_by_a_float64_model():
+    fastnn.set_random_seed(0)
+    m = Sequential([Dense(1, kernel_initializer="zeros")], dtype="float64")
+    m.compile(loss="mse", optimizer=SGD(learning_rate=0.0))
+    m.fit(X, YD, sample_weight=np.full(20, 1e-300), verbose=0)
+    out = m.predict(big(X), verbose=0)
+    assert np.isfinite(out).all()
+
+
+def test_loss_objects_check_range_after_the_cast():
+    loss = SparseCategoricalCrossentropy(from_logits=True)
+    with pytest.raises(ValueError, match="sample_weight .*float32"):
+        loss([0], np.array([[0.1, 0.2, 0.3]], np.float32), sample_weight=[BIG])

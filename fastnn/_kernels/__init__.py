@@ -3,20 +3,7 @@
 Every function named in KERNEL_NAMES has a NumPy twin of the same name and
 signature in fastnn._kernels.reference; the tests keep the two in step.
 """
-import os as _os
-
-from fastnn._kernels._blas_import import preload as _preload_blas
-
-_preload_blas()
-# OpenMP worker threads that spin after a parallel region keep a core busy while
-# OpenBLAS's own threads need it for the next GEMM: on 2 cores that made an epoch of a
-# 256-wide network 90x slower (1.8 s against 20 ms, measured).  Passive waiting costs a
-# few microseconds per region, which only large buffers pay.  libgomp reads this when
-# it loads, with the first extension below; a value set by the user wins.
-if "OMP_WAIT_POLICY" not in _os.environ and "GOMP_SPINCOUNT" not in _os.environ:
-    _os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
-
-# ruff: noqa: E402  (the kernels must be imported after the preload)
+from fastnn._kernels._blas_import import load_blas
 from fastnn._kernels._omp import get_num_threads, openmp_available, set_num_threads
 from fastnn._kernels.dense import (
     ACTIVATIONS,
@@ -49,8 +36,9 @@ KERNEL_NAMES = (
     "mae", "huber", "metric_sum", "adam_update", "sgd_update", "Engine",
 )
 
-__all__ = ["ACTIVATIONS", "GEMM_METHODS", "CHUNK", "PARALLEL_MIN", "LOSSES", "METRICS",
-           "LAYER_KINDS", "OPTIMIZERS", "KERNEL_NAMES", "openmp_available", "set_num_threads",
-           "get_num_threads", "matmul", "activation_forward", "dense_forward", "dense_backward",
-           "sparse_softmax_xent", "softmax_xent", "sigmoid_bce", "sparse_cce", "cce", "bce",
-           "mse", "mae", "huber", "metric_sum", "adam_update", "sgd_update", "Engine"]
+__all__ = ["load_blas", "ACTIVATIONS", "GEMM_METHODS", "CHUNK", "PARALLEL_MIN", "LOSSES",
+           "METRICS", "LAYER_KINDS", "OPTIMIZERS", "KERNEL_NAMES", "openmp_available",
+           "set_num_threads", "get_num_threads", "matmul", "activation_forward", "dense_forward",
+           "dense_backward", "sparse_softmax_xent", "softmax_xent", "sigmoid_bce", "sparse_cce",
+           "cce", "bce", "mse", "mae", "huber", "metric_sum", "adam_update", "sgd_update",
+           "Engine"]

@@ -1,10 +1,38 @@
 # Row-major GEMM: the one place that knows BLAS is column-major and that chooses, by
 # shape, between BLAS (scipy.linalg.cython_blas) and the register-tiled kernel in
 # csrc/fnn_gemm.h.  Everything else calls gemm_rowmajor.
+#
+# BLAS is reached through function pointers filled at first use (csrc/fnn_blas.h), not a
+# cimport, so that `import fastnn` does not import scipy.linalg.  Every def entry point of
+# a module that can reach gemm_rowmajor calls ensure_blas() first (with the GIL).
+from cpython.pycapsule cimport PyCapsule_GetName, PyCapsule_GetPointer
 from cython cimport floating
-from scipy.linalg.cython_blas cimport sgemm, dgemm
 
 from fastnn._kernels._csrc cimport fnn_gemm_small_f32, fnn_gemm_small_f64, fnn_gemm_small_ok
+
+cdef extern from "fnn_blas.h":
+    ctypedef void (*fnn_sgemm_fn)(char*, char*, int*, int*, int*, float*, float*, int*, float*,
+                                  int*, float*, float*, int*) noexcept nogil
+    ctypedef void (*fnn_dgemm_fn)(char*, char*, int*, int*, int*, double*, double*, int*,
+                                  double*, int*, double*, double*, int*) noexcept nogil
+    fnn_sgemm_fn fnn_sgemm
+    fnn_dgemm_fn fnn_dgemm
+    bint fnn_blas_ready() noexcept nogil
+    void fnn_blas_set(void* sgemm, void* dgemm) noexcept nogil
+
+
+cdef inline int ensure_blas() except -1:
+    """Fill this module's gemm pointers on first use (a pointer test afterwards)."""
+    if fnn_blas_ready():
+        return 0
+    from fastnn._kernels._blas_import import gemm_capsules
+    s, d = gemm_capsules()
+    fnn_blas_set(PyCapsule_GetPointer(s, PyCapsule_GetName(s)),
+                 PyCapsule_GetPointer(d, PyCapsule_GetName(d)))
+    if not fnn_blas_ready():
+        raise ImportError("fastnn: could not take sgemm/dgemm from scipy.linalg.cython_blas")
+    return 0
+
 
 cdef enum:
     GEMM_AUTO = 0
@@ -51,6 +79,8 @@ cdef inline void gemm_rowmajor(bint trans_a, bint trans_b, int m, int n, int k,
     cdef int ldb = k if trans_b else n
     cdef int ldc = n
     if floating is float:
-        sgemm(&tb, &ta, &n, &m, &k, &alpha, <float*>b, &ldb, <float*>a, &lda, &beta, c, &ldc)
+        fnn_sgemm(&tb, &ta, &n, &m, &k, &alpha, <float*>b, &ldb, <float*>a, &lda, &beta, c,
+                  &ldc)
     else:
-        dgemm(&tb, &ta, &n, &m, &k, &alpha, <double*>b, &ldb, <double*>a, &lda, &beta, c, &ldc)
+        fnn_dgemm(&tb, &ta, &n, &m, &k, &alpha, <double*>b, &ldb, <double*>a, &lda, &beta, c,
+                  &ldc)

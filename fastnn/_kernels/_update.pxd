@@ -38,11 +38,14 @@ cdef inline void _sgd_range(Py_ssize_t lo, Py_ssize_t hi, floating* w, const flo
 
 cdef inline void adam_core(Py_ssize_t n, floating* w, const floating* g, floating* m,
                     floating* v, double lr, double beta_1, double beta_2,
-                    double epsilon, long long step) noexcept nogil:
-    """One Adam step at 1-based `step`; alpha = lr sqrt(1 - b2^t) / (1 - b1^t)."""
+                    double epsilon, long long step, bint threaded=True) noexcept nogil:
+    """One Adam step at 1-based `step`; alpha = lr sqrt(1 - b2^t) / (1 - b1^t).
+
+    threaded=False keeps the update on the calling thread (the training engine: see
+    engine.pyx, _train_batches)."""
     cdef double alpha = lr * sqrt(1.0 - pow(beta_2, <double>step)) / (1.0 - pow(beta_1, <double>step))
     cdef Py_ssize_t c, lo, nchunks = (n + _CHUNK - 1) // _CHUNK
-    cdef int threads = current_num_threads()
+    cdef int threads = current_num_threads() if threaded else 1
     if n < _PARALLEL_MIN or threads < 2:
         _adam_range(0, n, w, g, m, v, alpha, beta_1, beta_2, epsilon)
         return
@@ -52,10 +55,10 @@ cdef inline void adam_core(Py_ssize_t n, floating* w, const floating* g, floatin
 
 
 cdef inline void sgd_core(Py_ssize_t n, floating* w, const floating* g, floating* u, double lr,
-                   double momentum, bint nesterov) noexcept nogil:
+                   double momentum, bint nesterov, bint threaded=True) noexcept nogil:
     """One SGD step (momentum 0: plain; else classical or Nesterov momentum)."""
     cdef Py_ssize_t c, lo, hi, nchunks = (n + _CHUNK - 1) // _CHUNK
-    cdef int threads = current_num_threads()
+    cdef int threads = current_num_threads() if threaded else 1
     if n < _PARALLEL_MIN or threads < 2:
         _sgd_range(0, n, w, g, u, lr, momentum, nesterov)
         return

@@ -15,7 +15,8 @@ from libc.string cimport memcpy
 
 from fastnn._kernels._act cimport (ACT_COUNT, ACT_LINEAR, ACT_RELU, ACT_SIGMOID, ACT_TANH,
                                    ACT_LEAKY_RELU, ACT_SWISH, ACT_SOFTMAX, activation_block)
-from fastnn._kernels._blas cimport GEMM_AUTO, GEMM_BLAS, GEMM_TILED, gemm_rowmajor
+from fastnn._kernels._blas cimport (GEMM_AUTO, GEMM_BLAS, GEMM_TILED, ensure_blas,
+                                    gemm_rowmajor)
 from fastnn._kernels._dense cimport (Penalty, blas_dims_fit, dense_backward_core,
                                      dense_forward_core)
 
@@ -24,6 +25,11 @@ GEMM_METHODS = {"auto": GEMM_AUTO, "blas": GEMM_BLAS, "tiled": GEMM_TILED}
 ACTIVATIONS = {"linear": ACT_LINEAR, "relu": ACT_RELU, "sigmoid": ACT_SIGMOID,
                "tanh": ACT_TANH, "leaky_relu": ACT_LEAKY_RELU, "swish": ACT_SWISH,
                "softmax": ACT_SOFTMAX}
+
+
+def _load_blas():
+    """Look up BLAS for this module now (otherwise done by the first call that needs it)."""
+    ensure_blas()
 
 
 def _check_activation(int activation):
@@ -66,6 +72,7 @@ def dense_forward(const floating[:, ::1] x not None, const floating[:, ::1] w no
         raise ValueError("dense_forward: b must have w.shape[1] entries")
     if n == 0 or k == 0 or m == 0:
         raise ValueError("dense_forward: empty dimension")
+    ensure_blas()
     with nogil:
         dense_forward_core(n, k, m, &x[0, 0], &w[0, 0], &b[0] if b is not None else NULL,
                            activation, <floating>alpha, &z_out[0, 0], &a_out[0, 0])
@@ -113,6 +120,7 @@ def _dense_backward(const floating[:, ::1] x not None, const floating[:, ::1] w 
     if n == 0 or k == 0 or m == 0:
         raise ValueError("dense_backward: empty dimension")
     pen.l1, pen.l2, pen.bias_l1, pen.bias_l2 = l1, l2, bias_l1, bias_l2
+    ensure_blas()
     with nogil:
         memcpy(&dz_out[0, 0], &da[0, 0], n * m * sizeof(floating))
         dense_backward_core(n, k, m, &x[0, 0], &w[0, 0], &b[0] if b is not None else NULL,
@@ -123,10 +131,12 @@ def _dense_backward(const floating[:, ::1] x not None, const floating[:, ::1] w 
 
 
 def matmul(const floating[:, ::1] a not None, const floating[:, ::1] b not None, bint trans_a,
-           bint trans_b, floating[:, ::1] c_out not None, str method="auto"):
-    """c_out = op(a) @ op(b); "auto" picks BLAS or the tiled kernel by shape.
+           bint trans_b, floating[:, ::1] c_out not None, str method="auto", double beta=0.0):
+    """c_out = op(a) @ op(b) + beta * c_out; "auto" picks BLAS or the tiled kernel by shape.
 
-    "tiled" needs op(b) at least 8 columns wide and b of at most 4096 elements.
+    "tiled" needs op(b) at least 8 columns wide, b of at most 4096 elements and beta in
+    {0, 1} (the accumulation the backward pass uses for dW + 2 l2 W).  With beta = 0,
+    c_out is only written (NaN in it does not propagate), as BLAS specifies.
     """
     cdef Py_ssize_t m = a.shape[1] if trans_a else a.shape[0]
     cdef Py_ssize_t k = a.shape[0] if trans_a else a.shape[1]
@@ -142,6 +152,10 @@ def matmul(const floating[:, ::1] a not None, const floating[:, ::1] b not None,
     _check_blas_dims("matmul", m, n, k)
     if code == GEMM_TILED and not (n >= 8 and n * k <= 4096):
         raise ValueError("matmul: the tiled kernel needs n >= 8 and n * k <= 4096")
+    if code == GEMM_TILED and beta != 0 and beta != 1:
+        raise ValueError("matmul: the tiled kernel needs beta 0 or 1")
+    ensure_blas()
     with nogil:
-        gemm_rowmajor(trans_a, trans_b, <int>m, <int>n, <int>k, 1, &a[0, 0], &b[0, 0], 0,
+        gemm_rowmajor(trans_a, trans_b, <int>m, <int>n, <int>k, 1, &a[0, 0], &b[0, 0],
+                      <floating>beta,
                       &c_out[0, 0], code)

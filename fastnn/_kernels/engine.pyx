@@ -61,6 +61,7 @@ import numpy as np
 cnp.import_array()
 
 from fastnn._kernels._act cimport ACT_COUNT, ACT_LINEAR, activation_block, activation_grad
+from fastnn._kernels._blas cimport ensure_blas
 from fastnn._kernels._csrc cimport fnn_denormals_off, fnn_denormals_restore, fnn_uniform
 from fastnn._kernels._dense cimport (Penalty, dense_backward_core, dense_forward_core,
                                      penalty_value)
@@ -365,16 +366,28 @@ cdef void _train_batches(Net* net, Work* w, const floating* x, const floating* y
         if w.error:
             return
         step += 1
+        # The update runs on this thread, never in an OpenMP region.  After a region,
+        # libgomp's idle workers spin (~4.5 ms of CPU per region here, its default
+        # GOMP_SPINCOUNT) on the cores that OpenBLAS's threads need for the next batch's
+        # GEMMs: a 784-256-256-10 epoch ran 5-30x slower.  The threaded update saved
+        # 36 us per step at 300k parameters (115 -> 79 us), far less than that costs, and
+        # the spin policy can only be changed through the environment, which fastnn
+        # must not touch (OMP_WAIT_POLICY).  Measurements: issue 8, item 10.
         if net.opt_kind == OPT_ADAM:
             adam_core(net.n_params, <floating*>net.params, <floating*>net.grads,
                       <floating*>net.opt_m, <floating*>net.opt_v, lrs[b - first],
-                      net.beta_1, net.beta_2, net.epsilon, step)
+                      net.beta_1, net.beta_2, net.epsilon, step, False)
         elif net.opt_kind == OPT_SGD:
             sgd_core(net.n_params, <floating*>net.params, <floating*>net.grads,
-                     <floating*>net.opt_m, lrs[b - first], net.momentum, net.nesterov)
+                     <floating*>net.opt_m, lrs[b - first], net.momentum, net.nesterov, False)
         else:
             w.error = ERR_OPTIMIZER
             return
+
+
+def _load_blas():
+    """Look up BLAS for this module now (otherwise done by the first Engine)."""
+    ensure_blas()
 
 
 cdef void _forward_chunks(Net* net, Work* w, const floating* x, Py_ssize_t n,
@@ -609,6 +622,7 @@ cdef class Engine:
         cdef Layer* lay
         if n_layers == 0:
             raise ValueError("Engine: no layers")
+        ensure_blas()  # every method that computes reaches gemm through this Engine
         if len(metrics) > MAX_METRICS:
             raise ValueError(f"Engine: at most {MAX_METRICS} metrics")
         self.dtype = params.dtype

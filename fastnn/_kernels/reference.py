@@ -79,9 +79,13 @@ def activation_forward(z, activation, alpha, a_out):
 
 # ----------------------------------------------------------------------------- dense
 
-def matmul(a, b, trans_a, trans_b, c_out, method="auto"):
-    """c_out = op(a) @ op(b) (every method is the same product here)."""
-    np.matmul(a.T if trans_a else a, b.T if trans_b else b, out=c_out)
+def matmul(a, b, trans_a, trans_b, c_out, method="auto", beta=0.0):
+    """c_out = op(a) @ op(b) + beta * c_out (every method is the same product here)."""
+    product = np.matmul(a.T if trans_a else a, b.T if trans_b else b)
+    if beta == 0:  # c_out is only written, as BLAS specifies for beta = 0
+        c_out[...] = product
+    else:
+        c_out[...] = product + c_out.dtype.type(beta) * c_out
 
 
 def dense_forward(x, w, b, activation, alpha, z_out, a_out):

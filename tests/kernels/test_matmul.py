@@ -55,3 +55,39 @@ def test_matmul_rejects_bad_calls(bad):
     a, b = np.ones((4, 6), np.float32), np.ones((6, 9), np.float32)
     with pytest.raises(ValueError):
         bad(a, b, np.empty((4, 9), np.float32))
+
+
+# n not a multiple of the 8- or 16-wide tile (the last column tile overlaps the one before
+# it), m not a multiple of the 4-row tile, and exact multiples for contrast
+ACCUMULATE_MNK = [(1, 9, 3), (3, 10, 7), (5, 20, 4), (7, 17, 13), (6, 23, 11), (4, 16, 5),
+                  (8, 8, 2), (9, 31, 5), (2, 40, 3), (13, 15, 29)]
+
+
+# the tiled kernel takes beta 0 or 1 only (test_tiled_matmul_rejects_other_beta)
+@pytest.mark.parametrize("method, beta", [(method, beta) for method in ("auto", "blas", "tiled")
+                                          for beta in (0.0, 1.0, 0.5)
+                                          if method != "tiled" or beta != 0.5])
+@pytest.mark.parametrize("trans_a, trans_b", [(False, False), (True, False), (False, True),
+                                              (True, True)])
+@pytest.mark.parametrize("m, n, k", ACCUMULATE_MNK)
+def test_matmul_every_method_and_beta_against_numpy(dtype, tol, method, beta, trans_a,
+                                                     trans_b, m, n, k):
+    rng = np.random.default_rng([m, n, k, trans_a, trans_b, int(4 * beta)])
+    a, b = operands(rng, trans_a, trans_b, m, n, k, dtype)
+    c0 = rng.standard_normal((m, n)).astype(dtype)
+    got, want = c0.copy(), c0.copy()
+    if beta == 0:
+        got[...] = np.nan  # beta = 0 must not read c_out
+    kernels.matmul(a, b, trans_a, trans_b, got, method, beta)
+    reference.matmul(a, b, trans_a, trans_b, want, method, beta)
+    numpy = (a.T if trans_a else a) @ (b.T if trans_b else b) + dtype(beta) * c0
+    scale = np.abs(a.T if trans_a else a) @ np.abs(b.T if trans_b else b) + np.abs(c0)
+    for out in (got, want):
+        assert np.all(np.abs(out - numpy) <= tol["rtol"] * scale + tol["atol"]), \
+            np.argwhere(np.abs(out - numpy) > tol["rtol"] * scale + tol["atol"])
+
+
+def test_tiled_matmul_rejects_other_beta():
+    a, b = np.ones((4, 6), np.float32), np.ones((6, 9), np.float32)
+    with pytest.raises(ValueError, match="beta 0 or 1"):
+        kernels.matmul(a, b, False, False, np.zeros((4, 9), np.float32), "tiled", 0.5)
