@@ -506,8 +506,6 @@ def test_every_worker_runs_in_the_callers_fp_mode(two_threads):
 # denormal.  1 and 2 threads must give the same bits for w, m and v.
 _ENGINE_FTZ_SCRIPT = r"""
 import sys
-import platform
-
 import numpy as np
 import fastnn._kernels as k
 
