@@ -144,7 +144,7 @@ class PiecewiseConstantDecay(LearningRateSchedule):
             raise ValueError(f"boundaries must have one element fewer than values, got "
                              f"{len(boundaries)} boundaries and {len(values)} values")
         checked = [_validation.check_float(b, "boundaries") for b in boundaries]
-        if any(b >= c for b, c in zip(checked, checked[1:])):
+        if any(b >= c for b, c in zip(checked[:-1], checked[1:], strict=True)):
             raise ValueError(f"boundaries must be increasing, got {list(boundaries)}")
         for value in values:
             _validation.check_float(value, "values", low=0)
@@ -154,7 +154,7 @@ class PiecewiseConstantDecay(LearningRateSchedule):
 
     def __call__(self, step):
         step = _check_step(step)
-        for boundary, value in zip(self.boundaries, self.values):
+        for boundary, value in zip(self.boundaries, self.values[:-1], strict=True):
             if step <= boundary:
                 return float(value)
         return float(self.values[-1])
