@@ -438,6 +438,7 @@ cdef class Engine:
         if clip_kind == CLIP_NORM:
             if segments is None:
                 raise ValueError("Engine: clipnorm needs the variable segments")
+            segments = np.array(segments, dtype=np.int64)   # a private copy: no later edits
             seg = segments
             if seg.shape[1] != 2:
                 raise ValueError("Engine: segments must have shape (k, 2)")
