@@ -226,3 +226,32 @@ def test_saved_schedule_continues_where_it_stopped(tmp_path):
     loaded.fit(x, y, epochs=1, batch_size=16, shuffle=False, verbose=0)   # lr 0 from step 3
     for a, b in zip(before, loaded.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("schedule", [
+    schedules.ExponentialDecay(0.1, 7, 0.3), schedules.ExponentialDecay(0.1, 7, 0.3, True),
+    schedules.InverseTimeDecay(0.2, 3, 0.7), schedules.InverseTimeDecay(0.2, 3, 0.7, True),
+    schedules.PiecewiseConstantDecay([3, 9.5, 20], [0.4, 0.3, 0.2, 0.1]),
+], ids=["exp", "exp-stair", "inv", "inv-stair", "piecewise"])
+def test_whole_epoch_rates_equal_per_step_calls(schedule):
+    rates = SGD(schedule)._learning_rates(5, 40)
+    assert rates.tolist() == [schedule(step) for step in range(5, 45)]
+
+
+def test_bad_scheduled_rates_raise_before_training():
+    class Negative(schedules.LearningRateSchedule):
+        def __call__(self, step):
+            return -0.1 if step == 2 else 0.1
+
+        def get_config(self):
+            return {}
+
+    x, y = _blobs()
+    model = Sequential([Dense(2, input_dim=4)])
+    model.compile(optimizer=SGD(Negative()), loss="sparse_categorical_crossentropy")
+    model.build(4)
+    before = model.get_weights()
+    with pytest.raises(ValueError, match="learning_rate"):
+        model.fit(x, y, epochs=1, batch_size=16, verbose=0)
+    for a, b in zip(before, model.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)

@@ -70,6 +70,13 @@ class Optimizer:
             if cached is None or cached.shape[0] != count or cached[0] != self.learning_rate:
                 cached = self._constant_rates = np.full(count, self.learning_rate)
             return cached
+        if isinstance(self.learning_rate, LearningRateSchedule):
+            steps = np.arange(first_step, first_step + count, dtype=np.int64)
+            rates = np.asarray(self.learning_rate._values(steps), dtype=np.float64)
+            if rates.shape != (count,) or not (np.isfinite(rates).all() and (rates >= 0).all()):
+                raise ValueError("learning_rate(step) must be a finite number >= 0 for "
+                                 f"steps {first_step}..{first_step + count - 1}")
+            return rates
         rates = np.empty(count)
         for i in range(count):
             value = self.learning_rate(first_step + i)

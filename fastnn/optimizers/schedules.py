@@ -5,7 +5,7 @@ Keras's optimizer does (``learning_rate(iterations)``): the first batch of a
 fresh optimizer uses ``schedule(0)``.  Schedules are saved with the model through
 ``get_config`` / ``serialize`` and rebuilt by ``deserialize``.
 """
-import math
+import numpy as np
 
 from fastnn import _validation
 
@@ -19,6 +19,12 @@ class LearningRateSchedule:
 
     def __call__(self, step):
         raise NotImplementedError(f"{type(self).__name__} must define __call__(step)")
+
+    def _values(self, steps):
+        """The rate at each of `steps` (int64 array).  fit asks for a whole epoch at once;
+        the built-in schedules compute it in one NumPy expression, which __call__ shares,
+        so a step's rate is the same bits either way."""
+        return np.array([float(self(int(s))) for s in steps])
 
     def get_config(self):
         raise NotImplementedError(f"{type(self).__name__} must define get_config()")
@@ -75,10 +81,13 @@ class ExponentialDecay(LearningRateSchedule):
         self.name = _check_name(name)
 
     def __call__(self, step):
-        p = _check_step(step) / self.decay_steps
+        return float(self._values(np.array([_check_step(step)]))[0])
+
+    def _values(self, steps):
+        p = np.asarray(steps, dtype=np.float64) / float(self.decay_steps)
         if self.staircase:
-            p = math.floor(p)
-        return float(self.initial_learning_rate) * float(self.decay_rate) ** p
+            p = np.floor(p)
+        return float(self.initial_learning_rate) * np.power(float(self.decay_rate), p)
 
     def get_config(self):
         return {"initial_learning_rate": self.initial_learning_rate,
@@ -112,9 +121,12 @@ class InverseTimeDecay(LearningRateSchedule):
         self.name = _check_name(name)
 
     def __call__(self, step):
-        p = _check_step(step) / self.decay_steps
+        return float(self._values(np.array([_check_step(step)]))[0])
+
+    def _values(self, steps):
+        p = np.asarray(steps, dtype=np.float64) / float(self.decay_steps)
         if self.staircase:
-            p = math.floor(p)
+            p = np.floor(p)
         return float(self.initial_learning_rate) / (1.0 + float(self.decay_rate) * p)
 
     def get_config(self):
@@ -153,11 +165,13 @@ class PiecewiseConstantDecay(LearningRateSchedule):
         self.name = _check_name(name)
 
     def __call__(self, step):
-        step = _check_step(step)
-        for boundary, value in zip(self.boundaries, self.values[:-1], strict=True):
-            if step <= boundary:
-                return float(value)
-        return float(self.values[-1])
+        return float(self._values(np.array([_check_step(step)]))[0])
+
+    def _values(self, steps):
+        # side="left": the first boundary >= step, so values[i] covers (b[i-1], b[i]]
+        index = np.searchsorted(np.asarray(self.boundaries, dtype=np.float64),
+                                np.asarray(steps, dtype=np.float64), side="left")
+        return np.asarray(self.values, dtype=np.float64)[index]
 
     def get_config(self):
         return {"boundaries": list(self.boundaries), "values": list(self.values),
