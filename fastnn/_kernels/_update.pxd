@@ -26,7 +26,6 @@ cdef enum:
     OPT_ADAM = 1
     OPT_RMSPROP = 2
     OPT_ADAMW = 3
-    OPT_COUNT = 4
 
 # Gradient clipping (Keras allows at most one of the three).
 cdef enum:
@@ -34,7 +33,6 @@ cdef enum:
     CLIP_NORM = 1           # each variable (segment) by its own L2 norm
     CLIP_GLOBAL_NORM = 2    # all gradients by their joint L2 norm
     CLIP_VALUE = 3          # elementwise to [-clip, clip]
-    CLIP_COUNT = 4
 
 
 ctypedef struct OptState:

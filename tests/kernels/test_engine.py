@@ -551,3 +551,18 @@ def test_engine_refuses_targets_that_do_not_fit_the_loss(case, run_python):
     assert proc.returncode == 0 and proc.stdout.startswith("ValueError"), (
         f"Engine.{ENGINE_MISUSE[case][0]} with {case!r} should raise ValueError at its entry; "
         f"got: {outcome}")
+
+
+def test_twin_update_dispatch_raises_on_unknown_kinds():
+    # the compiled update_core returns -1 for these (set_optimizer never lets them in);
+    # the twin must not fall back to a default either
+    layers, params, aux = _simple()
+    x, y = np.zeros((2, 3)), np.zeros((2, 2))
+    args = (x, y, None, None, np.arange(2, dtype=np.int64), 2, 0, 1, np.full(1, 0.1), 0, 0,
+            np.zeros(2))
+    for change in ({"kind": "adagrad"}, {"clip": ("clipsomething", 1.0)}):
+        engine = reference.Engine(layers, params.copy(), aux, LOSSES["mse"], False, [], 0.5)
+        engine.set_optimizer("sgd", None, None)
+        engine.opt.update(change)
+        with pytest.raises(ValueError, match="unknown"):
+            engine.train(*args)
