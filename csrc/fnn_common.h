@@ -46,9 +46,23 @@ static inline unsigned int fnn_denormals_off(void) {
     return old;
 }
 static inline void fnn_denormals_restore(unsigned int old) { _mm_setcsr(old); }
+/* The calling thread's SSE control/status word, to hand to OpenMP workers. */
+static inline unsigned int fnn_fp_mode_get(void) { return _mm_getcsr(); }
+/* Run this thread in `mode`'s control bits (FTZ, DAZ, rounding, exception masks) and
+ * keep its own status flags; returns the previous word for fnn_denormals_restore.
+ * A worker thread otherwise keeps whatever mode it had when it was created (POSIX
+ * threads inherit their creator's mode), so flushing would depend on which call
+ * happened to start the OpenMP pool. */
+static inline unsigned int fnn_fp_mode_swap(unsigned int mode) {
+    unsigned int old = _mm_getcsr();
+    _mm_setcsr((mode & ~0x3Fu) | (old & 0x3Fu));
+    return old;
+}
 #else
 static inline unsigned int fnn_denormals_off(void) { return 0u; }
 static inline void fnn_denormals_restore(unsigned int old) { (void)old; }
+static inline unsigned int fnn_fp_mode_get(void) { return 0u; }
+static inline unsigned int fnn_fp_mode_swap(unsigned int mode) { (void)mode; return 0u; }
 #endif
 
 #endif /* FNN_COMMON_H */

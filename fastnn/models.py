@@ -352,6 +352,20 @@ class Sequential:
         return [layer._spec(off, aux_off) for layer, (off, aux_off) in
                 zip(self._layers, self._offsets, strict=True)]
 
+    def _variable_segments(self):
+        """(offset, length) of each trainable variable in the flat parameter vector.
+
+        Keras clips by norm per variable; here a layer's kernel and bias are separate
+        variables that share one flat buffer, so the engine needs their boundaries.
+        """
+        rows = []
+        for spec in self._specs():
+            if "w_off" in spec:
+                rows.append((spec["w_off"], spec["n_in"] * spec["n_out"]))
+            if spec.get("b_off", -1) >= 0:
+                rows.append((spec["b_off"], spec["n_out"]))
+        return np.array(rows, dtype=np.int64).reshape(-1, 2)
+
     def _get_train_engine(self):
         if self._train_engine is None:
             activation = self._output_activation()
@@ -513,7 +527,7 @@ class Sequential:
                verbose, callbacks, validation_freq):
         engine = self._get_train_engine()
         optimizer = self.optimizer
-        optimizer._attach(engine, self._params.shape[0], self.dtype)
+        optimizer._attach(engine, self._params.shape[0], self.dtype, self._variable_segments())
         n = x.shape[0]
         n_batches = math.ceil(n / batch_size)
         history = callbacks_module.History()
@@ -622,7 +636,8 @@ class Sequential:
             if not self.built:
                 self._build(n_in)
             engine = self._get_train_engine()
-            self.optimizer._attach(engine, self._params.shape[0], self.dtype)
+            self.optimizer._attach(engine, self._params.shape[0], self.dtype,
+                                   self._variable_segments())
             stats = np.zeros(2 + 2 * len(self._metric_names))
             lrs = self.optimizer._learning_rates(self.optimizer.iterations, 1)
             seed = int(_random.generator().integers(2**63))

@@ -9,7 +9,7 @@ import fastnn
 from fastnn import Sequential, load_model
 from fastnn.layers import Dense, Dropout, Normalization
 from fastnn.losses import SparseCategoricalCrossentropy
-from fastnn.optimizers import SGD, Adam
+from fastnn.optimizers import SGD, Adam, AdamW, RMSprop, schedules
 from fastnn.regularizers import L2
 
 
@@ -33,15 +33,23 @@ def trained(dtype="float32", optimizer=None):
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("optimizer", [None, SGD(0.1, momentum=0.9, nesterov=True), SGD(0.1)])
+@pytest.mark.parametrize("optimizer", [
+    None, lambda: SGD(0.1, momentum=0.9, nesterov=True), lambda: SGD(0.1),
+    lambda: RMSprop(0.01, momentum=0.5, centered=True, clipnorm=0.5),
+    lambda: AdamW(schedules.ExponentialDecay(0.01, 3, 0.5), weight_decay=0.1,
+                  global_clipnorm=1.0),
+    lambda: SGD(schedules.PiecewiseConstantDecay([4, 10], [0.1, 0.05, 0.01]), clipvalue=0.1),
+    lambda: Adam(schedules.InverseTimeDecay(0.01, 2, 0.5, staircase=True)),
+], ids=["adam", "nesterov", "sgd", "rmsprop", "adamw-exp", "sgd-piecewise", "adam-inverse"])
 def test_load_predicts_identically_and_continues_training_exactly(tmp_path, dtype, optimizer):
     x, y = data()
-    model = trained(dtype, optimizer)
+    model = trained(dtype, optimizer and optimizer())
     path = tmp_path / "model.fastnn"
     model.save(path)
     loaded = load_model(path)
     np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
     assert loaded.optimizer.iterations == model.optimizer.iterations
+    assert loaded.optimizer.get_config() == model.optimizer.get_config()
     assert loaded.name == "saved" and loaded.dtype == np.dtype(dtype)
     fastnn.set_random_seed(5)
     h1 = model.fit(x, y, epochs=2, batch_size=16, verbose=0)

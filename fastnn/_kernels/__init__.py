@@ -28,17 +28,29 @@ from fastnn._kernels.losses import (
     sparse_cce,
     sparse_softmax_xent,
 )
-from fastnn._kernels.optim import CHUNK, PARALLEL_MIN, adam_update, sgd_update
+from fastnn._kernels.optim import (
+    CHUNK,
+    PARALLEL_MIN,
+    adam_update,
+    adamw_update,
+    clip_by_global_norm,
+    clip_by_norm,
+    clip_by_value,
+    rmsprop_update,
+    sgd_update,
+)
 
 KERNEL_NAMES = (
     "matmul", "activation_forward", "dense_forward", "dense_backward",
     "sparse_softmax_xent", "softmax_xent", "sigmoid_bce", "sparse_cce", "cce", "bce", "mse",
-    "mae", "huber", "metric_sum", "adam_update", "sgd_update", "Engine",
+    "mae", "huber", "metric_sum", "adam_update", "adamw_update", "sgd_update", "rmsprop_update",
+    "clip_by_norm", "clip_by_global_norm", "clip_by_value", "Engine",
 )
 
 __all__ = ["load_blas", "ACTIVATIONS", "GEMM_METHODS", "CHUNK", "PARALLEL_MIN", "LOSSES",
            "METRICS", "LAYER_KINDS", "OPTIMIZERS", "KERNEL_NAMES", "openmp_available",
            "set_num_threads", "get_num_threads", "matmul", "activation_forward", "dense_forward",
            "dense_backward", "sparse_softmax_xent", "softmax_xent", "sigmoid_bce", "sparse_cce",
-           "cce", "bce", "mse", "mae", "huber", "metric_sum", "adam_update", "sgd_update",
-           "Engine"]
+           "cce", "bce", "mse", "mae", "huber", "metric_sum", "adam_update", "adamw_update",
+           "sgd_update", "rmsprop_update", "clip_by_norm", "clip_by_global_norm",
+           "clip_by_value", "Engine"]

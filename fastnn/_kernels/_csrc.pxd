@@ -6,6 +6,8 @@ cdef extern from "fnn_common.h" nogil:
     ctypedef Py_ssize_t fnn_index_t
     unsigned int fnn_denormals_off()
     void fnn_denormals_restore(unsigned int old)
+    unsigned int fnn_fp_mode_get()
+    unsigned int fnn_fp_mode_swap(unsigned int mode)
 
 
 cdef extern from "fnn_math.h" nogil:
@@ -24,6 +26,27 @@ cdef extern from "fnn_optim.h" nogil:
                             float lr, float momentum, int nesterov)
     void fnn_sgd_update_f64(fnn_index_t n, double* w, const double* g, double* u,
                             double lr, double momentum, int nesterov)
+    void fnn_adamw_update_f32(fnn_index_t n, float* w, const float* g, float* m, float* v,
+                              float alpha, float one_minus_b1, float one_minus_b2, float eps,
+                              float keep)
+    void fnn_adamw_update_f64(fnn_index_t n, double* w, const double* g, double* m, double* v,
+                              double alpha, double one_minus_b1, double one_minus_b2,
+                              double eps, double keep)
+    void fnn_rmsprop_update_f32(fnn_index_t n, float* w, const float* g, float* v, float* u,
+                                float* a, float lr, float rho, float one_minus_rho,
+                                float momentum, float eps, int centered, int use_momentum)
+    void fnn_rmsprop_update_f64(fnn_index_t n, double* w, const double* g, double* v,
+                                double* u, double* a, double lr, double rho,
+                                double one_minus_rho, double momentum, double eps,
+                                int centered, int use_momentum)
+    double fnn_sumsq_f32(fnn_index_t n, const float* x)
+    double fnn_sumsq_f64(fnn_index_t n, const double* x)
+    void fnn_mul_div_f32(fnn_index_t n, float* x, float num, float den)
+    void fnn_mul_div_f64(fnn_index_t n, double* x, double num, double den)
+    void fnn_scale_f32(fnn_index_t n, float* x, float s)
+    void fnn_scale_f64(fnn_index_t n, double* x, double s)
+    void fnn_clip_value_f32(fnn_index_t n, float* x, float c)
+    void fnn_clip_value_f64(fnn_index_t n, double* x, double c)
 
 
 cdef extern from "fnn_rng.h" nogil:

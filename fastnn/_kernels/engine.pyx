@@ -69,7 +69,9 @@ from fastnn._kernels._loss cimport (LOSS_COUNT, LOSS_HUBER, LOSS_SPARSE_CCE,
                                     LOSS_SPARSE_SOFTMAX_XENT, METRIC_COUNT,
                                     METRIC_SPARSE_CATEGORICAL_ACCURACY, loss_block,
                                     metric_block)
-from fastnn._kernels._update cimport adam_core, sgd_core
+from fastnn._kernels._update cimport (CLIP_GLOBAL_NORM, CLIP_NONE, CLIP_NORM, CLIP_VALUE,
+                                      OPT_ADAM, OPT_ADAMW, OPT_RMSPROP, OPT_SGD, OptState,
+                                      update_core)
 
 cdef enum:
     LAYER_DENSE = 0
@@ -77,11 +79,6 @@ cdef enum:
     LAYER_NORMALIZATION = 2
     LAYER_ACTIVATION = 3
     LAYER_COUNT = 4
-
-cdef enum:
-    OPT_SGD = 0
-    OPT_ADAM = 1
-    OPT_COUNT = 2
 
 cdef enum:
     MAX_METRICS = 8
@@ -108,7 +105,7 @@ _ERRORS = {ERR_LAYER: "unknown layer kind", ERR_ACTIVATION: "unknown activation"
 
 LAYER_KINDS = {"dense": LAYER_DENSE, "dropout": LAYER_DROPOUT,
                "normalization": LAYER_NORMALIZATION, "activation": LAYER_ACTIVATION}
-OPTIMIZERS = {"sgd": OPT_SGD, "adam": OPT_ADAM}
+OPTIMIZERS = {"sgd": OPT_SGD, "adam": OPT_ADAM, "rmsprop": OPT_RMSPROP, "adamw": OPT_ADAMW}
 
 
 ctypedef struct Layer:
@@ -136,11 +133,7 @@ ctypedef struct Net:
     int n_metrics
     int metrics[MAX_METRICS]
     double threshold
-    int opt_kind
-    void* opt_m
-    void* opt_v
-    double beta_1, beta_2, epsilon, momentum
-    bint nesterov
+    OptState opt                 # optimizer kind, state pointers, hyper-parameters, clipping
 
 
 ctypedef struct Work:
@@ -373,14 +366,9 @@ cdef void _train_batches(Net* net, Work* w, const floating* x, const floating* y
         # 36 us per step at 300k parameters (115 -> 79 us), far less than that costs, and
         # the spin policy can only be changed through the environment, which fastnn
         # must not touch (OMP_WAIT_POLICY).  Measurements: issue 8, item 10.
-        if net.opt_kind == OPT_ADAM:
-            adam_core(net.n_params, <floating*>net.params, <floating*>net.grads,
-                      <floating*>net.opt_m, <floating*>net.opt_v, lrs[b - first],
-                      net.beta_1, net.beta_2, net.epsilon, step, False)
-        elif net.opt_kind == OPT_SGD:
-            sgd_core(net.n_params, <floating*>net.params, <floating*>net.grads,
-                     <floating*>net.opt_m, lrs[b - first], net.momentum, net.nesterov, False)
-        else:
+        if update_core(&net.opt, net.n_params, <floating*>net.params, <floating*>net.grads,
+                       lrs[b - first], step, False) != 0:
+            # set_optimizer admits only known kinds; should one slip through, stop here
             w.error = ERR_OPTIMIZER
             return
 
@@ -603,7 +591,7 @@ cdef class Engine:
     cdef readonly object dtype
     cdef readonly object params, grads, aux
     cdef readonly long long data_scans
-    cdef object _opt_m, _opt_v
+    cdef object _opt_refs
     cdef Workspace _ws0, _train_ws
     cdef list _pool
     # bound training data: the caller's x, y, sample weights; copies of labels and order
@@ -681,9 +669,10 @@ cdef class Engine:
         self.net.params = _data_ptr(params) if params.shape[0] else NULL
         self.net.aux = _data_ptr(aux) if aux.shape[0] else NULL
         self.net.grads = _data_ptr(self.grads) if params.shape[0] else NULL
-        self.net.opt_kind = OPT_SGD
-        self.net.opt_m = self.net.opt_v = NULL
-        self.net.momentum = 0
+        self.net.opt = OptState(kind=OPT_SGD, s1=NULL, s2=NULL, s3=NULL, beta_1=0.9,
+                                beta_2=0.999, epsilon=1e-7, momentum=0, rho=0.9,
+                                weight_decay=0, nesterov=False, centered=False,
+                                clip_kind=CLIP_NONE, clip=0, n_segments=0, segments=NULL)
         self._pool = []
         self._ws0 = Workspace(n_layers)
         self._train_ws = Workspace(n_layers)
@@ -737,28 +726,76 @@ cdef class Engine:
 
     # ------------------------------------------------------------------------- optimizer
     def set_optimizer(self, str kind, m, v, double beta_1=0.9, double beta_2=0.999,
-                      double epsilon=1e-7, double momentum=0.0, bint nesterov=False):
-        """Attach optimizer state buffers (owned by the optimizer object)."""
+                      double epsilon=1e-7, double momentum=0.0, bint nesterov=False, *,
+                      average_grad=None, double rho=0.9, bint centered=False,
+                      double weight_decay=0.0, double clipnorm=0.0,
+                      double global_clipnorm=0.0, double clipvalue=0.0, segments=None):
+        """Attach optimizer state buffers (owned by the optimizer object) and settings.
+
+        State slots: Adam/AdamW m, v; SGD m = velocity (momentum != 0); RMSprop m =
+        velocity (mean square), v = momentum buffer (momentum > 0), average_grad
+        (centered).  At most one of clipnorm, global_clipnorm, clipvalue may be > 0
+        (0: off, as in Keras); clipnorm clips each (offset, length) row of `segments`
+        (int64, shape (k, 2)) -- one row per variable -- by its own norm.
+        """
         if kind not in OPTIMIZERS:
             raise ValueError(f"Engine: unknown optimizer {kind!r}; expected one of "
                              f"{sorted(OPTIMIZERS)}")
         if self._train_ws.busy:
             raise RuntimeError("Engine: training is running in another thread")
-        code = OPTIMIZERS[kind]
-        for buf in (m, v):
+        cdef int code = OPTIMIZERS[kind]
+        for buf in (m, v, average_grad):
             if buf is not None and (buf.dtype != self.dtype or buf.shape != self.params.shape
                                     or not buf.flags.c_contiguous):
                 raise ValueError("Engine: optimizer state must match the parameters")
-        if code == OPT_ADAM and (m is None or v is None):
+        if code in (OPT_ADAM, OPT_ADAMW) and (m is None or v is None):
             raise ValueError("Engine: Adam needs m and v")
         if code == OPT_SGD and momentum != 0 and m is None:
             raise ValueError("Engine: SGD with momentum needs a velocity buffer")
-        self.net.opt_kind = code
-        self._opt_m, self._opt_v = m, v
-        self.net.opt_m = _data_ptr(m) if m is not None and m.shape[0] else NULL
-        self.net.opt_v = _data_ptr(v) if v is not None and v.shape[0] else NULL
-        self.net.beta_1, self.net.beta_2, self.net.epsilon = beta_1, beta_2, epsilon
-        self.net.momentum, self.net.nesterov = momentum, nesterov
+        if code == OPT_RMSPROP and (m is None or (momentum > 0 and v is None)
+                                    or (centered and average_grad is None)):
+            raise ValueError("Engine: RMSprop needs velocity, and momentum and average "
+                             "gradient buffers when those are on")
+        cdef int clip_kind = CLIP_NONE
+        cdef double clip = 0
+        for value, ck in ((clipnorm, CLIP_NORM), (global_clipnorm, CLIP_GLOBAL_NORM),
+                          (clipvalue, CLIP_VALUE)):
+            if not value >= 0:
+                raise ValueError("Engine: clipping thresholds must be >= 0")
+            if value > 0:
+                if clip_kind != CLIP_NONE:
+                    raise ValueError("Engine: at most one of clipnorm, global_clipnorm and "
+                                     "clipvalue")
+                clip_kind, clip = ck, value
+        cdef const long long[:, ::1] seg
+        cdef Py_ssize_t s, end = 0
+        if clip_kind == CLIP_NORM:
+            if segments is None:
+                raise ValueError("Engine: clipnorm needs the variable segments")
+            segments = np.array(segments, dtype=np.int64)   # a private copy: no later edits
+            seg = segments
+            if seg.shape[1] != 2:
+                raise ValueError("Engine: segments must have shape (k, 2)")
+            for s in range(seg.shape[0]):    # in order, disjoint, inside the parameters
+                if seg[s, 0] < end or seg[s, 1] < 0 or seg[s, 0] + seg[s, 1] > self.net.n_params:
+                    raise ValueError("Engine: segments must be ordered, disjoint ranges "
+                                     "of the parameters")
+                end = seg[s, 0] + seg[s, 1]
+        else:
+            segments = None
+        self._opt_refs = (m, v, average_grad, segments)
+        self.net.opt.kind = code
+        self.net.opt.s1 = _data_ptr(m) if m is not None and m.shape[0] else NULL
+        self.net.opt.s2 = _data_ptr(v) if v is not None and v.shape[0] else NULL
+        self.net.opt.s3 = (_data_ptr(average_grad)
+                           if average_grad is not None and average_grad.shape[0] else NULL)
+        self.net.opt.beta_1, self.net.opt.beta_2 = beta_1, beta_2
+        self.net.opt.epsilon, self.net.opt.momentum = epsilon, momentum
+        self.net.opt.nesterov, self.net.opt.rho, self.net.opt.centered = nesterov, rho, centered
+        self.net.opt.weight_decay = weight_decay if code == OPT_ADAMW else 0.0
+        self.net.opt.clip_kind, self.net.opt.clip = clip_kind, clip
+        self.net.opt.n_segments = seg.shape[0] if segments is not None else 0
+        self.net.opt.segments = &seg[0, 0] if segments is not None and seg.shape[0] else NULL
 
     # ------------------------------------------------------------------------- data checks
     def _check_data(self, x, y, labels, sample_weight, bint targets=True):
@@ -871,7 +908,8 @@ cdef class Engine:
             raise ValueError("Engine.train_batches: batch range outside the data")
         if lrs.shape[0] < count or stats.shape[0] < 2 + 2 * self.net.n_metrics:
             raise ValueError("Engine.train_batches: lrs or stats too short")
-        if self.net.opt_kind == OPT_ADAM and self.net.opt_m == NULL and self.net.n_params:
+        if (self.net.opt.kind in (OPT_ADAM, OPT_ADAMW, OPT_RMSPROP) and self.net.opt.s1 == NULL
+                and self.net.n_params):
             raise ValueError("Engine.train_batches: no optimizer attached")
         if min(batch_size, n) > INT_MAX:
             raise ValueError(f"Engine.train_batches: batch_size {batch_size} exceeds BLAS's "
@@ -1063,7 +1101,7 @@ cdef class Engine:
         elif what == "metric":
             self.net.metrics[index] = code
         elif what == "optimizer":
-            self.net.opt_kind = code
+            self.net.opt.kind = code
         else:
             raise ValueError(f"_force_code: unknown field {what!r}")
 

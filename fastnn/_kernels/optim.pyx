@@ -1,13 +1,25 @@
-"""Optimizer updates over flat parameter buffers (Keras 3 rules).
+"""Optimizer updates and gradient clipping over flat parameter buffers (Keras 3 rules).
 
 Contract: w, g and the state buffers are C-contiguous, of one dtype and one
-length; w and the state are updated in place with the GIL released.  Large
-buffers are split into fixed chunks over OpenMP threads; every element is
-independent, so results do not depend on the thread count.
+length; w and the state (or g, for clipping) are updated in place with the GIL
+released.  Large buffers are split into fixed chunks over OpenMP threads; every
+element is independent, so results do not depend on the thread count.
+
+Floating-point mode: each worker runs its chunks in the calling thread's mode
+(flush-to-zero and denormals-are-zero included) and restores its own after, so
+1 and 2 threads give the same bits even where denormals occur.  The training
+engine sets flush-to-zero on the calling thread; these entry points do not.
 """
 from cython cimport floating
+from cython.parallel cimport prange, threadid
 
-from fastnn._kernels._update cimport _CHUNK, _PARALLEL_MIN, adam_core, sgd_core
+from fastnn._kernels._csrc cimport (fnn_denormals_off, fnn_denormals_restore, fnn_fp_mode_get,
+                                    fnn_fp_mode_swap)
+from fastnn._kernels._omp cimport current_num_threads
+from fastnn._kernels._update cimport (_CHUNK, _PARALLEL_MIN, adam_core, clip_global_norm_core,
+                                      clip_norm_core, clip_value_core, rmsprop_core, sgd_core)
+
+import numpy as np
 
 #: Buffers of at least PARALLEL_MIN elements are split over threads in CHUNK-element pieces.
 PARALLEL_MIN = _PARALLEL_MIN
@@ -30,6 +42,23 @@ def adam_update(floating[::1] w not None, const floating[::1] g not None,
         adam_core(n, &w[0], &g[0], &m[0], &v[0], learning_rate, beta_1, beta_2, epsilon, step)
 
 
+def adamw_update(floating[::1] w not None, const floating[::1] g not None,
+                 floating[::1] m not None, floating[::1] v not None,
+                 double learning_rate, double weight_decay, double beta_1, double beta_2,
+                 double epsilon, long long step):
+    """w *= 1 - weight_decay lr, then adam_update's step (Keras AdamW); t = step >= 1."""
+    cdef Py_ssize_t n = w.shape[0]
+    if g.shape[0] != n or m.shape[0] != n or v.shape[0] != n:
+        raise ValueError("adamw_update: w, g, m and v must have the same length")
+    if step < 1:
+        raise ValueError("adamw_update: step must be >= 1")
+    if n == 0:
+        return
+    with nogil:
+        adam_core(n, &w[0], &g[0], &m[0], &v[0], learning_rate, beta_1, beta_2, epsilon, step,
+                  weight_decay)
+
+
 def sgd_update(floating[::1] w not None, const floating[::1] g not None,
                floating[::1] velocity not None,
                double learning_rate, double momentum, bint nesterov):
@@ -42,3 +71,96 @@ def sgd_update(floating[::1] w not None, const floating[::1] g not None,
     with nogil:
         sgd_core(n, &w[0], &g[0], &velocity[0] if momentum != 0 else NULL,
                  learning_rate, momentum, nesterov)
+
+
+def rmsprop_update(floating[::1] w not None, const floating[::1] g not None,
+                   floating[::1] velocity not None, floating[::1] momentum_buf not None,
+                   floating[::1] average_grad not None, double learning_rate, double rho,
+                   double momentum, double epsilon, bint centered):
+    """v = rho v + (1-rho) g^2; w -= lr g / sqrt(v + eps [- a^2 if centered]) (via momentum).
+
+    momentum_buf is read only when momentum > 0 and average_grad only when centered;
+    otherwise they may have any length.
+    """
+    cdef Py_ssize_t n = w.shape[0]
+    if g.shape[0] != n or velocity.shape[0] != n:
+        raise ValueError("rmsprop_update: w, g and velocity must have the same length")
+    if momentum > 0 and momentum_buf.shape[0] != n:
+        raise ValueError("rmsprop_update: momentum_buf must have w's length")
+    if centered and average_grad.shape[0] != n:
+        raise ValueError("rmsprop_update: average_grad must have w's length")
+    if n == 0:
+        return
+    with nogil:
+        rmsprop_core(n, &w[0], &g[0], &velocity[0],
+                     &momentum_buf[0] if momentum > 0 else NULL,
+                     &average_grad[0] if centered else NULL,
+                     learning_rate, rho, momentum, epsilon, centered)
+
+
+def clip_by_norm(floating[::1] g not None, const long long[:, ::1] segments not None,
+                 double clipnorm):
+    """Each segment s = g[off:off+len]: s = (s * clipnorm) / max(||s||, clipnorm) (Keras).
+
+    segments has shape (k, 2): (offset, length) rows, inside g.
+    """
+    cdef Py_ssize_t s, n = g.shape[0]
+    if segments.shape[1] != 2:
+        raise ValueError("clip_by_norm: segments must have shape (k, 2)")
+    for s in range(segments.shape[0]):
+        if segments[s, 0] < 0 or segments[s, 1] < 0 or segments[s, 0] + segments[s, 1] > n:
+            raise ValueError("clip_by_norm: segment outside g")
+    if not clipnorm > 0:
+        raise ValueError("clip_by_norm: clipnorm must be > 0")
+    with nogil:
+        for s in range(segments.shape[0]):
+            if segments[s, 1]:
+                clip_norm_core(<Py_ssize_t>segments[s, 1], &g[segments[s, 0]], clipnorm)
+
+
+def clip_by_global_norm(floating[::1] g not None, double clipnorm):
+    """g *= clipnorm / max(||g||, clipnorm), written as Keras does (NaN/inf propagate)."""
+    if not clipnorm > 0:
+        raise ValueError("clip_by_global_norm: clipnorm must be > 0")
+    if g.shape[0] == 0:
+        return
+    with nogil:
+        clip_global_norm_core(g.shape[0], &g[0], clipnorm)
+
+
+def clip_by_value(floating[::1] g not None, double clipvalue):
+    """g = clip(g, -clipvalue, clipvalue) elementwise; NaN stays NaN."""
+    if not clipvalue > 0:
+        raise ValueError("clip_by_value: clipvalue must be > 0")
+    if g.shape[0] == 0:
+        return
+    with nogil:
+        clip_value_core(g.shape[0], &g[0], clipvalue)
+
+
+def _thread_fp_modes(bint flush):
+    """Test probe: the FTZ|DAZ bits each chunk of an update-style parallel loop runs with.
+
+    Sets flush-to-zero on the calling thread when `flush` (restored after), then runs
+    the same chunk loop as the update cores over 2 * threads chunks and returns
+    (modes, thread ids), one entry per chunk.
+    """
+    cdef int threads = current_num_threads()
+    cdef Py_ssize_t c, nchunks = 2 * threads
+    modes = np.zeros(nchunks, np.uint32)
+    tids = np.zeros(nchunks, np.int32)
+    cdef unsigned int[::1] mv = modes
+    cdef int[::1] tv = tids
+    cdef unsigned int mode, old, caller = 0
+    with nogil:
+        if flush:
+            caller = fnn_denormals_off()
+        mode = fnn_fp_mode_get()
+        for c in prange(nchunks, schedule="static", num_threads=threads):
+            old = fnn_fp_mode_swap(mode)
+            mv[c] = fnn_fp_mode_get() & 0x8040u
+            tv[c] = threadid()
+            fnn_denormals_restore(old)
+        if flush:
+            fnn_denormals_restore(caller)
+    return modes, tids

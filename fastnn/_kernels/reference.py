@@ -257,6 +257,60 @@ def adam_update(w, g, m, v, learning_rate, beta_1, beta_2, epsilon, step):
     w -= (m * t(alpha)) / (np.sqrt(v) + t(epsilon))
 
 
+def adamw_update(w, g, m, v, learning_rate, weight_decay, beta_1, beta_2, epsilon, step):
+    """Keras AdamW: w *= 1 - weight_decay lr, then the Adam step; in place on w, m, v."""
+    w *= w.dtype.type(1.0 - weight_decay * learning_rate)
+    adam_update(w, g, m, v, learning_rate, beta_1, beta_2, epsilon, step)
+
+
+def rmsprop_update(w, g, velocity, momentum_buf, average_grad, learning_rate, rho, momentum,
+                   epsilon, centered):
+    """Keras RMSprop step, in place on w, velocity (and momentum_buf, average_grad if used)."""
+    t = w.dtype.type
+    velocity[...] = velocity * t(rho) + (g * g) * t(1.0 - rho)
+    denom = velocity + t(epsilon)
+    if centered:
+        average_grad[...] = average_grad * t(rho) + g * t(1.0 - rho)
+        denom = denom - average_grad * average_grad
+    step = (g * t(learning_rate)) / np.sqrt(denom)
+    if momentum > 0:
+        momentum_buf[...] = momentum_buf * t(momentum) + step
+        w -= momentum_buf
+    else:
+        w -= step
+
+
+def _norm(x):
+    """L2 norm in float64, rounded to x's dtype (the compiled kernels sum in double)."""
+    x64 = x.astype(np.float64)
+    return x.dtype.type(np.sqrt(np.dot(x64, x64)))
+
+
+def clip_by_norm(g, segments, clipnorm):
+    """Keras clipnorm on each (offset, length) row of segments: (s * c) / max(||s||, c)."""
+    t = g.dtype.type
+    for off, length in np.asarray(segments).reshape(-1, 2):
+        seg = g[off:off + length]
+        norm = _norm(seg)
+        den = norm if (np.isnan(norm) or norm > t(clipnorm)) else t(clipnorm)
+        seg[...] = (seg * t(clipnorm)) / den
+
+
+def clip_by_global_norm(g, clipnorm):
+    """Keras global_clipnorm: g *= c min(1 / ||g||, 1 / c) + (||g|| - ||g||)."""
+    t = g.dtype.type
+    norm = _norm(g)
+    with np.errstate(divide="ignore"):
+        inv_norm = t(1) / norm
+    scale = t(clipnorm) * min(inv_norm, t(1) / t(clipnorm)) + (norm - norm)
+    g *= t(scale)
+
+
+def clip_by_value(g, clipvalue):
+    """Keras clipvalue: g = clip(g, -c, c) (NaN stays NaN)."""
+    np.clip(g, -g.dtype.type(clipvalue), g.dtype.type(clipvalue), out=g)
+
+
 def sgd_update(w, g, velocity, learning_rate, momentum, nesterov):
     """Keras SGD step, in place on w (and velocity when momentum != 0)."""
     t = w.dtype.type
@@ -313,11 +367,46 @@ class Engine:
         self.max_rows = max(self.max_rows, rows)
 
     def set_optimizer(self, kind, m, v, beta_1=0.9, beta_2=0.999, epsilon=1e-7, momentum=0.0,
-                      nesterov=False):
+                      nesterov=False, *, average_grad=None, rho=0.9, centered=False,
+                      weight_decay=0.0, clipnorm=0.0, global_clipnorm=0.0, clipvalue=0.0,
+                      segments=None):
         if kind not in OPTIMIZERS:
             raise ValueError(f"Engine: unknown optimizer {kind!r}")
-        self.opt = dict(kind=kind, m=m, v=v, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon,
-                        momentum=momentum, nesterov=nesterov)
+        clips = [(name, value) for name, value in (("clipnorm", clipnorm),
+                 ("global_clipnorm", global_clipnorm), ("clipvalue", clipvalue)) if value > 0]
+        if len(clips) > 1:
+            raise ValueError("Engine: at most one of clipnorm, global_clipnorm and clipvalue")
+        self.opt = dict(kind=kind, m=m, v=v, avg=average_grad, beta_1=beta_1, beta_2=beta_2,
+                        epsilon=epsilon, momentum=momentum, nesterov=nesterov, rho=rho,
+                        centered=centered, weight_decay=weight_decay,
+                        clip=clips[0] if clips else None, segments=segments)
+
+    def _update(self, lr, step):
+        opt, g = self.opt, self.grads
+        if opt["clip"] is not None:
+            name, value = opt["clip"]
+            if name == "clipnorm":
+                clip_by_norm(g, opt["segments"], value)
+            elif name == "global_clipnorm":
+                clip_by_global_norm(g, value)
+            elif name == "clipvalue":
+                clip_by_value(g, value)
+            else:
+                raise ValueError(f"unknown clipping {name!r}")
+        kind = opt["kind"]
+        if kind == "adam":
+            adam_update(self.params, g, opt["m"], opt["v"], lr, opt["beta_1"], opt["beta_2"],
+                        opt["epsilon"], step)
+        elif kind == "adamw":
+            adamw_update(self.params, g, opt["m"], opt["v"], lr, opt["weight_decay"],
+                         opt["beta_1"], opt["beta_2"], opt["epsilon"], step)
+        elif kind == "sgd":
+            sgd_update(self.params, g, opt["m"], lr, opt["momentum"], opt["nesterov"])
+        elif kind == "rmsprop":
+            rmsprop_update(self.params, g, opt["m"], opt["v"], opt["avg"], lr, opt["rho"],
+                           opt["momentum"], opt["epsilon"], opt["centered"])
+        else:
+            raise ValueError(f"Engine: unknown optimizer {kind!r}")
 
     def _views(self, spec):
         n_in, n_out = spec["n_in"], spec["n_out"]
@@ -467,15 +556,7 @@ class Engine:
             stats[1] += len(rows)
             self._backward(cache, grad)
             step += 1
-            opt = self.opt
-            if opt["kind"] == "adam":
-                adam_update(self.params, self.grads, opt["m"], opt["v"], lrs[b - first],
-                            opt["beta_1"], opt["beta_2"], opt["epsilon"], step)
-            elif opt["kind"] == "sgd":
-                sgd_update(self.params, self.grads, opt["m"], lrs[b - first], opt["momentum"],
-                           opt["nesterov"])
-            else:
-                raise ValueError(f"Engine: unknown optimizer {opt['kind']!r}")
+            self._update(lrs[b - first], step)
         return step
 
     def train(self, x, y, labels, sample_weight, order, batch_size, first, count, lrs, step,
@@ -549,4 +630,5 @@ def _dropout_mask(seed, stream, shape):
 __all__ = ["ACTIVATIONS", "LOSSES", "METRICS", "LAYER_KINDS", "OPTIMIZERS",
            "matmul", "activation_forward", "dense_forward", "dense_backward", "sparse_softmax_xent",
            "softmax_xent", "sigmoid_bce", "sparse_cce", "cce", "bce", "mse", "mae", "huber",
-           "metric_sum", "adam_update", "sgd_update", "Engine"]
+           "metric_sum", "adam_update", "adamw_update", "sgd_update", "rmsprop_update",
+           "clip_by_norm", "clip_by_global_norm", "clip_by_value", "Engine"]

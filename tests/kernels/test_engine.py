@@ -82,6 +82,14 @@ OPTIMIZERS = {
     "sgd": dict(kind="sgd"),
     "momentum": dict(kind="sgd", momentum=0.9),
     "nesterov": dict(kind="sgd", momentum=0.8, nesterov=True),
+    "rmsprop": dict(kind="rmsprop", rho=0.9, epsilon=1e-7),
+    "rmsprop-centered-momentum": dict(kind="rmsprop", rho=0.8, momentum=0.5, centered=True,
+                                      epsilon=1e-7),
+    "adamw": dict(kind="adamw", weight_decay=0.5, beta_1=0.9, beta_2=0.999, epsilon=1e-7),
+    # thresholds below these problems' gradient norms, so clipping acts
+    "adam-clipnorm": dict(kind="adam", clipnorm=0.05),
+    "momentum-global-clipnorm": dict(kind="sgd", momentum=0.9, global_clipnorm=0.1),
+    "sgd-clipvalue": dict(kind="sgd", clipvalue=0.01),
 }
 
 
@@ -94,6 +102,7 @@ class Case:
         model.build(n_in)
         self.dtype = np.dtype(dtype)
         self.specs = model._specs()
+        self.segments = model._variable_segments()
         self.params = (0.6 * rng.standard_normal(model._params.shape)).astype(dtype)
         self.aux = model._aux.copy() if model._aux.shape[0] else np.zeros(1, dtype)
         self.metrics = [METRICS[name] for name in metrics]
@@ -125,11 +134,11 @@ class Case:
         metrics = self.metrics if metrics is None else metrics
         engine = twin(self.specs, params, self.aux.copy(), LOSSES[loss], fused, list(metrics),
                       0.5)
-        state = (np.zeros_like(params), np.zeros_like(params))
+        state = (np.zeros_like(params), np.zeros_like(params), np.zeros_like(params))
         if opt is not None:
             cfg = dict(OPTIMIZERS[opt])
             kind = cfg.pop("kind")
-            if kind == "adam" and self.dtype == np.float32:
+            if kind != "sgd" and self.dtype == np.float32:
                 # Adam's step lr * m_hat / (sqrt(v_hat) + eps) is ~lr * sign(g) for any
                 # |g| >> eps, so its sensitivity to g is lr * eps' / (|g| + eps')^2 with
                 # eps' = eps / sqrt(1 - beta_2) at step 1.  A float32 gradient entry that
@@ -138,9 +147,15 @@ class Case:
                 # reproduces it.  That is Adam, not the engine (the Adam kernel itself is
                 # tested at the default epsilon in test_optim.py), so float32 engine runs
                 # use epsilon = 1e-3, which bounds the amplification by ~lr / eps'.
+                # RMSprop's first step lr g / sqrt((1 - rho) g^2 + eps) is sign-like too.
                 cfg["epsilon"] = 1e-3
-            m = state[0] if kind == "adam" or cfg.get("momentum") else None
-            v = state[1] if kind == "adam" else None
+            m = state[0] if kind != "sgd" or cfg.get("momentum") else None
+            v = state[1] if kind in ("adam", "adamw") or (
+                kind == "rmsprop" and cfg.get("momentum")) else None
+            if cfg.get("centered"):
+                cfg["average_grad"] = state[2]
+            if cfg.get("clipnorm"):
+                cfg["segments"] = self.segments
             engine.set_optimizer(kind, m, v, **cfg)
         return engine, params, state
 
@@ -159,7 +174,7 @@ def _assert_twins_agree(got, want, tol):
 
 def _train_run(case, twin, opt, batch_size, lr=0.02, seed=12345):
     """Epoch 1: one call over every batch; epoch 2: one call per batch (callback path)."""
-    engine, params, (m, v) = case.engine(twin, opt)
+    engine, params, (m, v, avg) = case.engine(twin, opt)
     n = case.x.shape[0]
     n_batches = -(-n // batch_size)
     lrs = np.linspace(lr, lr / 2, n_batches)
@@ -178,7 +193,7 @@ def _train_run(case, twin, opt, batch_size, lr=0.02, seed=12345):
     after = [a for a in (case.x, case.y, case.labels, case.sw, lrs) if a is not None]
     for a, a0 in zip(after, inputs, strict=True):
         np.testing.assert_array_equal(a, a0)
-    return dict(step=step, params=params, m=m, v=v, stats=stats, stats2=stats2,
+    return dict(step=step, params=params, m=m, v=v, avg=avg, stats=stats, stats2=stats2,
                 grads=engine.grads.copy(), l2=engine.penalty())
 
 
@@ -501,6 +516,41 @@ def test_optimizer_state_must_match():
         engine.set_optimizer("adam", np.zeros(26, np.float32), np.zeros(26))
     with pytest.raises(ValueError):
         engine.set_optimizer("sgd", None, None, momentum=0.9)
+    z = lambda: np.zeros(26)  # noqa: E731
+    with pytest.raises(ValueError, match="RMSprop"):
+        engine.set_optimizer("rmsprop", None, None)
+    with pytest.raises(ValueError, match="RMSprop"):
+        engine.set_optimizer("rmsprop", z(), None, momentum=0.5)
+    with pytest.raises(ValueError, match="RMSprop"):
+        engine.set_optimizer("rmsprop", z(), None, centered=True)
+    with pytest.raises(ValueError, match="Adam"):
+        engine.set_optimizer("adamw", z(), None)
+
+
+@pytest.mark.parametrize("twin", [kernels.Engine, reference.Engine], ids=["compiled", "twin"])
+def test_set_optimizer_rejects_unknown_kind_and_two_clips(twin):
+    layers, params, aux = _simple()
+    engine = twin(layers, params, aux, LOSSES["mse"], False, [], 0.5)
+    with pytest.raises(ValueError, match="unknown optimizer"):
+        engine.set_optimizer("adagrad", None, None)
+    with pytest.raises(ValueError, match="at most one"):
+        engine.set_optimizer("sgd", None, None, clipvalue=1.0, global_clipnorm=1.0)
+
+
+def test_set_optimizer_checks_clipping_segments():
+    layers, params, aux = _simple()      # 26 parameters
+    engine = kernels.Engine(layers, params, aux, LOSSES["mse"], False, [], 0.5)
+    seg = lambda rows: np.array(rows, np.int64).reshape(-1, 2)  # noqa: E731
+    engine.set_optimizer("sgd", None, None, clipnorm=1.0, segments=seg([[0, 20], [20, 6]]))
+    bad = [None, seg([[0, 20], [19, 7]]), seg([[0, 27]]), seg([[-1, 3]]), seg([[5, -1]]),
+           seg([[10, 5], [0, 5]]), np.zeros((2, 3), np.int64)]
+    for segments in bad:
+        with pytest.raises(ValueError, match="segments"):
+            engine.set_optimizer("sgd", None, None, clipnorm=1.0, segments=segments)
+    with pytest.raises(ValueError, match=">= 0"):
+        engine.set_optimizer("sgd", None, None, clipvalue=-1.0)
+    with pytest.raises(ValueError, match=">= 0"):
+        engine.set_optimizer("sgd", None, None, global_clipnorm=float("nan"))
 
 
 def test_forward_and_evaluate_reject_mismatched_inputs():
@@ -825,3 +875,18 @@ def test_blas_dimensions_are_checked():
     layers = [{"kind": "dense", "n_in": 2**31, "n_out": 1, "w_off": 0, "b_off": -1}]
     with pytest.raises(ValueError):
         kernels.Engine(layers, np.zeros(4), np.zeros(1), LOSSES["mse"], False, [], 0.5)
+
+
+def test_twin_update_dispatch_raises_on_unknown_kinds():
+    # the compiled update_core returns -1 for these (set_optimizer never lets them in);
+    # the twin must not fall back to a default either
+    layers, params, aux = _simple()
+    x, y = np.zeros((2, 3)), np.zeros((2, 2))
+    args = (x, y, None, None, np.arange(2, dtype=np.int64), 2, 0, 1, np.full(1, 0.1), 0, 0,
+            np.zeros(2))
+    for change in ({"kind": "adagrad"}, {"clip": ("clipsomething", 1.0)}):
+        engine = reference.Engine(layers, params.copy(), aux, LOSSES["mse"], False, [], 0.5)
+        engine.set_optimizer("sgd", None, None)
+        engine.opt.update(change)
+        with pytest.raises(ValueError, match="unknown"):
+            engine.train(*args)
