@@ -28,7 +28,7 @@ def bench_scale(pool, cache_path, points, memmap_from, repeats, plot_path, progr
     for rows in points:
         memmap = rows >= memmap_from
         try:
-            worker = Worker("fastnn", None, pool.log_dir, label=f"fastnn scale {rows}")
+            worker = Worker("fastnn", pool.threads, pool.log_dir, label=f"fastnn scale {rows}")
         except WorkerError as exc:
             return [f"Skipped: the fastnn worker did not start ({exc})."], None
         try:
@@ -48,10 +48,10 @@ def bench_scale(pool, cache_path, points, memmap_from, repeats, plot_path, progr
                  f"{point['seconds']:.3g} s, peak RSS {point['peak_kib'] / 1024:.0f} MiB")
     if not results:
         return ["Skipped: every point failed."], None
-    return _report(results, repeats, pool.helper, plot_path), {"points": results}
+    return _report(results, repeats, pool.helper, plot_path, pool.threads), {"points": results}
 
 
-def _report(results, repeats, helper, plot_path):
+def _report(results, repeats, helper, plot_path, threads):
     rows = []
     last = results[-1]
     per_row = last["seconds"] / last["rows"]
@@ -68,7 +68,8 @@ def _report(results, repeats, helper, plot_path):
                      f"{p['end'].get('RssAnon', 0) / 1024:.0f} / "
                      f"{p['end'].get('RssFile', 0) / 1024:.0f}"])
     lines = [f"784-256-256-10, batch 256, one epoch per fit, {repeats} fit(s) per point, each "
-             "point in a fresh fastnn process. 'before' is the peak RSS after importing "
+             f"point in a fresh fastnn process with {threads or 'the default number of'} "
+             "thread(s). 'before' is the peak RSS after importing "
              "fastnn and one warm-up fit on 256 rows, before the data is loaded; 'excess' = "
              "peak - data - before (what training costs beyond the data).", ""]
     lines += table(["rows", "data as", "epoch time", "µs per row",

@@ -118,7 +118,38 @@ def bench_digits(workers, data, n_train, n_test, epochs, repeats, ceiling, progr
     lines += _epoch_table(replies, epochs)
     lines += [f"- {name} failed: `{error.splitlines()[-1][:200]}`" for name, error in
               failed.items()]
+    if BASELINE in replies:
+        steps = epochs * -(-n_train // 32)
+        step_s = statistics.median(_times(replies)[BASELINE]) / steps
+        try:
+            lines += breakdown_lines(workers[BASELINE], step_s, ceiling)
+        except WorkerError as exc:
+            lines += ["", f"(per-step breakdown failed: {str(exc).splitlines()[-1][:200]})"]
     return lines, {"replies": replies, "epochs": epochs, "times": _times(replies)}
+
+
+def breakdown_lines(worker, step_s, ceiling_gflops, batch=32):
+    """Per-step table of the digits step: each fastnn kernel, the rest, the arithmetic limit."""
+    parts = worker.call("digits_breakdown", sizes=DIGITS_SIZES, batch=batch)
+    kernel_s = sum(parts.values())
+    gemm_flops = training_flops(DIGITS_SIZES, batch, 1)
+    rows = [[label, f"{value * 1e6:.2f}", f"{100 * value / step_s:.0f}%"]
+            for label, value in parts.items()]
+    rows.append(["**sum of the kernels**", f"{kernel_s * 1e6:.2f}",
+                 f"{100 * kernel_s / step_s:.0f}%"])
+    rows.append(["rest of the step (row gather, shuffle, loop; minus the per-call overhead "
+                 "of the kernels called one by one)", f"{(step_s - kernel_s) * 1e6:.2f}",
+                 f"{100 * (step_s - kernel_s) / step_s:.0f}%"])
+    rows.append(["**whole step in fit** (median fit time / steps)", f"{step_s * 1e6:.2f}",
+                 "100%"])
+    limit_s = gemm_flops / (ceiling_gflops * 1e9)
+    rows.append([f"arithmetic limit: the step's {gemm_flops / 1e3:.0f} kFLOP of GEMMs at the "
+                 f"large-matmul rate ({ceiling_gflops:.3g} GFLOP/s)", f"{limit_s * 1e6:.2f}",
+                 f"{100 * limit_s / step_s:.0f}%"])
+    return ["", f"Per-step breakdown of fastnn's digits step (batch {batch}): each kernel "
+            "timed alone in the fastnn worker (median of 7 batches of calls), against the "
+            "whole step measured in the fits above.", "",
+            *table(["component", "µs per step", "share of the step"], rows)]
 
 
 def bench_wide(workers, helper, n_rows, repeats, limits, progress, settle_s):

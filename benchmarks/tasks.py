@@ -309,3 +309,51 @@ def make_scale_data(system, path, rows, width, classes, seed=0, chunk=50_000):
     rng.integers(0, classes, rows).astype(np.int64).tofile(y_path)
     os.replace(x_path + ".tmp", x_path)
     return "written"
+
+
+def digits_breakdown(system, sizes, batch, repeats=7, budget_s=0.02):
+    """Per-step cost of each fastnn kernel of the digits step, called one by one (µs).
+
+    Runs in the fastnn worker: forward and backward of each Dense layer at ``batch``
+    rows (ReLU on hidden layers, the first layer without dx), the fused softmax
+    cross-entropy and one Adam update over every parameter.  Each is a separate call
+    from Python here, so each carries a call overhead (~0.2-0.5 µs) that the compiled
+    engine, which runs the whole step in C, does not pay.
+    """
+    import numpy as np
+
+    from fastnn import _kernels as kernels
+    from timing import per_call_seconds
+
+    rng = np.random.default_rng(0)
+    relu, linear = kernels.ACTIVATIONS["relu"], kernels.ACTIVATIONS["linear"]
+    calls, n_params = {}, 0
+    x = rng.random((batch, sizes[0]), dtype=np.float32)
+    layers = list(zip(sizes[:-1], sizes[1:], strict=True))
+    for i, (k, m) in enumerate(layers):
+        act = linear if i == len(layers) - 1 else relu
+        w = (rng.standard_normal((k, m), dtype=np.float32) / np.float32(np.sqrt(k)))
+        b = np.zeros(m, np.float32)
+        z, a = np.empty((batch, m), np.float32), np.empty((batch, m), np.float32)
+        kernels.dense_forward(x, w, b, act, 0.0, z, a)
+        da = rng.standard_normal((batch, m), dtype=np.float32)
+        dz, dw, db = np.empty_like(da), np.empty_like(w), np.empty_like(b)
+        dx = np.empty_like(x) if i > 0 else None
+        calls[f"forward {k}x{m}"] = (lambda x=x, w=w, b=b, act=act, z=z, a=a:
+                                     kernels.dense_forward(x, w, b, act, 0.0, z, a))
+        calls[f"backward {k}x{m}"] = (lambda x=x, w=w, z=z, a=a, da=da, act=act, dz=dz, dw=dw,
+                                      db=db, dx=dx: kernels.dense_backward(
+                                          x, w, z, a, da, act, 0.0, 0.0, dz, dw, db, dx))
+        n_params += k * m + m
+        x = a
+    logits = rng.standard_normal((batch, sizes[-1]), dtype=np.float32)
+    labels = rng.integers(0, sizes[-1], batch).astype(np.int32)
+    grad = np.empty_like(logits)
+    calls["softmax cross-entropy"] = lambda: kernels.sparse_softmax_xent(
+        logits, labels, None, 1.0 / batch, grad)
+    w, g = rng.standard_normal(n_params, dtype=np.float32), np.full(n_params, 1e-3, np.float32)
+    m1, v1 = np.zeros(n_params, np.float32), np.zeros(n_params, np.float32)
+    calls[f"Adam, {n_params} parameters"] = lambda: kernels.adam_update(
+        w, g, m1, v1, 1e-3, 0.9, 0.999, 1e-7, 10)
+    times = per_call_seconds(calls, repeats, budget_s)
+    return {label: sorted(values)[len(values) // 2] for label, values in times.items()}
