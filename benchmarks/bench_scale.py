@@ -52,6 +52,7 @@ def bench_scale(pool, cache_path, points, memmap_from, repeats, plot_path, progr
 
 
 def _report(results, repeats, helper, plot_path, threads):
+    """The table, the linearity and memory verdicts, and the plot."""
     rows = []
     last = results[-1]
     per_row = last["seconds"] / last["rows"]
@@ -75,11 +76,28 @@ def _report(results, repeats, helper, plot_path, threads):
     lines += table(["rows", "data as", "epoch time", "µs per row",
                     "time / linear (from the largest)", "data MiB", "before MiB",
                     "peak RSS MiB", "excess MiB", "RssAnon / RssFile MiB at the end"], rows)
+    lines += ["", _verdicts(results)]
     refused = sorted({p["refused"] for p in results if p.get("refused")})
     if refused:
         lines += ["", "**fastnn refused a read-only `np.memmap` (mode='r')**: "
                   + "; ".join(f"`{text}`" for text in refused)
-                  + ". Those points were re-run on a copy-on-write map of the same file "
+                  + ". Those points ran on a copy-on-write map of the same file "
                   "(mode='c'), which fastnn accepts without copying it."]
     figure = helper.call("plot", kind="scale", data=results, path=str(plot_path))
     return [*lines, "", figure]
+
+
+def _verdicts(results):
+    """One sentence each: is time linear in rows, is memory the data plus a constant?"""
+    if len(results) < 2:
+        return "(one point only: no verdict on linearity or memory)"
+    first, last = results[0], results[-1]
+    growth = (last["seconds"] / last["rows"]) / (first["seconds"] / first["rows"])
+    excess = [(p["peak_kib"] - p["base_kib"]) * 1024 - p["data_bytes"] for p in results]
+    per_row = (excess[-1] - excess[0]) / (last["rows"] - first["rows"])
+    data_per_row = last["data_bytes"] / last["rows"]
+    return (f"Time per row at {last['rows']} rows / at {first['rows']} rows: {growth:.2f} "
+            f"(1 = linear). Memory beyond the data grew from {excess[0] / MIB:.0f} MiB to "
+            f"{excess[-1] / MIB:.0f} MiB, i.e. {per_row:.0f} bytes per extra row "
+            f"({100 * per_row / data_per_row:.0f}% of a row's {data_per_row:.0f} data bytes; "
+            "0 = data plus a constant).")

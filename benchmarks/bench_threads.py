@@ -119,9 +119,11 @@ def _report(replies, concurrent, rows, batch_size, repeats, cores):
                 for label, values in concurrent.items()}
     lines = [f"784-512-512-10, one epoch of {rows} random rows, batch {batch_size}, "
              f"{repeats} interleaved rounds; 'busy' = one Python busy loop pinned on core "
-             f"{cores[-1]} of {len(cores)}. CPU columns come from /proc/<pid>/task/*/stat "
-             "of the training process (medians over rounds): cores = CPU seconds of all its "
-             "threads / wall seconds; active = threads that used > 10 ms.", ""]
+             f"{cores[-1]} of {len(cores)}, 'idle' = no busy loop added (whatever else the "
+             "machine ran is in the load line below). CPU columns come from "
+             "/proc/<pid>/task/*/stat of the training process (medians over rounds): "
+             "cores = CPU seconds of all its threads / wall seconds; active = threads "
+             "that used > 10 ms.", ""]
     lines += table(["machine", "fastnn threads", "epoch time", "cores used", "active threads",
                     "voluntary switches", "involuntary switches"], table_rows)
     lines += ["", f"- default / 1 thread, idle machine: {ratio(ratios['idle'])} "

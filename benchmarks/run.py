@@ -103,6 +103,8 @@ def parse_args(argv):
     parser.add_argument("--threads", type=int, default=None,
                         help="thread budget for every system (default: each library's own "
                              "default, as a user running it alone gets)")
+    parser.add_argument("--threads-rows", type=int, default=None,
+                        help="rows of the threads part's epoch (full default 60000)")
     parser.add_argument("--output", type=pathlib.Path, default=None,
                         help="Markdown report (default benchmarks/RESULTS.md, "
                              "or RESULTS-quick.md with --quick)")
@@ -211,6 +213,8 @@ def main(argv=None):
     cfg = dict(SETTINGS["quick" if args.quick else "full"])
     if args.rounds is not None:
         cfg.update({key: args.rounds for key in ROUND_KEYS})
+    if args.threads_rows is not None:
+        cfg["threads_rows"] = args.threads_rows
     started = time.perf_counter()
     removed = remove_blas_overrides()
     run_dir = pathlib.Path(tempfile.mkdtemp(prefix="fastnn-bench-"))

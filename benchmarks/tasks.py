@@ -269,23 +269,22 @@ def scale_point(system, path, rows, width, classes, memmap, repeats, batch_size,
     if memmap:
         mode = "r"  # read-only: what a user opening a data file does
         X = np.memmap(f"{path}.x", dtype=np.float32, mode=mode, shape=(rows, width))
+        try:  # probe on one batch, so that a refusal maps no second copy of the pages
+            system.fit(X[:batch_size], y[:batch_size], tuple(sizes), 1, batch_size, 0)
+        except ValueError as exc:
+            # fastnn refused a read-only map: record it and use a copy-on-write map of
+            # the same file (mode "c"), which is writable without copying anything
+            refused, mode = str(exc), "c"
+            del X
+            gc.collect()
+            X = np.memmap(f"{path}.x", dtype=np.float32, mode=mode, shape=(rows, width))
     else:
         X = np.fromfile(f"{path}.x", dtype=np.float32, count=rows * width).reshape(rows, width)
     seconds = []
     for seed in range(repeats):
         with loadmod.JobLoad() as job:
             start = time.perf_counter()
-            try:
-                system.fit(X, y, tuple(sizes), 1, batch_size, seed)
-            except ValueError as exc:
-                if mode != "r":
-                    raise
-                # fastnn refused a read-only map: record it, retry copy-on-write ("c"),
-                # which maps the same file without copying it (pages are never written)
-                refused, mode = str(exc), "c"
-                X = np.memmap(f"{path}.x", dtype=np.float32, mode=mode, shape=(rows, width))
-                start = time.perf_counter()
-                system.fit(X, y, tuple(sizes), 1, batch_size, seed)
+            system.fit(X, y, tuple(sizes), 1, batch_size, seed)
             seconds.append(time.perf_counter() - start)
     return {"rows": rows, "memmap": memmap, "memmap_mode": mode, "refused": refused,
             "seconds": seconds, "base": base,
