@@ -317,7 +317,8 @@ def digits_breakdown(system, sizes, batch, repeats=7, budget_s=0.02):
     rows (ReLU on hidden layers, the first layer without dx), the fused softmax
     cross-entropy and one Adam update over every parameter.  Each is a separate call
     from Python here, so each carries a call overhead (~0.2-0.5 µs) that the compiled
-    engine, which runs the whole step in C, does not pay.
+    engine, which runs the whole step in C, does not pay; ``"call overhead"`` (an
+    ``adam_update`` of one parameter) estimates it.
     """
     import numpy as np
 
@@ -354,5 +355,7 @@ def digits_breakdown(system, sizes, batch, repeats=7, budget_s=0.02):
     m1, v1 = np.zeros(n_params, np.float32), np.zeros(n_params, np.float32)
     calls[f"Adam, {n_params} parameters"] = lambda: kernels.adam_update(
         w, g, m1, v1, 1e-3, 0.9, 0.999, 1e-7, 10)
+    one = [np.zeros(1, np.float32) for _ in range(4)]
+    calls["call overhead"] = lambda: kernels.adam_update(*one, 1e-3, 0.9, 0.999, 1e-7, 10)
     times = per_call_seconds(calls, repeats, budget_s)
     return {label: sorted(values)[len(values) // 2] for label, values in times.items()}
