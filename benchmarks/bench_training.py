@@ -1,159 +1,254 @@
-"""Whole-fit benchmarks: the digits network, the wide network and the width sweep.
+"""Whole-fit benchmarks, parent side: digits, wide network, batch inference, width sweep.
 
-Each function times complete ``fit`` calls of every system, interleaved round by round
-(``timing.interleave``), and returns Markdown lines for RESULTS.md together with the
-numbers the targets are checked against.
+Each function sends jobs to the system workers (``workers.interleave``: every system
+once per round, rotating order), and turns the replies into Markdown lines for
+RESULTS.md plus the numbers the targets are checked against.  Standard library only.
 """
-import numpy as np
+import statistics
 
-from competitors import accuracy
-from machine import training_flops
 from report import paired_ratios, ratio, seconds, table
-from timing import Summary, interleave
+from timing import Summary
+from workers import WorkerError, interleave
 
 DIGITS_SIZES = (64, 25, 15, 10)
 WIDE_SIZES = (784, 1024, 1024, 10)
 BASELINE = "fastnn"
+ADAM_BYTES_PER_PARAMETER = 28  # reads w, g, m, v and writes w, m, v: seven float32 passes
 
 
-def digits_data():
-    """The digits split used everywhere: X / 16 as float32, stratified 80/20, seed 0."""
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
-
-    X, y = load_digits(return_X_y=True)
-    X = (X / 16.0).astype(np.float32)
-    return train_test_split(X, y, test_size=0.2, random_state=0, stratify=y)
+def training_flops(sizes, n_rows, epochs):
+    """GEMM floating-point operations of ``epochs`` epochs (see ``machine.training_flops``)."""
+    shapes = list(zip(sizes[:-1], sizes[1:], strict=True))
+    per_row = sum(2 * k * m * (2 if i == 0 else 3) for i, (k, m) in enumerate(shapes))
+    return float(per_row) * n_rows * epochs
 
 
-def wide_data(n_rows, seed=0):
-    """Standard-normal float32 rows of width 784 with uniform random labels 0..9."""
-    rng = np.random.default_rng(seed)
-    X = rng.standard_normal((n_rows, WIDE_SIZES[0]), dtype=np.float32)
-    return X, rng.integers(0, WIDE_SIZES[-1], n_rows)
+def n_parameters(sizes):
+    return sum(k * m + m for k, m in zip(sizes[:-1], sizes[1:], strict=True))
 
 
-def _fit_jobs(systems, X, y, sizes, epochs, batch_size):
-    """``{name: job(seed)}`` training a fresh model of each system."""
-    def job_for(system):
-        return lambda seed: system.fit(X, y, sizes, epochs, batch_size, seed)
-    return {name: job_for(system) for name, system in systems.items()}
+def _fit_replies(workers, data, sizes, epochs, batch_size, repeats, settle_s, progress,
+                 failed):
+    def kwargs_for(name, seed):
+        return dict(data=data, sizes=sizes, epochs=epochs, batch_size=batch_size, seed=seed,
+                    settle_s=settle_s)
+    return interleave(workers, "fit", kwargs_for, repeats, warmup=1, progress=progress,
+                      failed=failed)
 
 
-def _time_table(times, flops, ceiling, accuracies=None):
-    """Rows: system, seconds, time relative to fastnn, GFLOP/s (and test accuracy)."""
+def _times(replies):
+    return {name: [reply["seconds"] for reply in values] for name, values in replies.items()}
+
+
+def background(replies):
+    """``0.05 (0-0.31)``: other processes' cores during the jobs, median (min-max)."""
+    values = [reply["load"]["other_cores"] for reply in replies
+              if reply.get("load", {}).get("other_cores") is not None]
+    return Summary.of(values).format(2) if values else "n/a"
+
+
+def _time_table(replies, flops, ceiling, with_accuracy):
+    times = _times(replies)
     rows = []
     for name, values in times.items():
         summary = Summary.of(values)
         relative = paired_ratios(times, name, BASELINE) if BASELINE in times else None
         gflops = flops / summary.median / 1e9
         row = [name, seconds(summary), ratio(relative) if relative else "n/a",
-               f"{gflops:.3g} ({100 * gflops / ceiling:.2g}%)"]
-        if accuracies is not None:
-            row.append(f"{np.median(accuracies[name]):.4f}")
+               f"{gflops:.3g} ({100 * gflops / ceiling:.2g}%)" if ceiling else f"{gflops:.3g}"]
+        if with_accuracy:
+            row.append(f"{statistics.median(r['accuracy'] for r in replies[name]):.4f}")
+        row.append(background(replies[name]))
         rows.append(row)
     header = ["system", "time, median (min-max)", "time / fastnn time",
               "GEMM GFLOP/s (% of matmul ceiling)"]
-    if accuracies is not None:
+    if with_accuracy:
         header.append("test accuracy (median)")
+    header.append("other processes' cores during the job")
     return table(header, rows)
 
 
-def bench_digits(systems, epochs, repeats, ceiling, progress=None, settle_s=0.0):
-    """Digits 64-25-15-10, Adam(1e-3), batch 32, ``epochs`` epochs: every system.
+def epoch_view(replies, epochs):
+    """Per-epoch steady-state seconds per round, per system, plus JAX's compile times.
 
-    ``ceiling`` is the machine's float32 matmul GFLOP/s, printed next to each system's;
-    ``settle_s`` is the pause before each timed fit (``timing.interleave``).
-
-    Returns
-    -------
-    lines : list of str
-    data : dict
-        ``times`` (name -> seconds per round) and ``accuracy`` (name -> per round).
+    A system without per-epoch timings (all but JAX) is charged its whole fit / epochs;
+    JAX's steady epoch is the median of its epochs after the first, compile excluded.
     """
-    X_train, X_test, y_train, y_test = digits_data()
-    jobs = _fit_jobs(systems, X_train, y_train, DIGITS_SIZES, epochs, 32)
-    times, accuracies = interleave(
-        jobs, repeats, warmup=1, progress=progress, settle_s=settle_s,
-        after=lambda name: accuracy(systems[name], X_test, y_test))
-    flops = training_flops(DIGITS_SIZES, len(X_train), epochs)
-    lines = [f"{len(X_train)} training rows, {len(X_test)} test rows, batch 32, {epochs} "
-             f"epochs, {repeats} interleaved rounds after one warm-up round; "
-             f"{flops / 1e9:.3g} GFLOP of GEMMs per fit.", ""]
-    lines += _time_table(times, flops, ceiling, accuracies)
-    return lines, {"times": times, "accuracy": accuracies, "epochs": epochs}
+    steady, compile_s = {}, {}
+    for name, values in replies.items():
+        per_round = []
+        for reply in values:
+            epoch_s = reply.get("extra", {}).get("epoch_s")
+            if epoch_s:
+                per_round.append(statistics.median(epoch_s[1:] or epoch_s))
+                compile_s.setdefault(name, []).append(reply["extra"]["compile_s"])
+            else:
+                per_round.append(reply["seconds"] / epochs)
+        steady[name] = per_round
+    return steady, compile_s
 
 
-def bench_wide(systems, n_rows, repeats, ceiling, progress=None, settle_s=0.0):
-    """784-1024-1024-10, batch 256, one epoch over ``n_rows`` random rows."""
-    X, y = wide_data(n_rows)
-    jobs = _fit_jobs(systems, X, y, WIDE_SIZES, 1, 256)
-    times, _ = interleave(jobs, repeats, warmup=1, progress=progress, settle_s=settle_s)
+def _epoch_table(replies, epochs):
+    steady, compile_s = epoch_view(replies, epochs)
+    rows = []
+    for name, values in steady.items():
+        relative = paired_ratios(steady, name, BASELINE) if BASELINE in steady else None
+        rows.append([name, seconds(Summary.of(values)), ratio(relative) if relative else "n/a",
+                     seconds(Summary.of(compile_s[name])) if name in compile_s else "-"])
+    return table(["system", "seconds per epoch, median (min-max)", "per epoch / fastnn's",
+                  "compile time per fit (JAX)"], rows)
+
+
+def bench_digits(workers, data, n_train, n_test, epochs, repeats, ceiling, progress,
+                 settle_s):
+    """Digits 64-25-15-10, Adam(1e-3), batch 32, ``epochs`` epochs, every system."""
+    failed = {}
+    replies = _fit_replies(workers, data, DIGITS_SIZES, epochs, 32, repeats, settle_s,
+                           progress, failed)
+    flops = training_flops(DIGITS_SIZES, n_train, epochs)
+    lines = [f"{n_train} training rows, {n_test} test rows, batch 32, {epochs} epochs, "
+             f"{repeats} interleaved rounds after one warm-up round, each system in its own "
+             f"worker process; {flops / 1e9:.3g} GFLOP of GEMMs per fit. A fit is timed "
+             "whole (building the model included; JAX's compile included).", ""]
+    lines += _time_table(replies, flops, ceiling, with_accuracy=True)
+    lines += ["", "Per epoch: each system's fit time / epochs, except JAX, whose steady-state "
+              "epoch (median of its epochs after the first) is shown with its compile time "
+              "(ahead-of-time `lower().compile()` of every jitted function, once per fit) "
+              "apart.", ""]
+    lines += _epoch_table(replies, epochs)
+    lines += [f"- {name} failed: `{error.splitlines()[-1][:200]}`" for name, error in
+              failed.items()]
+    if BASELINE in replies:
+        steps = epochs * -(-n_train // 32)
+        step_s = statistics.median(_times(replies)[BASELINE]) / steps
+        try:
+            lines += breakdown_lines(workers[BASELINE], step_s, ceiling)
+        except WorkerError as exc:
+            lines += ["", f"(per-step breakdown failed: {str(exc).splitlines()[-1][:200]})"]
+    return lines, {"replies": replies, "epochs": epochs, "times": _times(replies)}
+
+
+def breakdown_lines(worker, step_s, ceiling_gflops, batch=32):
+    """Per-step table of the digits step: each fastnn kernel, the rest, the arithmetic limit.
+
+    Each kernel is called alone from Python, which costs a fixed overhead per call that
+    the compiled engine does not pay; the "net" column subtracts the overhead measured
+    on a one-parameter ``adam_update``.
+    """
+    parts = worker.call("digits_breakdown", sizes=DIGITS_SIZES, batch=batch)
+    overhead = parts.pop("call overhead")
+    net = {label: max(value - overhead, 0.0) for label, value in parts.items()}
+    net_s = sum(net.values())
+
+    def share(value):
+        return f"{100 * value / step_s:.0f}%"
+
+    rows = [[label, f"{value * 1e6:.2f}", f"{net[label] * 1e6:.2f}", share(net[label])]
+            for label, value in parts.items()]
+    rows.append(["per-call overhead (one-parameter `adam_update`)", f"{overhead * 1e6:.2f}",
+                 "", ""])
+    rows.append(["**kernels, net of the call overhead**", "", f"{net_s * 1e6:.2f}",
+                 share(net_s)])
+    rows.append(["rest: row gather, shuffle, loop, loss bookkeeping", "",
+                 f"{(step_s - net_s) * 1e6:.2f}", share(step_s - net_s)])
+    rows.append(["**whole step in fit** (median fit time / steps)", "", f"{step_s * 1e6:.2f}",
+                 "100%"])
+    gemm_flops = training_flops(DIGITS_SIZES, batch, 1)
+    limit_s = gemm_flops / (ceiling_gflops * 1e9)
+    rows.append([f"arithmetic limit: the step's {gemm_flops / 1e3:.0f} kFLOP of GEMMs at the "
+                 f"large-matmul rate ({ceiling_gflops:.3g} GFLOP/s)", "",
+                 f"{limit_s * 1e6:.2f}", share(limit_s)])
+    return ["", f"Per-step breakdown of fastnn's digits step (batch {batch}): each kernel "
+            "timed alone in the fastnn worker (median of 7 batches of calls), against the "
+            "whole step measured in the fits above. GEMMs are inside forward (x W) and "
+            "backward (x^T dz, dz W^T); elementwise work is the bias, activation and its "
+            "gradient in the same calls, the loss, and Adam (the update).", "",
+            *table(["component", "µs per call", "µs net", "share of the step"], rows)]
+
+
+def bench_wide(workers, helper, n_rows, repeats, limits, progress, settle_s):
+    """784-1024-1024-10, batch 256, one epoch over ``n_rows`` random rows, with the limit."""
+    failed = {}
+    data = ("random", n_rows, WIDE_SIZES[0], WIDE_SIZES[-1], 0)
+    replies = _fit_replies(workers, data, WIDE_SIZES, 1, 256, repeats, settle_s, progress,
+                           failed)
+    for worker in workers.values():  # free the rows before the next part
+        try:
+            worker.call("drop_data")
+        except WorkerError:
+            pass
     flops = training_flops(WIDE_SIZES, n_rows, 1)
+    steps = -(-n_rows // 256)
+    gemm_s = flops / (limits["ceiling_gflops"] * 1e9)
+    adam_s = steps * n_parameters(WIDE_SIZES) * ADAM_BYTES_PER_PARAMETER / (
+        limits["copy_gbps"] * 1e9)
+    limit = gemm_s + adam_s
     lines = [f"{n_rows} random rows, batch 256, one epoch, {repeats} interleaved rounds "
-             f"after one warm-up round; {flops / 1e9:.3g} GFLOP of GEMMs per fit.", ""]
-    lines += _time_table(times, flops, ceiling)
-    return lines, {"times": times, "rows": n_rows}
+             f"after one warm-up round; {flops / 1e9:.3g} GFLOP of GEMMs per fit.", "",
+             f"The machine's limit for this work: {flops / 1e9:.3g} GFLOP at the float32 "
+             f"rate of a large `np.matmul` ({limits['ceiling_gflops']:.4g} GFLOP/s) = "
+             f"{gemm_s:.3g} s, plus Adam's {ADAM_BYTES_PER_PARAMETER} bytes per parameter "
+             f"per step ({steps} steps x {n_parameters(WIDE_SIZES)} parameters) at the copy "
+             f"bandwidth of `np.copyto` ({limits['copy_gbps']:.3g} GB/s) = {adam_s:.3g} s; "
+             f"together **{limit:.3g} s**.", ""]
+    lines += _time_table(replies, flops, limits["ceiling_gflops"], with_accuracy=False)
+    times = _times(replies)
+    lines += ["", "Time / the machine's limit: " + ", ".join(
+        f"{name} {ratio(Summary.of(t / limit for t in values))}"
+        for name, values in times.items())]
+    if any(r.get("extra", {}).get("epoch_s") for v in replies.values() for r in v):
+        lines += ["", "Per epoch with JAX's compile apart:", ""]
+        lines += _epoch_table(replies, 1)
+    lines += [f"- {name} failed: `{error.splitlines()[-1][:200]}`" for name, error in
+              failed.items()]
+    return lines, {"times": times, "rows": n_rows, "limit_s": limit}
 
 
-def bench_width_sweep(systems, widths, epochs, repeats, plot_path, progress=None,
-                      settle_s=0.0):
-    """fastnn's speed-up over NumPy for 64-W-W-10 on digits, for each W in ``widths``.
+def bench_inference(workers, rows, repeats, progress, settle_s):
+    """Batch inference of ``rows`` float32 rows through the wide net, each system's way."""
+    ready = {}
+    for name, worker in workers.items():
+        try:
+            worker.call("inference_setup", sizes=WIDE_SIZES, rows=rows)
+            ready[name] = worker
+        except WorkerError as exc:
+            progress(f"{name}: no inference ({str(exc).splitlines()[-1][:200]})")
+    replies = interleave(ready, "inference_time", lambda name, seed: {"rows": rows,
+                         "settle_s": settle_s}, repeats, warmup=1, progress=progress)
+    times = _times(replies)
+    rows_out = []
+    for name, values in times.items():
+        relative = paired_ratios(times, name, BASELINE) if BASELINE in times else None
+        rows_out.append([name, seconds(Summary.of(values)),
+                         ratio(relative) if relative else "n/a", background(replies[name])])
+    lines = [f"{rows} random float32 rows through 784-1024-1024-10 in one call: fastnn "
+             "`model.predict(X, batch_size=len(X))`, PyTorch `model(x)` under "
+             f"`torch.inference_mode()`, NumPy `x @ W + b` per layer; {repeats} interleaved "
+             "rounds.", ""]
+    lines += table(["system", "time, median (min-max)", "time / fastnn time",
+                    "other processes' cores"], rows_out)
+    return lines, {"times": times, "rows": rows}
 
-    Returns
-    -------
-    lines : list of str
-    data : dict
-        ``speedup``: W -> Summary of NumPy time / fastnn time per round.
-    """
-    X_train, _, y_train, _ = digits_data()
-    pair = {name: systems[name] for name in (BASELINE, "NumPy")}
+
+def bench_width_sweep(workers, helper, data, widths, epochs, repeats, plot_path, progress,
+                      settle_s):
+    """fastnn's speed-up over NumPy for 64-W-W-10 on digits, for each W in ``widths``."""
+    pair = {name: workers[name] for name in (BASELINE, "NumPy") if name in workers}
+    if len(pair) < 2:
+        return ["Skipped: needs both the fastnn and the NumPy worker."], None
     speedup, rows = {}, []
     for width in widths:
         sizes = (64, width, width, 10)
-        jobs = _fit_jobs(pair, X_train, y_train, sizes, epochs, 32)
-        times, _ = interleave(jobs, repeats, warmup=1, settle_s=settle_s)
+        times = _times(_fit_replies(pair, data, sizes, epochs, 32, repeats, settle_s, None,
+                                    None))
         speedup[width] = paired_ratios(times, "NumPy", BASELINE)
-        if progress is not None:
-            progress(f"width {width}: NumPy / fastnn = {speedup[width].median:.3g}")
+        progress(f"width {width}: NumPy / fastnn = {speedup[width].median:.3g}")
         rows.append([width, seconds(Summary.of(times[BASELINE])),
                      seconds(Summary.of(times["NumPy"])), ratio(speedup[width])])
     lines = [f"64-W-W-10 on the digits training rows, batch 32, {epochs} epoch(s), "
              f"{repeats} interleaved rounds per width.", ""]
     lines += table(["W", "fastnn", "NumPy", "NumPy time / fastnn time"], rows)
-    lines += ["", plot_speedup(speedup, plot_path)]
+    figure = helper.call("plot", kind="speedup_vs_width", path=str(plot_path),
+                         data={w: (s.median, s.low, s.high) for w, s in speedup.items()})
+    lines += ["", figure]
     return lines, {"speedup": speedup}
-
-
-def plot_speedup(speedup, path):
-    """Save the speed-up against width as a PNG; return the Markdown that shows or explains it."""
-    try:
-        import matplotlib
-    except ImportError:
-        return "(plot skipped: matplotlib is not installed)"
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import matplotlib.ticker
-
-    widths = sorted(speedup)
-    medians = [speedup[w].median for w in widths]
-    errors = [[speedup[w].median - speedup[w].low for w in widths],
-              [speedup[w].high - speedup[w].median for w in widths]]
-    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=110)
-    ax.errorbar(widths, medians, yerr=errors, marker="o", capsize=3,
-                label="fastnn speed-up (median, min-max)")
-    ax.axhline(1.0, color="grey", linewidth=0.8, linestyle="--", label="NumPy")
-    ax.set_xscale("log", base=2)
-    ax.set_xticks(widths, [str(w) for w in widths])
-    ax.set_yscale("log")  # ratios: 2x faster and 2x slower lie equally far from 1
-    ax.yaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
-    ax.yaxis.set_minor_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
-    ax.set_xlabel("hidden width W (network 64-W-W-10)")
-    ax.set_ylabel("NumPy time / fastnn time")
-    ax.set_title("fastnn vs vectorised NumPy, same algorithm, digits")
-    ax.grid(True, alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return f"![fastnn speed-up over NumPy against hidden width]({path.name})"

@@ -48,7 +48,8 @@ class FastnnSystem:
 
         self.fastnn = fastnn
         self.version = fastnn.__version__
-        fastnn.set_num_threads(threads)
+        if threads is not None:
+            fastnn.set_num_threads(threads)
         self.model = None
         source = os.path.dirname(os.path.dirname(fastnn.__file__))
         self.config = (f"fastnn {self.version} from {source}{_git_revision(source)}, "
@@ -87,7 +88,9 @@ class NumpySystem:
     def __init__(self, threads):
         self.version = np.__version__
         self.model = None
-        self.config = f"NumPy {self.version}, BLAS threads limited to {threads}"
+        self.config = (f"NumPy {self.version}, "
+                       + (f"BLAS threads limited to {threads}" if threads else
+                          "BLAS threads at their default"))
 
     def fit(self, X, y, sizes, epochs, batch_size, seed):
         self.model = NumpyMLP(sizes)
@@ -107,7 +110,8 @@ class TorchSystem:
 
         self.torch = torch
         self.version = torch.__version__
-        torch.set_num_threads(threads)
+        if threads is not None:
+            torch.set_num_threads(threads)
         self.model = None
         self.config = (f"torch {self.version}, {torch.get_num_threads()} intra-op thread(s), "
                        f"default Adam implementation, no DataLoader")
@@ -154,6 +158,11 @@ class TorchSystem:
 
     predict = forward
 
+    def infer(self, X):
+        """Batch inference as the PyTorch docs recommend it: under ``inference_mode``."""
+        with self.torch.inference_mode():
+            return self.model(self.torch.from_numpy(X)).numpy()
+
 
 class SklearnSystem:
     """scikit-learn's MLPClassifier, configured to run every epoch with the same Adam."""
@@ -197,13 +206,14 @@ class KerasSystem:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep oneDNN banners out of the run
         import tensorflow as tf
 
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(threads)
+        if threads is not None:
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+            tf.config.threading.set_inter_op_parallelism_threads(threads)
         self.keras = tf.keras
         self.version = tf.__version__
         self.model = None
         self.config = (f"tensorflow {self.version} (Keras {tf.keras.__version__}), "
-                       f"{threads} intra-op and inter-op thread(s), default fit loop "
+                       f"{threads or 'default'} intra-op and inter-op thread(s), default fit loop "
                        "(no XLA on CPU)")
 
     def build(self, sizes, seed):
@@ -225,8 +235,139 @@ class KerasSystem:
         return self.model.predict(X, verbose=0)
 
 
+class JaxSystem:
+    """JAX + optax on the CPU, in one of two forms (``mode``).
+
+    - ``"step"``: the idiomatic loop, one jitted train step per mini-batch, batches
+      gathered on the host with NumPy;
+    - ``"scan"``: the whole epoch as one jitted ``lax.scan`` over the full batches (the
+      rows gathered inside the scan), the partial last batch as one more jitted step.
+
+    The jitted functions are compiled ahead of time at the start of every ``fit``
+    (``jit(...).lower(...).compile()``), so each fit pays the compile a fresh process
+    pays, and ``extra`` reports it apart from the per-epoch times.  The optimizer is
+    ``optax.adam(1e-3, eps=1e-7)``: optax adds epsilon to the square root of the
+    bias-corrected second moment where Keras adds it to the uncorrected one; the work
+    per step is the same.
+    """
+
+    modes = {"JAX step": "step", "JAX scan": "scan"}
+
+    def __init__(self, threads):
+        os.environ.setdefault("JAX_PLATFORMS", "cpu")
+        import jax
+        import optax
+
+        self.jax, self.optax = jax, optax
+        self.mode = self.modes[self.name]
+        self.version = jax.__version__
+        self.model = None
+        self.extra = {}
+        self.config = (f"jax {jax.__version__}, optax {optax.__version__}, "
+                       f"{jax.devices()[0].platform} backend, "
+                       + ("one jitted step per batch" if self.mode == "step" else
+                          "one jitted lax.scan per epoch + one jitted step for the "
+                          "partial batch")
+                       + f"; XLA's own thread pool (threads={threads} not settable)")
+
+    def _init(self, sizes, seed):
+        rng = np.random.default_rng(seed)
+        params = []
+        for k, m in zip(sizes[:-1], sizes[1:], strict=True):
+            limit = np.sqrt(6.0 / (k + m))
+            params.append((rng.uniform(-limit, limit, (k, m)).astype(np.float32),
+                           np.zeros(m, np.float32)))
+        return self.jax.device_put(params)
+
+    def _functions(self):
+        jax, optax = self.jax, self.optax
+        optimizer = optax.adam(learning_rate=1e-3, b1=0.9, b2=0.999, eps=1e-7)
+
+        def forward(params, x):
+            for layer, (w, b) in enumerate(params):
+                x = x @ w + b
+                if layer < len(params) - 1:
+                    x = jax.nn.relu(x)
+            return x
+
+        def loss_fn(params, xb, yb):
+            logits = forward(params, xb)
+            return optax.softmax_cross_entropy_with_integer_labels(logits, yb).mean()
+
+        def step(params, state, xb, yb):
+            loss, grads = jax.value_and_grad(loss_fn)(params, xb, yb)
+            updates, state = optimizer.update(grads, state, params)
+            return optax.apply_updates(params, updates), state, loss
+
+        def epoch(params, state, X, y, batches):
+            def body(carry, idx):
+                params, state, loss = step(*carry, X[idx], y[idx])
+                return (params, state), loss
+            (params, state), losses = jax.lax.scan(body, (params, state), batches)
+            return params, state, losses
+
+        return optimizer, forward, step, epoch
+
+    def fit(self, X, y, sizes, epochs, batch_size, seed):
+        import time
+
+        jax = self.jax
+        X = np.ascontiguousarray(X, np.float32)
+        y = np.ascontiguousarray(y, np.int32)
+        n = len(X)
+        n_full, tail = divmod(n, batch_size)
+        optimizer, forward, step, epoch = self._functions()
+        params = self._init(sizes, seed)
+        state = optimizer.init(params)
+        start = time.perf_counter()
+        step_full = jax.jit(step).lower(params, state, X[:batch_size], y[:batch_size]).compile()
+        step_tail = (jax.jit(step).lower(params, state, X[:tail], y[:tail]).compile()
+                     if tail else None)
+        if self.mode == "scan":
+            X_dev, y_dev = jax.device_put(X), jax.device_put(y)
+            batches = np.zeros((n_full, batch_size), np.int32)
+            scan_epoch = jax.jit(epoch).lower(params, state, X_dev, y_dev, batches).compile()
+        compile_s = time.perf_counter() - start
+        rng = np.random.default_rng([seed, 1])
+        epoch_s = []
+        for _ in range(epochs):
+            started = time.perf_counter()
+            order = rng.permutation(n).astype(np.int32)
+            losses = []
+            if self.mode == "scan":
+                params, state, loss = scan_epoch(params, state, X_dev, y_dev,
+                                                 order[:n_full * batch_size].reshape(n_full, -1))
+                losses.append(loss.sum() * batch_size)
+            else:
+                for i in range(n_full):
+                    idx = order[i * batch_size:(i + 1) * batch_size]
+                    params, state, loss = step_full(params, state, X[idx], y[idx])
+                    losses.append(loss * batch_size)
+            if tail:
+                idx = order[n_full * batch_size:]
+                params, state, loss = step_tail(params, state, X[idx], y[idx])
+                losses.append(loss * tail)
+            float(jax.numpy.stack(losses).sum())  # the epoch's loss, as a user logs it
+            epoch_s.append(time.perf_counter() - started)
+        self.model = (params, jax.jit(forward))
+        self.extra = {"compile_s": compile_s, "epoch_s": epoch_s}
+
+    def predict(self, X):
+        params, forward = self.model
+        return np.asarray(forward(params, np.asarray(X, np.float32)))
+
+
+class JaxStepSystem(JaxSystem):
+    name = "JAX step"
+
+
+class JaxScanSystem(JaxSystem):
+    name = "JAX scan"
+
+
 SYSTEMS = {cls.name: cls for cls in
-           (FastnnSystem, NumpySystem, TorchSystem, SklearnSystem, KerasSystem)}
+           (FastnnSystem, NumpySystem, TorchSystem, SklearnSystem, KerasSystem,
+            JaxStepSystem, JaxScanSystem)}
 
 
 def load_systems(names, threads):

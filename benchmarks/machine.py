@@ -2,7 +2,6 @@
 import importlib.metadata
 import os
 import platform
-import resource
 import sys
 import time
 
@@ -16,7 +15,8 @@ SIMD_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl",
 PACKAGES = (("numpy", ("numpy",), "numpy"), ("scipy", ("scipy",), "scipy"),
             ("torch", ("torch",), "torch"), ("scikit-learn", ("scikit-learn",), "sklearn"),
             ("tensorflow", ("tensorflow-cpu", "tensorflow"), "tensorflow"),
-            ("keras", ("keras",), "keras"), ("threadpoolctl", ("threadpoolctl",), None),
+            ("keras", ("keras",), "keras"), ("jax", ("jax",), "jax"),
+            ("optax", ("optax",), "optax"), ("threadpoolctl", ("threadpoolctl",), None),
             ("matplotlib", ("matplotlib",), None), ("fastnn", ("fastnn",), "fastnn"))
 
 
@@ -40,7 +40,7 @@ def cpu_info():
             "simd": [flag for flag in SIMD_FLAGS if flag in flags]}
 
 
-def blas_info():
+def blas_info(load_scipy=True):
     """One dict per BLAS/OpenMP library loaded in this process, from threadpoolctl.
 
     Call it after every system has been imported, so that SciPy's own OpenBLAS (the one
@@ -52,7 +52,8 @@ def blas_info():
         from threadpoolctl import threadpool_info
     except ImportError:
         return []
-    import scipy.linalg  # noqa: F401 - loads SciPy's OpenBLAS so that it is listed
+    if load_scipy:
+        import scipy.linalg  # noqa: F401 - loads SciPy's OpenBLAS so that it is listed
 
     keys = ("internal_api", "prefix", "version", "architecture", "threading_layer",
             "num_threads")
@@ -107,6 +108,20 @@ def matmul_ceiling(size=2048, repeats=5):
     return 2.0 * size**3 / best / 1e9
 
 
+def copy_bandwidth(megabytes=256, repeats=5):
+    """Best GB/s of ``np.copyto`` between two float32 arrays (bytes read plus written)."""
+    n = megabytes * 2**20 // 4
+    src = np.ones(n, np.float32)
+    dst = np.empty_like(src)
+    np.copyto(dst, src)
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        np.copyto(dst, src)
+        best = min(best, time.perf_counter() - start)
+    return 2 * src.nbytes / best / 1e9
+
+
 def training_flops(sizes, n_rows, epochs):
     """Floating-point operations of the GEMMs in ``epochs`` epochs of training.
 
@@ -119,80 +134,29 @@ def training_flops(sizes, n_rows, epochs):
     return float(per_row) * n_rows * epochs
 
 
-class LoadMonitor:
-    """CPU time that other processes used, and the hypervisor stole, during a ``with`` block.
+def describe(removed_env, libraries_by_system):
+    """Markdown lines for the machine section of RESULTS.md.
 
-    The machines here have two cores and are shared with builds and test runs; one busy
-    core is enough to stall every two-thread BLAS or OpenMP call.  The report prints
-    this next to each part so that a disturbed measurement is visible as such.  Reads
-    ``/proc/stat``; elsewhere the figures stay None.
+    ``libraries_by_system`` maps each worker's label to its ``blas_info`` list: every
+    system runs in its own process, so each loads (and is timed with) its own BLAS.
     """
-
-    def __enter__(self):
-        self.start = (time.perf_counter(), self._own_cpu(), self._machine())
-        self.other_cores = self.steal_cores = None
-        return self
-
-    def __exit__(self, *exc):
-        wall = time.perf_counter() - self.start[0]
-        own = self._own_cpu() - self.start[1]
-        machine, before = self._machine(), self.start[2]
-        if machine is not None and before is not None and wall > 0:
-            busy, steal = (now - then for now, then in zip(machine, before, strict=True))
-            self.other_cores = max(busy - own, 0.0) / wall
-            self.steal_cores = steal / wall
-        return False
-
-    @staticmethod
-    def _own_cpu():
-        usage = resource.getrusage(resource.RUSAGE_SELF)
-        return usage.ru_utime + usage.ru_stime
-
-    @staticmethod
-    def _machine():
-        """(busy, stolen) CPU seconds of the whole machine since boot, or None."""
-        try:
-            with open("/proc/stat") as handle:
-                fields = [int(value) for value in handle.readline().split()[1:9]]
-        except (OSError, ValueError):
-            return None
-        tick = os.sysconf("SC_CLK_TCK")
-        user, nice, system, _idle, _iowait, irq, softirq, steal = fields
-        return (user + nice + system + irq + softirq) / tick, steal / tick
-
-    @property
-    def disturbed(self):
-        """True when other processes or the hypervisor took more than a tenth of a core."""
-        return self.other_cores is not None and self.other_cores + self.steal_cores > 0.1
-
-    def summary(self):
-        """One sentence for the report."""
-        if self.other_cores is None:
-            return "Background load was not measured (no /proc/stat)."
-        text = (f"Other processes used {self.other_cores:.2f} cores on average during this "
-                f"part, and the hypervisor stole {self.steal_cores:.2f}.")
-        if self.disturbed:
-            text += " **The machine was not quiet: two-thread timings are disturbed.**"
-        return text
-
-
-def describe(removed_env):
-    """Markdown lines for the machine section of RESULTS.md."""
     cpu = cpu_info()
     lines = [f"- CPU: {cpu['model']} ({platform.machine()}), {cpu['logical_cores']} logical "
              f"cores, {cpu['usable_cores']} usable by this process",
              f"- SIMD flags: {', '.join(cpu['simd']) or 'none of ' + ', '.join(SIMD_FLAGS)}",
              f"- OS: {platform.platform()}"]
     if removed_env:
-        lines.append("- Removed from the environment before NumPy was loaded: "
+        lines.append("- Removed from the environment before any worker started: "
                      + ", ".join(f"`{item}`" for item in removed_env))
     else:
         lines.append("- `OPENBLAS_CORETYPE` and `OPENBLAS_L2_SIZE` were not set")
-    lines.append("- BLAS and threading libraries loaded (threadpoolctl):")
-    for info in blas_info():
-        detail = ", ".join(f"{key}={value}" for key, value in info.items()
-                           if value is not None and key != "file")
-        lines.append(f"  - `{info['file']}`: {detail}")
+    lines.append("- BLAS and threading libraries each worker loaded (threadpoolctl):")
+    for label, infos in libraries_by_system.items():
+        lines.append(f"  - {label}:")
+        for info in infos:
+            detail = ", ".join(f"{key}={value}" for key, value in info.items()
+                               if value is not None and key not in ("file", "prefix"))
+            lines.append(f"    - `{info['file']}`: {detail}")
     lines.append("- Versions: " + ", ".join(f"{name} {version}"
                                             for name, version in versions().items()))
     return lines

@@ -21,6 +21,8 @@ import statistics
 import time
 from dataclasses import dataclass
 
+from workers import rotated  # noqa: F401 - one definition for parent and workers
+
 
 @dataclass(frozen=True)
 class Summary:
@@ -45,11 +47,6 @@ class Summary:
         return f"{self.median:.{digits}g} ({self.low:.{digits}g}-{self.high:.{digits}g})"
 
 
-def rotated(names, shift):
-    """``names`` rotated left by ``shift`` places (the running order of one round)."""
-    names = list(names)
-    shift %= max(len(names), 1)
-    return names[shift:] + names[:shift]
 
 
 def interleave(jobs, repeats, warmup=1, after=None, progress=None, settle_s=0.0):
