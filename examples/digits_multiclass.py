@@ -14,10 +14,10 @@ from sklearn.model_selection import train_test_split
 
 import fastnn
 from fastnn import Sequential
-from fastnn.utils import plot_history
 from fastnn.layers import Dense
 from fastnn.losses import SparseCategoricalCrossentropy
 from fastnn.optimizers import Adam
+from fastnn.utils import plot_history
 
 
 def main(epochs=100, seed=0, verbose=1, plot="digits_multiclass.png"):

@@ -16,12 +16,12 @@ from sklearn.model_selection import train_test_split
 
 import fastnn
 from fastnn import Sequential
-from fastnn.utils import plot_history
 from fastnn.callbacks import EarlyStopping
 from fastnn.layers import Dense, Dropout
 from fastnn.losses import SparseCategoricalCrossentropy
 from fastnn.optimizers import Adam
 from fastnn.regularizers import L2
+from fastnn.utils import plot_history
 
 
 def build(regularized):

@@ -17,7 +17,7 @@ from fastnn._kernels import activation_forward as _activation_forward
 from fastnn._kernels import dense_forward as _dense_forward
 from fastnn._tensor import wrap as _wrap
 
-_NAME_COUNTERS = {}
+_NAME_COUNTERS: "dict[str, itertools.count[int]]" = {}
 
 
 def unique_name(prefix):
@@ -665,7 +665,8 @@ class ReLU(_ActivationLayer):
         if _validation.check_float(threshold, "threshold") != 0.0:
             raise ValueError("ReLU: threshold other than 0 is not supported by fastnn")
         slope = _check_slope(negative_slope)
-        super().__init__("leaky_relu" if slope else "relu", slope, name, input_shape=input_shape)
+        super().__init__("leaky_relu" if slope else "relu", slope, name,
+                         input_shape=input_shape)
 
     def get_config(self):
         return {"name": self.name, "max_value": None, "negative_slope": self._slope,
@@ -725,4 +726,5 @@ class Softmax(_ActivationLayer):
 
 
 LAYERS = {"Dense": Dense, "Dropout": Dropout, "Normalization": Normalization,
-          "InputLayer": InputLayer, "Activation": Activation, "ReLU": ReLU, "LeakyReLU": LeakyReLU, "Softmax": Softmax}
+          "InputLayer": InputLayer, "Activation": Activation, "ReLU": ReLU,
+          "LeakyReLU": LeakyReLU, "Softmax": Softmax}

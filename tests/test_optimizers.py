@@ -121,7 +121,8 @@ def test_clipping_limits_each_sgd_step(kwargs):
     x, y = _blobs(16)
     fastnn.set_random_seed(1)
     model = Sequential([Dense(3, activation="tanh", input_dim=4), Dense(2)], dtype="float64")
-    model.compile(optimizer=SGD(1.0, **kwargs), loss=SparseCategoricalCrossentropy(from_logits=True))
+    model.compile(optimizer=SGD(1.0, **kwargs),
+                  loss=SparseCategoricalCrossentropy(from_logits=True))
     model.build(4)
     before = [w.astype(np.float64) for w in model.get_weights()]
     model.fit(x, y, epochs=1, batch_size=16, verbose=0)
