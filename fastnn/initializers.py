@@ -1,4 +1,10 @@
-"""Weight initialisers with Keras 3's formulas, drawing from fastnn's global stream."""
+"""Weight initialisers with Keras 3's formulas.
+
+The random ones draw from fastnn's current stream (the global one seeded by
+``fastnn.set_random_seed``, or a fit's own under ``random_state``), unless they were given a
+``seed``: then, as in Keras 3, every call draws the same values from a generator of that
+seed, and the shared stream is left untouched.
+"""
 import math
 
 import numpy as np
@@ -24,7 +30,24 @@ def _fans(shape):
     return shape[0], shape[1]
 
 
-class GlorotUniform(Initializer):
+class RandomInitializer(Initializer):
+    """Base of the random initialisers: ``seed=None`` draws from fastnn's stream; an int
+    makes every call return the same values (Keras 3's seeded initialisers)."""
+
+    def __init__(self, seed=None):
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)
+                                 or seed < 0):
+            raise TypeError(f"seed must be None or an int >= 0, got {seed!r}")
+        self.seed = seed
+
+    def _rng(self):
+        return _random.generator() if self.seed is None else np.random.default_rng(self.seed)
+
+    def get_config(self):
+        return {"name": self.name, "seed": self.seed}
+
+
+class GlorotUniform(RandomInitializer):
     """Uniform on ``[-l, l]`` with ``l = sqrt(6 / (fan_in + fan_out))`` (Keras default)."""
 
     name = "glorot_uniform"
@@ -32,36 +55,38 @@ class GlorotUniform(Initializer):
     def __call__(self, shape, dtype):
         fan_in, fan_out = _fans(shape)
         limit = math.sqrt(6.0 / (fan_in + fan_out))
-        return _random.generator().uniform(-limit, limit, size=shape).astype(dtype)
+        return self._rng().uniform(-limit, limit, size=shape).astype(dtype)
 
 
-class GlorotNormal(Initializer):
+class GlorotNormal(RandomInitializer):
     """Truncated normal with ``stddev = sqrt(2 / (fan_in + fan_out))`` (Keras)."""
 
     name = "glorot_normal"
 
     def __call__(self, shape, dtype):
         fan_in, fan_out = _fans(shape)
-        return _truncated_normal(shape, math.sqrt(2.0 / (fan_in + fan_out))).astype(dtype)
+        return _truncated_normal(self._rng(), shape,
+                                 math.sqrt(2.0 / (fan_in + fan_out))).astype(dtype)
 
 
-class HeNormal(Initializer):
+class HeNormal(RandomInitializer):
     """Truncated normal with ``stddev = sqrt(2 / fan_in)`` (Keras 3's VarianceScaling)."""
 
     name = "he_normal"
 
     def __call__(self, shape, dtype):
-        return _truncated_normal(shape, math.sqrt(2.0 / _fans(shape)[0])).astype(dtype)
+        return _truncated_normal(self._rng(), shape,
+                                 math.sqrt(2.0 / _fans(shape)[0])).astype(dtype)
 
 
-class HeUniform(Initializer):
+class HeUniform(RandomInitializer):
     """Uniform on ``[-l, l]`` with ``l = sqrt(6 / fan_in)``."""
 
     name = "he_uniform"
 
     def __call__(self, shape, dtype):
         limit = math.sqrt(6.0 / _fans(shape)[0])
-        return _random.generator().uniform(-limit, limit, size=shape).astype(dtype)
+        return self._rng().uniform(-limit, limit, size=shape).astype(dtype)
 
 
 class Zeros(Initializer):
@@ -78,14 +103,13 @@ class Ones(Initializer):
         return np.ones(shape, dtype)
 
 
-def _truncated_normal(shape, target_std):
+def _truncated_normal(rng, shape, target_std):
     """Normal truncated at two standard deviations, rescaled so its std is target_std.
 
     0.8796... is the standard deviation of a unit normal truncated to [-2, 2]; Keras
     divides by it so that the truncated draw keeps the requested variance.
     """
     std = target_std / 0.87962566103423978
-    rng = _random.generator()
     out = rng.standard_normal(size=shape)
     bad = np.abs(out) > 2
     while bad.any():
@@ -97,10 +121,27 @@ def _truncated_normal(shape, target_std):
 _ALL = {cls.name: cls for cls in (GlorotUniform, GlorotNormal, HeNormal, HeUniform, Zeros, Ones)}
 
 
+def serialize(initializer):
+    """What a layer config stores: the name, or ``{"name", "seed"}`` for a seeded one."""
+    config = initializer.get_config()
+    return config if config.get("seed") is not None else initializer.name
+
+
 def get(identifier, argument):
-    """An Initializer from a name or an instance; `argument` names the parameter in errors."""
+    """An Initializer from a name, a config dict ``{"name": ..., "seed": ...}`` or an
+    instance; `argument` names the parameter in errors."""
     if isinstance(identifier, Initializer):
         return identifier
+    if isinstance(identifier, dict):
+        config = dict(identifier)
+        name = config.pop("name", None)
+        if not isinstance(name, str) or name.lower() not in _ALL:
+            raise ValueError(f"{argument}: unknown initializer config {identifier!r}")
+        try:
+            return _ALL[name.lower()](**config)
+        except TypeError as exc:
+            raise ValueError(f"{argument}: bad initializer config {identifier!r}: {exc}") \
+                from None
     if isinstance(identifier, str):
         if identifier.lower() not in _ALL:
             raise ValueError(f"{argument}: unknown initializer {identifier!r}; "

@@ -415,8 +415,8 @@ class Dense(Layer):
         return {"name": self.name, "units": self.units,
                 "activation": activations.serialize(self.activation),
                 "use_bias": self.use_bias,
-                "kernel_initializer": self.kernel_initializer.name,
-                "bias_initializer": self.bias_initializer.name,
+                "kernel_initializer": initializers.serialize(self.kernel_initializer),
+                "bias_initializer": initializers.serialize(self.bias_initializer),
                 "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
                 "bias_regularizer": regularizers.serialize(self.bias_regularizer),
                 "input_dim": self.input_dim}
