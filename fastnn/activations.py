@@ -8,17 +8,18 @@ kernel the layers use.  ``Dense(...).activation`` is one of these functions.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from fastnn._kernels import ACTIVATIONS as _CODES
 from fastnn._kernels import activation_forward as _activation_forward
-from fastnn._tensor import Tensor
 from fastnn._tensor import wrap as _wrap
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from fastnn._tensor import Tensor
     from fastnn._typing import ActivationLike, ArrayLike
 
 #: Slope of leaky_relu for negative inputs: the course's 0.01 (Keras's default is 0.2).

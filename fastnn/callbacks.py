@@ -10,13 +10,14 @@ from __future__ import annotations
 import math
 import os
 import warnings
-from collections.abc import Callable, Iterable
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 if TYPE_CHECKING:
     import csv
+    from collections.abc import Callable, Iterable
+    from typing import IO, Any
 
     from fastnn._typing import FloatArray, Logs, PathLike
     from fastnn.models import Sequential

@@ -1,9 +1,17 @@
 """Weight initialisers with Keras 3's formulas, drawing from fastnn's global stream."""
+from __future__ import annotations
+
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from fastnn import _random
+
+if TYPE_CHECKING:
+    from typing import Any
+
+    from fastnn._typing import ConfigDict, DTypeLike, NDArray
 
 
 class Initializer:
@@ -11,14 +19,14 @@ class Initializer:
 
     name: str | None = None
 
-    def __call__(self, shape, dtype):
+    def __call__(self, shape: tuple[int, ...], dtype: DTypeLike) -> NDArray[Any]:
         raise NotImplementedError
 
-    def get_config(self):
+    def get_config(self) -> ConfigDict:
         return {"name": self.name}
 
 
-def _fans(shape):
+def _fans(shape: tuple[int, ...]) -> tuple[int, int]:
     if len(shape) == 1:
         return shape[0], shape[0]
     return shape[0], shape[1]
@@ -29,7 +37,7 @@ class GlorotUniform(Initializer):
 
     name = "glorot_uniform"
 
-    def __call__(self, shape, dtype):
+    def __call__(self, shape: tuple[int, ...], dtype: DTypeLike) -> NDArray[Any]:
         fan_in, fan_out = _fans(shape)
         limit = math.sqrt(6.0 / (fan_in + fan_out))
         return _random.generator().uniform(-limit, limit, size=shape).astype(dtype)
@@ -40,7 +48,7 @@ class GlorotNormal(Initializer):
 
     name = "glorot_normal"
 
-    def __call__(self, shape, dtype):
+    def __call__(self, shape: tuple[int, ...], dtype: DTypeLike) -> NDArray[Any]:
         fan_in, fan_out = _fans(shape)
         return _truncated_normal(shape, math.sqrt(2.0 / (fan_in + fan_out))).astype(dtype)
 
@@ -50,7 +58,7 @@ class HeNormal(Initializer):
 
     name = "he_normal"
 
-    def __call__(self, shape, dtype):
+    def __call__(self, shape: tuple[int, ...], dtype: DTypeLike) -> NDArray[Any]:
         return _truncated_normal(shape, math.sqrt(2.0 / _fans(shape)[0])).astype(dtype)
 
 
@@ -59,7 +67,7 @@ class HeUniform(Initializer):
 
     name = "he_uniform"
 
-    def __call__(self, shape, dtype):
+    def __call__(self, shape: tuple[int, ...], dtype: DTypeLike) -> NDArray[Any]:
         limit = math.sqrt(6.0 / _fans(shape)[0])
         return _random.generator().uniform(-limit, limit, size=shape).astype(dtype)
 
@@ -67,18 +75,18 @@ class HeUniform(Initializer):
 class Zeros(Initializer):
     name = "zeros"
 
-    def __call__(self, shape, dtype):
+    def __call__(self, shape: tuple[int, ...], dtype: DTypeLike) -> NDArray[Any]:
         return np.zeros(shape, dtype)
 
 
 class Ones(Initializer):
     name = "ones"
 
-    def __call__(self, shape, dtype):
+    def __call__(self, shape: tuple[int, ...], dtype: DTypeLike) -> NDArray[Any]:
         return np.ones(shape, dtype)
 
 
-def _truncated_normal(shape, target_std):
+def _truncated_normal(shape: tuple[int, ...], target_std: float) -> NDArray[np.float64]:
     """Normal truncated at two standard deviations, rescaled so its std is target_std.
 
     0.8796... is the standard deviation of a unit normal truncated to [-2, 2]; Keras
@@ -97,7 +105,8 @@ def _truncated_normal(shape, target_std):
 _ALL = {cls.name: cls for cls in (GlorotUniform, GlorotNormal, HeNormal, HeUniform, Zeros, Ones)}
 
 
-def get(identifier, argument):
+def get(identifier: str | Initializer, argument: str) -> Initializer:
+
     """An Initializer from a name or an instance; `argument` names the parameter in errors."""
     if isinstance(identifier, Initializer):
         return identifier

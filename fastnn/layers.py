@@ -11,20 +11,20 @@ from __future__ import annotations
 import itertools
 import re
 import weakref
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from fastnn import _validation, activations, initializers, regularizers
 from fastnn._kernels import activation_forward as _activation_forward
 from fastnn._kernels import dense_forward as _dense_forward
-from fastnn._tensor import Tensor as _Tensor
 from fastnn._tensor import wrap as _wrap
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
+    from typing import Any
 
+    from fastnn._tensor import Tensor as _Tensor
     from fastnn._typing import ActivationLike, ArrayLike, ConfigDict, DTypeLike, FloatArray, NDArray
     from fastnn.initializers import Initializer
     from fastnn.regularizers import Regularizer

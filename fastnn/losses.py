@@ -9,13 +9,15 @@ pre-activation values in one stable step, as Keras does on TensorFlow.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from fastnn import _kernels, _validation
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from fastnn._typing import ArrayLike, ConfigDict
 
 

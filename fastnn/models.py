@@ -18,8 +18,7 @@ import os
 import threading
 import time
 import warnings
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, Literal, overload
+from typing import TYPE_CHECKING, overload
 
 import numpy as np
 
@@ -37,7 +36,8 @@ from fastnn.activations import serialize as _activation_name
 from fastnn.layers import InputLayer, KerasTensor, Layer, unique_name
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Iterator, Sequence
+    from typing import Any, Literal
 
     from fastnn._typing import (
         ArrayLike,

@@ -7,7 +7,7 @@ weight decay run in the same compiled update call as the step itself.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -17,6 +17,7 @@ from fastnn.optimizers.schedules import LearningRateSchedule
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from typing import Any
 
     from fastnn._typing import ConfigDict, DTypeLike, FloatArray, NDArray
 
@@ -101,6 +102,10 @@ class Optimizer:
                 segments: NDArray[np.int64] | None = None) -> None:
         """Hand the state buffers and hyper-parameters to a compiled Engine (per kind)."""
         raise NotImplementedError(f"{type(self).__name__} does not define _attach")
+
+    def get_config(self) -> ConfigDict:
+        """The optimizer's hyper-parameters (JSON-able); ``from_config`` inverts it."""
+        raise NotImplementedError(f"{type(self).__name__} does not define get_config")
 
     def _ensure_state(self, n_params: int, dtype: DTypeLike) -> list[FloatArray]:
         """Allocate zeroed state on first use or when the parameter vector changed."""
