@@ -17,7 +17,7 @@ import numpy as np
 if TYPE_CHECKING:
     import csv
     from collections.abc import Callable, Iterable
-    from typing import IO, Any
+    from typing import IO, Any, Literal
 
     from fastnn._typing import FloatArray, Logs, PathLike
     from fastnn.models import Sequential
@@ -343,7 +343,7 @@ class ModelCheckpoint(_Monitor):
 
     def __init__(self, filepath: PathLike, monitor: str = "val_loss", verbose: int = 0,
                  save_best_only: bool = False, save_weights_only: bool = False,
-                 mode: str = "auto", save_freq: str | int = "epoch",
+                 mode: str = "auto", save_freq: Literal["epoch"] | int = "epoch",
                  initial_value_threshold: float | None = None) -> None:
         super().__init__(monitor, mode, 0)
         self.filepath = os.fspath(filepath)

@@ -235,7 +235,7 @@ class Sequential:
             width = layer.output_width(width)
         return width
 
-    def _require_layers(self):
+    def _require_layers(self) -> None:
         if not self._layers:
             raise ValueError("the model has no layers")
 
