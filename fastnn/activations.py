@@ -104,6 +104,5 @@ def serialize(activation: ActivationLike) -> str:
 
 
 def code(activation: ActivationLike) -> int:
-
     """Kernel code of an activation function or name."""
     return _CODES[serialize(activation)]

@@ -106,7 +106,6 @@ _ALL = {cls.name: cls for cls in (GlorotUniform, GlorotNormal, HeNormal, HeUnifo
 
 
 def get(identifier: str | Initializer, argument: str) -> Initializer:
-
     """An Initializer from a name or an instance; `argument` names the parameter in errors."""
     if isinstance(identifier, Initializer):
         return identifier

@@ -203,7 +203,6 @@ def get(identifier: str | Loss) -> Loss:
 
 
 def from_config(config: ConfigDict) -> Loss:
-
     """The loss that `Loss.get_config` described."""
     config = dict(config)
     cls = _BY_CONFIG_NAME.get(config.pop("name", None))

@@ -313,7 +313,6 @@ class Sequential:
                 weighted_metrics: None = None, run_eagerly: bool = False,
                 steps_per_execution: int = 1, jit_compile: bool | str = "auto",
                 auto_scale_loss: bool = True) -> None:
-
         """Configure training.
 
         Parameters
@@ -1121,7 +1120,6 @@ def _check_verbose(verbose: Verbose) -> int:
 
 
 def _check_callbacks(callbacks: Sequence[Callback] | None) -> list[Callback]:
-
     if callbacks is None:
         return []
     if not isinstance(callbacks, (list, tuple)):

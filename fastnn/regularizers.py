@@ -171,7 +171,6 @@ def deserialize(config: ConfigDict | None, arg: str = "regularizer") -> Regulari
 
 def get(identifier: Regularizer | str | ConfigDict | None, arg: str = "regularizer"
         ) -> Regularizer | None:
-
     """A regularizer from None, an instance, a name or a config dict (Keras's rules).
 
     Parameters

@@ -336,7 +336,6 @@ def get(identifier: str | Optimizer | None) -> Optimizer:
 
 
 def from_config(config: ConfigDict) -> Optimizer:
-
     """The optimizer described by ``optimizer.get_config()``."""
     if not isinstance(config, dict) or config.get("name") not in _BY_NAME:
         raise ValueError(f"not an optimizer config: {config!r}")
