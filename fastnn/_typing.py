@@ -4,6 +4,8 @@ The public modules import this module under ``typing.TYPE_CHECKING`` (with
 ``from __future__ import annotations``), so ``import fastnn`` never loads it, nor
 ``numpy.typing``.  Inputs are ``ArrayLike`` (anything ``np.asarray`` accepts);
 outputs are ``NDArray``s, or ``Tensor`` (an ndarray subclass with ``.numpy()``).
+The annotations are for static checkers (mypy, pyright): ``typing.get_type_hints``
+at run time cannot resolve these names, because no module imports them then.
 """
 from __future__ import annotations
 
