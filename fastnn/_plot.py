@@ -4,7 +4,15 @@ The course diagnoses bias and variance from these two curves: a high training lo
 bias, a validation loss far above the training loss is variance.  matplotlib is
 imported here only, when a plot is drawn (``pip install 'fastnn[plot]'``).
 """
+from __future__ import annotations
+
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing import Any
+
+    from fastnn.callbacks import History
 
 
 def _pyplot():
@@ -60,7 +68,8 @@ def _axes_for(ax, n_metrics, plt):
     raise TypeError(f"ax must be a matplotlib Axes or a list of them, got {type(ax).__name__}")
 
 
-def plot_history(history, metrics=None, ax=None):
+def plot_history(history: History | Mapping[str, Sequence[float]],
+                 metrics: str | Sequence[str] | None = None, ax: Any = None) -> Any:
     """Plot the loss and metrics of a fit against the epoch, each with its validation curve.
 
     Parameters

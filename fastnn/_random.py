@@ -6,16 +6,22 @@ this is how an estimator with ``random_state=int`` gets a fit that does not
 depend on the global state, on what ran before, or on fits running at the same
 time in other threads.
 """
+from __future__ import annotations
+
 import contextlib
 import threading
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 _generator = np.random.default_rng()
 _local = threading.local()  # .generator: this thread's override, or absent / None
 
 
-def _check_seed(seed):
+def _check_seed(seed: int) -> int:
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise TypeError(f"seed must be an int, got {type(seed).__name__}")
     if seed < 0:
@@ -23,7 +29,7 @@ def _check_seed(seed):
     return int(seed)
 
 
-def set_random_seed(seed):
+def set_random_seed(seed: int) -> None:
     """Reseed every random stream fastnn uses.
 
     Parameters
@@ -37,14 +43,14 @@ def set_random_seed(seed):
     _generator = np.random.default_rng(_check_seed(seed))
 
 
-def generator():
+def generator() -> np.random.Generator:
     """The numpy Generator to draw from: this thread's override, else the global one."""
     override = getattr(_local, "generator", None)
     return _generator if override is None else override
 
 
 @contextlib.contextmanager
-def seeded(seed):
+def seeded(seed: int) -> Iterator[np.random.Generator]:
     """Draw from a fresh stream seeded with `seed` on this thread inside the block.
 
     The global stream is neither read nor advanced, and other threads are not

@@ -22,7 +22,7 @@ _omp.set_num_threads(_num_threads)  # what get_num_threads reports is what the l
 _blas_limiter = None
 
 
-def set_num_threads(n):
+def set_num_threads(n: int) -> None:
     """Use `n` threads in fastnn's parallel loops and in BLAS.
 
     Parameters
@@ -47,7 +47,7 @@ def set_num_threads(n):
     _num_threads = n
 
 
-def get_num_threads():
+def get_num_threads() -> int:
     """Threads fastnn uses: the cores available to the process unless OMP_NUM_THREADS or
     set_num_threads says otherwise.  BLAS keeps its own default (OPENBLAS_NUM_THREADS or
     the cores) until set_num_threads is called, so that ``import fastnn`` stays light."""

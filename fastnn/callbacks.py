@@ -5,11 +5,22 @@ when some callback overrides it.  The per-batch training hooks make fit run the
 compiled engine one batch at a time; without them, fit runs chunks of batches (whole
 epochs for small data) per engine call.
 """
+from __future__ import annotations
+
 import math
 import os
 import warnings
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import csv
+    from collections.abc import Callable, Iterable
+    from typing import IO, Any, Literal
+
+    from fastnn._typing import FloatArray, Logs, PathLike
+    from fastnn.models import Sequential
 
 _HOOKS = ("on_train_begin", "on_train_end", "on_epoch_begin", "on_epoch_end",
           "on_train_batch_begin", "on_train_batch_end", "on_test_begin", "on_test_end",
@@ -27,65 +38,69 @@ class Callback:
     ``on_train_batch_begin`` / ``on_train_batch_end``.
     """
 
-    def __init__(self):
-        self.model = None
-        self.params = {}
+    # The model that fit / evaluate / predict runs (None until set_model; every hook runs
+    # after it), so a hook can write ``self.model.stop_training = True``.
+    model: Sequential
 
-    def set_model(self, model):
+    def __init__(self) -> None:
+        self.model = None  # type: ignore[assignment]
+        self.params: dict[str, Any] = {}
+
+    def set_model(self, model: Sequential) -> None:
         self.model = model
 
-    def set_params(self, params):
+    def set_params(self, params: dict[str, Any]) -> None:
         self.params = params
 
-    def on_train_begin(self, logs=None):
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         pass
 
-    def on_train_end(self, logs=None):
+    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
         pass
 
-    def on_epoch_begin(self, epoch, logs=None):
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         pass
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         pass
 
-    def on_batch_begin(self, batch, logs=None):
+    def on_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         pass
 
-    def on_batch_end(self, batch, logs=None):
+    def on_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         pass
 
-    def on_train_batch_begin(self, batch, logs=None):
+    def on_train_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         self.on_batch_begin(batch, logs=logs)
 
-    def on_train_batch_end(self, batch, logs=None):
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         self.on_batch_end(batch, logs=logs)
 
-    def on_test_begin(self, logs=None):
+    def on_test_begin(self, logs: dict[str, Any] | None = None) -> None:
         pass
 
-    def on_test_end(self, logs=None):
+    def on_test_end(self, logs: dict[str, Any] | None = None) -> None:
         pass
 
-    def on_test_batch_begin(self, batch, logs=None):
+    def on_test_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         pass
 
-    def on_test_batch_end(self, batch, logs=None):
+    def on_test_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         pass
 
-    def on_predict_begin(self, logs=None):
+    def on_predict_begin(self, logs: dict[str, Any] | None = None) -> None:
         pass
 
-    def on_predict_end(self, logs=None):
+    def on_predict_end(self, logs: dict[str, Any] | None = None) -> None:
         pass
 
-    def on_predict_batch_begin(self, batch, logs=None):
+    def on_predict_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         pass
 
-    def on_predict_batch_end(self, batch, logs=None):
+    def on_predict_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         pass
 
-    def _overrides(self, hook):
+    def _overrides(self, hook: str) -> bool:
         return getattr(type(self), hook) is not getattr(Callback, hook)
 
 
@@ -96,7 +111,8 @@ class CallbackList:
     aliases count for the train-batch hooks), so that unused hooks cost nothing.
     """
 
-    def __init__(self, callbacks, model, params):
+    def __init__(self, callbacks: Iterable[Callback], model: Sequential,
+                 params: dict[str, Any]) -> None:
         self.callbacks = list(callbacks)
         for cb in self.callbacks:
             cb.set_model(model)
@@ -106,14 +122,14 @@ class CallbackList:
                                    and cb._overrides(hook.replace("train_", "")))]
                         for hook in _HOOKS}
 
-    def wants(self, hook):
+    def wants(self, hook: str) -> bool:
         return bool(self._active[hook])
 
     @property
-    def wants_train_batches(self):
+    def wants_train_batches(self) -> bool:
         return self.wants("on_train_batch_begin") or self.wants("on_train_batch_end")
 
-    def call(self, hook, *args):
+    def call(self, hook: str, *args: Any) -> None:
         for cb in self._active[hook]:
             getattr(cb, hook)(*args)
 
@@ -121,15 +137,15 @@ class CallbackList:
 class History(Callback):
     """Records the logs of every epoch: ``history[key]`` is a list, ``epoch`` the indices."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__()
-        self.history = {}
+        self.history: dict[str, list[float]] = {}
+        self.epoch: list[int] = []
+
+    def on_train_begin(self, logs: Logs | None = None) -> None:
         self.epoch = []
 
-    def on_train_begin(self, logs=None):
-        self.epoch = []
-
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> None:
         self.epoch.append(epoch)
         for key, value in (logs or {}).items():
             self.history.setdefault(key, []).append(value)
@@ -148,7 +164,7 @@ class _Monitor(Callback):
     ValueError at the first epoch end, as Keras 3 does.
     """
 
-    def __init__(self, monitor, mode, min_delta):
+    def __init__(self, monitor: str, mode: str, min_delta: float) -> None:
         super().__init__()
         if not isinstance(monitor, str):
             raise TypeError(f"monitor must be a str, got {type(monitor).__name__}")
@@ -159,9 +175,9 @@ class _Monitor(Callback):
         self.monitor = monitor
         self.mode = mode
         self.min_delta = abs(float(min_delta))
-        self._direction = None   # +1 maximise, -1 minimise; resolved at the first epoch end
+        self._direction: int | None = None   # +1 maximise, -1 minimise; set at the 1st epoch end
 
-    def _resolve_direction(self):
+    def _resolve_direction(self) -> int:
         if self.mode != "auto":
             return 1 if self.mode == "max" else -1
         name = self.monitor.removeprefix("val_")
@@ -175,17 +191,17 @@ class _Monitor(Callback):
             "cannot tell whether that quantity should be maximized or minimized. Pass "
             "mode='max' to monitor the highest value, or mode='min' for the lowest.")
 
-    def _improved(self, value, reference):
+    def _improved(self, value: float, reference: float | None) -> bool:
         """NaN never improves; the first finite value always does."""
         if math.isnan(value):
             return False
         if reference is None:
             return True
-        if self._direction > 0:
+        if self._direction > 0:  # type: ignore[operator]  # resolved by _current first
             return value - self.min_delta > reference
         return value + self.min_delta < reference
 
-    def _current(self, logs, what):
+    def _current(self, logs: Logs | None, what: str) -> float | None:
         if self._direction is None:
             self._direction = self._resolve_direction()
         value = (logs or {}).get(self.monitor)
@@ -220,8 +236,9 @@ class EarlyStopping(_Monitor):
         Epochs to wait before monitoring starts.
     """
 
-    def __init__(self, monitor="val_loss", min_delta=0, patience=0, verbose=0, mode="auto",
-                 baseline=None, restore_best_weights=False, start_from_epoch=0):
+    def __init__(self, monitor: str = "val_loss", min_delta: float = 0, patience: int = 0,
+                 verbose: int = 0, mode: str = "auto", baseline: float | None = None,
+                 restore_best_weights: bool = False, start_from_epoch: int = 0) -> None:
         super().__init__(monitor, mode, min_delta)
         if isinstance(patience, bool) or not isinstance(patience, int) or patience < 0:
             raise ValueError(f"patience must be an int >= 0, got {patience!r}")
@@ -238,18 +255,18 @@ class EarlyStopping(_Monitor):
         self.start_from_epoch = start_from_epoch
         self.stopped_epoch = 0
         self.best_epoch = 0
-        self.best = None
-        self.best_weights = None
+        self.best: float | None = None
+        self.best_weights: list[FloatArray] | None = None
         self.wait = 0
 
-    def on_train_begin(self, logs=None):
+    def on_train_begin(self, logs: Logs | None = None) -> None:
         self.wait = 0
         self.stopped_epoch = 0
         self.best = None
         self.best_weights = None
         self.best_epoch = 0
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> None:
         value = self._current(logs, "Early stopping")
         if value is None or epoch < self.start_from_epoch:
             return
@@ -269,7 +286,7 @@ class EarlyStopping(_Monitor):
             self.stopped_epoch = epoch
             self.model.stop_training = True
 
-    def on_train_end(self, logs=None):
+    def on_train_end(self, logs: Logs | None = None) -> None:
         if self.stopped_epoch > 0 and self.verbose > 0:
             print(f"Epoch {self.stopped_epoch + 1}: early stopping")
         if self.restore_best_weights and self.best_weights is not None:
@@ -289,11 +306,11 @@ class TerminateOnNaN(Callback):
         Raise RuntimeError instead of stopping quietly (Keras 3.10+).
     """
 
-    def __init__(self, raise_error=False):
+    def __init__(self, raise_error: bool = False) -> None:
         super().__init__()
         self.raise_error = bool(raise_error)
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> None:
         loss = (logs or {}).get("loss")
         if loss is not None and not np.isfinite(loss):
             if self.raise_error:
@@ -324,9 +341,10 @@ class ModelCheckpoint(_Monitor):
         With save_best_only, the value to beat before the first save.
     """
 
-    def __init__(self, filepath, monitor="val_loss", verbose=0, save_best_only=False,
-                 save_weights_only=False, mode="auto", save_freq="epoch",
-                 initial_value_threshold=None):
+    def __init__(self, filepath: PathLike, monitor: str = "val_loss", verbose: int = 0,
+                 save_best_only: bool = False, save_weights_only: bool = False,
+                 mode: str = "auto", save_freq: Literal["epoch"] | int = "epoch",
+                 initial_value_threshold: float | None = None) -> None:
         super().__init__(monitor, mode, 0)
         self.filepath = os.fspath(filepath)
         self.verbose = verbose
@@ -336,33 +354,34 @@ class ModelCheckpoint(_Monitor):
                                      or save_freq < 1):
             raise ValueError(f"save_freq must be 'epoch' or an int >= 1, got {save_freq!r}")
         self.save_freq = save_freq
-        self.best = None if initial_value_threshold is None else float(initial_value_threshold)
+        self.best: float | None = (None if initial_value_threshold is None
+                                   else float(initial_value_threshold))
         self._batches_since_save = 0
         self._epoch = 0
 
-    def _overrides(self, hook):
+    def _overrides(self, hook: str) -> bool:
         # only a batch-frequency checkpoint needs fit to stop after every batch
         if hook in ("on_train_batch_end", "on_batch_end"):
             return self.save_freq != "epoch"
         return super()._overrides(hook)
 
-    def on_epoch_begin(self, epoch, logs=None):
+    def on_epoch_begin(self, epoch: int, logs: Logs | None = None) -> None:
         self._epoch = epoch
 
-    def on_train_batch_end(self, batch, logs=None):
+    def on_train_batch_end(self, batch: int, logs: Logs | None = None) -> None:
         self._batches_since_save += 1
-        if self._batches_since_save >= self.save_freq:
+        if self._batches_since_save >= self.save_freq:  # type: ignore[operator]  # an int here
             self._batches_since_save = 0
             self._save(self._epoch, batch, logs)
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> None:
         if self._direction is None and self.save_best_only:
             self._direction = self._resolve_direction()
         if self.save_freq == "epoch":
             self._save(epoch, None, logs)
 
-    def _path(self, epoch, batch, logs):
-        fields = dict(logs or {})
+    def _path(self, epoch: int, batch: int | None, logs: Logs | None) -> str:
+        fields: dict[str, Any] = dict(logs or {})
         if batch is not None:
             fields.setdefault("batch", batch + 1)
         try:
@@ -372,7 +391,7 @@ class ModelCheckpoint(_Monitor):
                            f"{exc.args[0]!r}, which is not in the logs "
                            f"({', '.join(fields)})") from None
 
-    def _save(self, epoch, batch, logs):
+    def _save(self, epoch: int, batch: int | None, logs: Logs | None) -> None:
         path = self._path(epoch, batch, logs)
         if self.save_best_only:
             value = self._current(logs, "Can save best model only with "
@@ -403,14 +422,14 @@ class LearningRateScheduler(Callback):
         1 prints the rate set at each epoch.
     """
 
-    def __init__(self, schedule, verbose=0):
+    def __init__(self, schedule: Callable[..., float], verbose: int = 0) -> None:
         super().__init__()
         if not callable(schedule):
             raise TypeError(f"schedule must be callable, got {schedule!r}")
         self.schedule = schedule
         self.verbose = verbose
 
-    def on_epoch_begin(self, epoch, logs=None):
+    def on_epoch_begin(self, epoch: int, logs: Logs | None = None) -> None:
         optimizer = self.model.optimizer
         current = _current_rate(optimizer)
         try:
@@ -427,12 +446,12 @@ class LearningRateScheduler(Callback):
         if self.verbose > 0:
             print(f"Epoch {epoch + 1}: LearningRateScheduler setting learning rate to {lr}.")
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> None:
         if logs is not None:
             logs["learning_rate"] = _current_rate(self.model.optimizer)
 
 
-def _current_rate(optimizer):
+def _current_rate(optimizer: Any) -> float:
     lr = optimizer.learning_rate
     if callable(lr):
         raise ValueError("this callback sets the learning rate, but the optimizer's "
@@ -458,8 +477,9 @@ class ReduceLROnPlateau(_Monitor):
     min_lr : float, default 0
     """
 
-    def __init__(self, monitor="val_loss", factor=0.1, patience=10, verbose=0, mode="auto",
-                 min_delta=1e-4, cooldown=0, min_lr=0.0):
+    def __init__(self, monitor: str = "val_loss", factor: float = 0.1, patience: int = 10,
+                 verbose: int = 0, mode: str = "auto", min_delta: float = 1e-4,
+                 cooldown: int = 0, min_lr: float = 0.0) -> None:
         super().__init__(monitor, mode, min_delta)
         if isinstance(factor, bool) or not isinstance(factor, (int, float)) or factor >= 1.0:
             raise ValueError(f"ReduceLROnPlateau does not support a factor >= 1.0. "
@@ -471,15 +491,15 @@ class ReduceLROnPlateau(_Monitor):
         self.min_lr = float(min_lr)
         self._reset()
 
-    def _reset(self):
-        self.best = None
+    def _reset(self) -> None:
+        self.best: float | None = None
         self.cooldown_counter = 0
         self.wait = 0
 
-    def on_train_begin(self, logs=None):
+    def on_train_begin(self, logs: Logs | None = None) -> None:
         self._reset()
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> None:
         logs = logs if logs is not None else {}
         optimizer = self.model.optimizer
         logs["learning_rate"] = _current_rate(optimizer)
@@ -518,17 +538,18 @@ class CSVLogger(Callback):
         Append to an existing file (no second header if it already has one).
     """
 
-    def __init__(self, filename, separator=",", append=False):
+    def __init__(self, filename: PathLike, separator: str = ",", append: bool = False) -> None:
         super().__init__()
         self.filename = os.fspath(filename)
         self.sep = separator
         self.append = bool(append)
-        self.keys = None
-        self.writer = None
-        self.csv_file = None
+        self.keys: list[str] | None = None
+        self.writer: csv.DictWriter[str] | None = None
+        # open between on_train_begin and on_train_end (the hooks that use it run between)
+        self.csv_file: IO[str] = None  # type: ignore[assignment]
         self._header = True
 
-    def on_train_begin(self, logs=None):
+    def on_train_begin(self, logs: Logs | None = None) -> None:
         self._header = True
         if self.append and os.path.exists(self.filename):
             with open(self.filename) as f:
@@ -537,7 +558,7 @@ class CSVLogger(Callback):
         self.keys = None
         self.writer = None
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> None:
         logs = logs or {}
         if self.keys is None:
             self.keys = sorted(logs)
@@ -555,7 +576,7 @@ class CSVLogger(Callback):
         self.writer.writerow(row)
         self.csv_file.flush()
 
-    def on_train_end(self, logs=None):
+    def on_train_end(self, logs: Logs | None = None) -> None:
         if self.csv_file is not None and not self.csv_file.closed:
             self.csv_file.close()
         self.writer = None

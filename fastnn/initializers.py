@@ -5,11 +5,19 @@ The random ones draw from fastnn's current stream (the global one seeded by
 ``seed``: then, as in Keras 3, every call draws the same values from a generator of that
 seed, and the shared stream is left untouched.
 """
+from __future__ import annotations
+
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from fastnn import _random
+
+if TYPE_CHECKING:
+    from typing import Any
+
+    from fastnn._typing import ConfigDict, DTypeLike, NDArray
 
 
 class Initializer:
@@ -17,14 +25,14 @@ class Initializer:
 
     name: str | None = None
 
-    def __call__(self, shape, dtype):
+    def __call__(self, shape: tuple[int, ...], dtype: DTypeLike) -> NDArray[Any]:
         raise NotImplementedError
 
-    def get_config(self):
+    def get_config(self) -> ConfigDict:
         return {"name": self.name}
 
 
-def _fans(shape):
+def _fans(shape: tuple[int, ...]) -> tuple[int, int]:
     if len(shape) == 1:
         return shape[0], shape[0]
     return shape[0], shape[1]
@@ -34,16 +42,18 @@ class RandomInitializer(Initializer):
     """Base of the random initialisers: ``seed=None`` draws from fastnn's stream; an int
     makes every call return the same values (Keras 3's seeded initialisers)."""
 
-    def __init__(self, seed=None):
+    seed: int | None
+
+    def __init__(self, seed: int | None = None) -> None:
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)
                                  or seed < 0):
             raise TypeError(f"seed must be None or an int >= 0, got {seed!r}")
         self.seed = seed
 
-    def _rng(self):
+    def _rng(self) -> np.random.Generator:
         return _random.generator() if self.seed is None else np.random.default_rng(self.seed)
 
-    def get_config(self):
+    def get_config(self) -> ConfigDict:
         return {"name": self.name, "seed": self.seed}
 
 
@@ -52,7 +62,7 @@ class GlorotUniform(RandomInitializer):
 
     name = "glorot_uniform"
 
-    def __call__(self, shape, dtype):
+    def __call__(self, shape: tuple[int, ...], dtype: DTypeLike) -> NDArray[Any]:
         fan_in, fan_out = _fans(shape)
         limit = math.sqrt(6.0 / (fan_in + fan_out))
         return self._rng().uniform(-limit, limit, size=shape).astype(dtype)
@@ -63,7 +73,7 @@ class GlorotNormal(RandomInitializer):
 
     name = "glorot_normal"
 
-    def __call__(self, shape, dtype):
+    def __call__(self, shape: tuple[int, ...], dtype: DTypeLike) -> NDArray[Any]:
         fan_in, fan_out = _fans(shape)
         return _truncated_normal(self._rng(), shape,
                                  math.sqrt(2.0 / (fan_in + fan_out))).astype(dtype)
@@ -74,7 +84,7 @@ class HeNormal(RandomInitializer):
 
     name = "he_normal"
 
-    def __call__(self, shape, dtype):
+    def __call__(self, shape: tuple[int, ...], dtype: DTypeLike) -> NDArray[Any]:
         return _truncated_normal(self._rng(), shape,
                                  math.sqrt(2.0 / _fans(shape)[0])).astype(dtype)
 
@@ -84,7 +94,7 @@ class HeUniform(RandomInitializer):
 
     name = "he_uniform"
 
-    def __call__(self, shape, dtype):
+    def __call__(self, shape: tuple[int, ...], dtype: DTypeLike) -> NDArray[Any]:
         limit = math.sqrt(6.0 / _fans(shape)[0])
         return self._rng().uniform(-limit, limit, size=shape).astype(dtype)
 
@@ -92,18 +102,19 @@ class HeUniform(RandomInitializer):
 class Zeros(Initializer):
     name = "zeros"
 
-    def __call__(self, shape, dtype):
+    def __call__(self, shape: tuple[int, ...], dtype: DTypeLike) -> NDArray[Any]:
         return np.zeros(shape, dtype)
 
 
 class Ones(Initializer):
     name = "ones"
 
-    def __call__(self, shape, dtype):
+    def __call__(self, shape: tuple[int, ...], dtype: DTypeLike) -> NDArray[Any]:
         return np.ones(shape, dtype)
 
 
-def _truncated_normal(rng, shape, target_std):
+def _truncated_normal(rng: np.random.Generator, shape: tuple[int, ...],
+                      target_std: float) -> NDArray[np.float64]:
     """Normal truncated at two standard deviations, rescaled so its std is target_std.
 
     0.8796... is the standard deviation of a unit normal truncated to [-2, 2]; Keras
@@ -121,13 +132,13 @@ def _truncated_normal(rng, shape, target_std):
 _ALL = {cls.name: cls for cls in (GlorotUniform, GlorotNormal, HeNormal, HeUniform, Zeros, Ones)}
 
 
-def serialize(initializer):
+def serialize(initializer: Initializer) -> str | dict[str, Any]:
     """What a layer config stores: the name, or ``{"name", "seed"}`` for a seeded one."""
     config = initializer.get_config()
-    return config if config.get("seed") is not None else initializer.name
+    return config if config.get("seed") is not None else str(initializer.name)
 
 
-def get(identifier, argument):
+def get(identifier: str | dict[str, Any] | Initializer, argument: str) -> Initializer:
     """An Initializer from a name, a config dict ``{"name": ..., "seed": ...}`` or an
     instance; `argument` names the parameter in errors."""
     if isinstance(identifier, Initializer):

@@ -6,9 +6,12 @@ statistics), and the layer's arrays (``kernel``, ``bias``, ``mean``...) are
 views into them.  Called on its own, a layer builds private buffers instead.
 Because the buffers belong to one model, a layer belongs to at most one model.
 """
+from __future__ import annotations
+
 import itertools
 import re
 import weakref
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -17,21 +20,30 @@ from fastnn._kernels import activation_forward as _activation_forward
 from fastnn._kernels import dense_forward as _dense_forward
 from fastnn._tensor import wrap as _wrap
 
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+    from typing import Any
+
+    from fastnn._tensor import Tensor as _Tensor
+    from fastnn._typing import ActivationLike, ArrayLike, ConfigDict, DTypeLike, FloatArray, NDArray
+    from fastnn.initializers import Initializer
+    from fastnn.regularizers import Regularizer
+
 _NAME_COUNTERS: "dict[str, itertools.count[int]]" = {}
 
 
-def unique_name(prefix):
+def unique_name(prefix: str) -> str:
     """Keras's auto-naming: ``prefix``, then ``prefix_1``, ``prefix_2``... per process."""
     counter = _NAME_COUNTERS.setdefault(prefix, itertools.count())
     index = next(counter)
     return prefix if index == 0 else f"{prefix}_{index}"
 
 
-def _snake_case(name):
+def _snake_case(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
-def _check_shape(shape, name):
+def _check_shape(shape: Any, name: str) -> int:
     """A declared input shape (excluding the batch axis) as a feature count."""
     if isinstance(shape, (int, np.integer)) and not isinstance(shape, bool):
         shape = (int(shape),)
@@ -44,13 +56,14 @@ def _check_shape(shape, name):
 class KerasTensor:
     """Symbolic stand-in for a layer's input or output: ``.shape`` is ``(None, n)``."""
 
-    def __init__(self, shape, dtype="float32", name=None):
+    def __init__(self, shape: Sequence[int | None], dtype: str = "float32",
+                 name: str | None = None) -> None:
         self.shape = tuple(shape)
         self.dtype = str(dtype)
         self.name = name
         self.ndim = len(self.shape)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"<KerasTensor shape={self.shape}, dtype={self.dtype}, name={self.name}>"
 
 
@@ -66,84 +79,87 @@ class Layer:
         ``(n_features,)``: declares the model's input when this is its first layer.
     """
 
-    def __init__(self, name=None, *, input_shape=None):
+    def __init__(self, name: str | None = None, *,
+                 input_shape: int | Sequence[int] | None = None) -> None:
         if name is not None and not isinstance(name, str):
             raise TypeError(f"name must be a str, got {type(name).__name__}")
         self.input_shape_arg = (None if input_shape is None
                                 else _check_shape(input_shape, "input_shape"))
         self.name = name or unique_name(_snake_case(type(self).__name__))
-        self.n_in = None
-        self._owner = None   # weakref to the model whose buffers this layer views
+        self.n_in: int | None = None
+        self._owner: weakref.ref[Any] | None = None   # weakref to the model viewing this layer
 
     @property
-    def built(self):
+    def built(self) -> bool:
         return self.n_in is not None
 
-    def _output_activation(self):
+    def _output_activation(self) -> Callable[..., Any] | None:
         """The activation applied last by this layer, for the loss's fused kernel and the
         from_logits warnings; None when the layer does not apply one."""
         return None
 
-    def _declared_width(self):
+    def _declared_width(self) -> int | None:
         """The input width this layer declares (input_shape / input_dim), or None."""
         return self.input_shape_arg
 
     # --- sizes ----------------------------------------------------------------------------
-    def output_width(self, n_in):
+    def output_width(self, n_in: int) -> int:
         return n_in
 
-    def param_count(self, n_in):
+    def param_count(self, n_in: int) -> int:
         """Trainable parameters for an input of width n_in."""
         return 0
 
-    def stat_count(self, n_in):
+    def stat_count(self, n_in: int) -> int:
         """Non-trainable statistics held in the model's auxiliary buffer."""
         return 0
 
     # --- binding to the model's buffers -------------------------------------------------------
-    def _bind(self, n_in, params, offset, aux, aux_offset):
+    def _bind(self, n_in: int, params: FloatArray, offset: int, aux: FloatArray,
+              aux_offset: int) -> tuple[int, int]:
         """Take views of the model's buffers and put the layer's values in them (its
         current ones if it was built for this width, else fresh ones).  Returns the
         offsets after this layer."""
         self.n_in = n_in
         return offset, aux_offset
 
-    def _spec(self, offset, aux_offset):
+    def _spec(self, offset: int, aux_offset: int) -> dict[str, Any]:
         raise NotImplementedError(f"{type(self).__name__} has no engine spec")
 
     # --- weights (Keras's layer API) --------------------------------------------------------
-    def _weight_list(self):
+    def _weight_list(self) -> list[FloatArray]:
         """The layer's arrays in Keras order (live views); subclasses override."""
         return []
 
-    def _trainable_count(self):
+    def _trainable_count(self) -> int:
         """How many leading arrays of _weight_list are trainable."""
         return 0
 
     @property
-    def weights(self):
+    def weights(self) -> list[FloatArray]:
         """Every weight array (live views into the model's buffers), in Keras order."""
         return list(self._weight_list()) if self.built else []
 
     @property
-    def trainable_weights(self):
+    def trainable_weights(self) -> list[FloatArray]:
         return self.weights[:self._trainable_count()]
 
     @property
-    def non_trainable_weights(self):
+    def non_trainable_weights(self) -> list[FloatArray]:
         return self.weights[self._trainable_count():]
 
-    def get_weights(self):
+    def get_weights(self) -> list[FloatArray]:
         """Copies of the layer's weights, in Keras order."""
         return [np.array(w) for w in self.weights]
 
-    def set_weights(self, weights):
+    def set_weights(self, weights: Sequence[ArrayLike]) -> None:
         """Replace the layer's weights; `weights` as returned by get_weights."""
         self._require_built("set_weights")
         self._set_weights(self._check_weights(weights, self._weight_list()[0].dtype
                                               if self._weight_list() else np.float32))
 
-    def _check_weights(self, weights, dtype, offset=0):
+    def _check_weights(self, weights: Sequence[ArrayLike], dtype: DTypeLike, offset: int = 0
+                       ) -> list[FloatArray]:
         """Validated copies (list of arrays of `dtype`) for set_weights; raises naming
         ``weights[i]``.  `offset` numbers them within a model-wide list."""
         if not isinstance(weights, (list, tuple)):
@@ -163,31 +179,31 @@ class Layer:
         self._check_values(arrays, offset)
         return arrays
 
-    def _check_values(self, arrays, offset):
+    def _check_values(self, arrays: list[FloatArray], offset: int) -> None:
         """Extra value checks for set_weights (e.g. variances >= 0)."""
 
-    def _set_weights(self, arrays):
+    def _set_weights(self, arrays: list[FloatArray]) -> None:
         """Copy validated arrays (shapes from weight_shapes) into the layer's buffers."""
 
-    def weight_shapes(self):
+    def weight_shapes(self) -> list[tuple[int, ...]]:
         return [np.shape(w) for w in self._weight_list()]
 
-    def count_params(self):
+    def count_params(self) -> int:
         """Number of scalars in the layer's weights (trainable and not)."""
         self._require_built("count_params")
         return int(sum(np.size(w) for w in self._weight_list()))
 
-    def _require_built(self, what):
+    def _require_built(self, what: str) -> None:
         if not self.built:
             raise ValueError(f"{what}: layer {self.name!r} is not built yet; add it to a "
                              "model with a known input shape, or call it on data")
 
     # --- symbolic input / output ---------------------------------------------------------------
-    def _dtype_name(self):
+    def _dtype_name(self) -> str:
         return np.dtype(self._dtype()).name
 
     @property
-    def input(self):
+    def input(self) -> KerasTensor:
         """``.shape`` is ``(None, n_in)`` once the layer is built."""
         if not self.built:
             raise AttributeError(f"Layer {self.name!r} has never been called and thus has "
@@ -195,21 +211,22 @@ class Layer:
         return KerasTensor((None, self.n_in), self._dtype_name(), f"{self.name}_input")
 
     @property
-    def output(self):
+    def output(self) -> KerasTensor:
         if not self.built:
             raise AttributeError(f"Layer {self.name!r} has never been called and thus has "
                                  "no defined output.")
-        return KerasTensor((None, self.output_width(self.n_in)), self._dtype_name(),
+        return KerasTensor((None, self.output_width(self.n_in)),  # type: ignore[arg-type]
+                           self._dtype_name(),
                            f"{self.name}_output")
 
-    def get_config(self):
+    def get_config(self) -> ConfigDict:
         return {"name": self.name}
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: ConfigDict) -> Layer:
         return cls(**config)
 
-    def __call__(self, x):
+    def __call__(self, x: ArrayLike) -> _Tensor:
         """Apply the layer on its own (inference mode) to x of shape (n, n_in); returns
         a Tensor (an ndarray with ``.numpy()``)."""
         dtype = self._dtype() if self.built else np.float32
@@ -218,15 +235,19 @@ class Layer:
             self._build_standalone(x.shape[1], x.dtype)
         return _wrap(self._call(x))
 
-    def _dtype(self):
+    def _call(self, x: FloatArray) -> FloatArray:
+        """The layer's inference-mode output for validated x (per kind)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot be called on its own")
+
+    def _dtype(self) -> DTypeLike:
         return np.float32
 
-    def _build_standalone(self, n_in, dtype):
+    def _build_standalone(self, n_in: int, dtype: DTypeLike) -> None:
         params = np.zeros(self.param_count(n_in), dtype)
         aux = np.zeros(self.stat_count(n_in), dtype)
         self._bind(n_in, params, 0, aux, 0)
 
-    def _claim(self, model):
+    def _claim(self, model: Any) -> None:
         """Record `model` as this layer's owner; ValueError if another model holds it."""
         owner = self._owner() if self._owner is not None else None
         if owner is not None and owner is not model:
@@ -235,10 +256,10 @@ class Layer:
                 "each model's weights in one flat buffer, so a layer cannot be shared between "
                 "models (make a new one, e.g. type(layer).from_config(layer.get_config()))")
 
-    def _set_owner(self, model):
+    def _set_owner(self, model: Any) -> None:
         self._owner = None if model is None else weakref.ref(model)
 
-    def __getstate__(self):
+    def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state["_owner"] = None
         return state
@@ -257,8 +278,11 @@ class InputLayer(Layer):
         Recorded for Keras compatibility; the model's dtype rules computation.
     """
 
-    def __init__(self, shape=None, batch_size=None, dtype=None, sparse=None, ragged=None,
-                 batch_shape=None, input_tensor=None, optional=False, name=None):
+    def __init__(self, shape: int | Sequence[int] | None = None, batch_size: None = None,
+                 dtype: DTypeLike | None = None, sparse: bool | None = None,
+                 ragged: bool | None = None, batch_shape: Sequence[int | None] | None = None,
+                 input_tensor: None = None, optional: bool = False,
+                 name: str | None = None) -> None:
         if batch_shape is not None:
             if shape is not None:
                 raise ValueError("pass shape or batch_shape, not both")
@@ -281,21 +305,23 @@ class InputLayer(Layer):
         self.n_in = self.input_shape_arg
 
     @property
-    def output(self):
+    def output(self) -> KerasTensor:
         return KerasTensor(self.shape, self.input_dtype or "float32", self.name)
 
-    def _spec(self, offset, aux_offset):
+    def _spec(self, offset: int, aux_offset: int) -> dict[str, Any]:
         raise ValueError("InputLayer is not part of the computed stack")
 
-    def _call(self, x):
+    def _call(self, x: FloatArray) -> FloatArray:
         return x.copy()
 
-    def get_config(self):
+    def get_config(self) -> ConfigDict:
         return {"name": self.name, "shape": (self.input_shape_arg,), "dtype": self.input_dtype}
 
 
-def Input(shape=None, batch_size=None, dtype=None, sparse=None, ragged=None, batch_shape=None,
-          name=None, tensor=None, optional=False):
+def Input(shape: int | Sequence[int] | None = None, batch_size: None = None,
+          dtype: DTypeLike | None = None, sparse: bool | None = None, ragged: bool | None = None,
+          batch_shape: Sequence[int | None] | None = None, name: str | None = None,
+          tensor: None = None, optional: bool = False) -> KerasTensor:
     """Declare a model input: ``Sequential([Input(shape=(400,)), Dense(25), ...])``.
 
     Returns a symbolic tensor with ``.shape == (None, n_features)``; as the first entry
@@ -305,7 +331,7 @@ def Input(shape=None, batch_size=None, dtype=None, sparse=None, ragged=None, bat
                        ragged=ragged, batch_shape=batch_shape, input_tensor=tensor,
                        optional=optional, name=name)
     out = layer.output
-    out._input_layer = layer
+    out._input_layer = layer  # type: ignore[attr-defined]  # read by Sequential
     return out
 
 
@@ -332,9 +358,13 @@ class Dense(Layer):
         See `Layer`.
     """
 
-    def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
-                 bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None, *,
-                 input_dim=None, input_shape=None, name=None):
+    def __init__(self, units: int, activation: ActivationLike = None, use_bias: bool = True,
+                 kernel_initializer: str | Initializer = "glorot_uniform",
+                 bias_initializer: str | Initializer = "zeros",
+                 kernel_regularizer: Regularizer | str | ConfigDict | None = None,
+                 bias_regularizer: Regularizer | str | ConfigDict | None = None, *,
+                 input_dim: int | None = None, input_shape: int | Sequence[int] | None = None,
+                 name: str | None = None) -> None:
         if input_dim is not None:
             input_dim = _validation.check_int(input_dim, "input_dim", 1)
             if input_shape is not None and _check_shape(input_shape, "input_shape") != input_dim:
@@ -351,22 +381,24 @@ class Dense(Layer):
         self.kernel_regularizer = regularizers.get(kernel_regularizer, "kernel_regularizer")
         self.bias_regularizer = regularizers.get(bias_regularizer, "bias_regularizer")
         self.input_dim = input_dim
-        self.kernel = None
-        self.bias = None
+        # views into the model's parameters once built (None before; bias None without bias)
+        self.kernel: FloatArray = None  # type: ignore[assignment]
+        self.bias: FloatArray | None = None
 
-    def output_width(self, n_in):
+    def output_width(self, n_in: int) -> int:
         return self.units
 
-    def _output_activation(self):
+    def _output_activation(self) -> Callable[..., Any] | None:
         return self.activation
 
-    def param_count(self, n_in):
+    def param_count(self, n_in: int) -> int:
         return n_in * self.units + (self.units if self.use_bias else 0)
 
-    def _dtype(self):
+    def _dtype(self) -> DTypeLike:
         return self.kernel.dtype
 
-    def _bind(self, n_in, params, offset, aux, aux_offset):
+    def _bind(self, n_in: int, params: FloatArray, offset: int, aux: FloatArray,
+              aux_offset: int) -> tuple[int, int]:
         old = self._weight_list() if self.built and self.n_in == n_in else None
         size = n_in * self.units
         kernel = params[offset:offset + size].reshape(n_in, self.units)
@@ -383,7 +415,7 @@ class Dense(Layer):
         self.n_in = n_in
         return offset + self.param_count(n_in), aux_offset
 
-    def _spec(self, offset, aux_offset):
+    def _spec(self, offset: int, aux_offset: int) -> dict[str, Any]:
         return {"kind": "dense", "n_in": self.n_in, "n_out": self.units,
                 "activation": activations.code(self.activation),
                 "alpha": activations.LEAKY_RELU_SLOPE,
@@ -392,18 +424,18 @@ class Dense(Layer):
                                 "bias_l1", "bias_l2"),
                 "w_off": offset, "b_off": offset + self.n_in * self.units if self.use_bias else -1}
 
-    def _weight_list(self):
-        return [self.kernel] + ([self.bias] if self.use_bias else [])
+    def _weight_list(self) -> list[FloatArray]:
+        return [self.kernel] + ([self.bias] if self.use_bias else [])  # type: ignore[list-item]
 
-    def _trainable_count(self):
+    def _trainable_count(self) -> int:
         return 2 if self.use_bias else 1
 
-    def _set_weights(self, arrays):
+    def _set_weights(self, arrays: list[FloatArray]) -> None:
         self.kernel[...] = arrays[0]
         if self.use_bias:
-            self.bias[...] = arrays[1]
+            self.bias[...] = arrays[1]  # type: ignore[index]  # use_bias: a view
 
-    def _call(self, x):
+    def _call(self, x: FloatArray) -> FloatArray:
         z = np.empty((x.shape[0], self.units), x.dtype)
         linear = self.activation is activations.linear
         a = z if linear else np.empty_like(z)
@@ -411,7 +443,7 @@ class Dense(Layer):
                        activations.LEAKY_RELU_SLOPE, z, a)
         return a
 
-    def get_config(self):
+    def get_config(self) -> ConfigDict:
         return {"name": self.name, "units": self.units,
                 "activation": activations.serialize(self.activation),
                 "use_bias": self.use_bias,
@@ -422,7 +454,7 @@ class Dense(Layer):
                 "input_dim": self.input_dim}
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: ConfigDict) -> Layer:
         config = dict(config)
         # files written before bias_regularizer existed have no such key
         for key in ("kernel_regularizer", "bias_regularizer"):
@@ -430,7 +462,8 @@ class Dense(Layer):
         return cls(**config)
 
 
-def _penalty_spec(regularizer, l1_key, l2_key):
+def _penalty_spec(regularizer: Regularizer | None, l1_key: str, l2_key: str
+                  ) -> dict[str, float]:
     """The engine's penalty factors for one weight array (zeros without a regularizer)."""
     l1, l2 = regularizer._factors() if regularizer is not None else (0.0, 0.0)
     return {l1_key: l1, l2_key: l2}
@@ -449,7 +482,9 @@ class Dropout(Layer):
         global, seeded stream: use ``fastnn.set_random_seed``).
     """
 
-    def __init__(self, rate, noise_shape=None, seed=None, *, name=None, input_shape=None):
+    def __init__(self, rate: float, noise_shape: None = None, seed: None = None, *,
+                 name: str | None = None, input_shape: int | Sequence[int] | None = None
+                 ) -> None:
         super().__init__(name=name, input_shape=input_shape)
         self.rate = _validation.check_float(rate, "rate", low=0, high=1, high_open=True)
         if noise_shape is not None:
@@ -458,13 +493,13 @@ class Dropout(Layer):
             raise ValueError("Dropout: a per-layer seed is not supported; dropout masks come "
                              "from fastnn's global stream (fastnn.set_random_seed)")
 
-    def _spec(self, offset, aux_offset):
+    def _spec(self, offset: int, aux_offset: int) -> dict[str, Any]:
         return {"kind": "dropout", "n_in": self.n_in, "n_out": self.n_in, "rate": self.rate}
 
-    def _call(self, x):
+    def _call(self, x: FloatArray) -> FloatArray:
         return x.copy()
 
-    def get_config(self):
+    def get_config(self) -> ConfigDict:
         return {"name": self.name, "rate": self.rate}
 
 
@@ -488,7 +523,9 @@ class Normalization(Layer):
 
     _EPSILON = 1e-7   # Keras's backend.epsilon(): constant features stay finite
 
-    def __init__(self, axis=-1, mean=None, variance=None, *, name=None, input_shape=None):
+    def __init__(self, axis: int | Sequence[int] | None = -1, mean: ArrayLike | None = None,
+                 variance: ArrayLike | None = None, *, name: str | None = None,
+                 input_shape: int | Sequence[int] | None = None) -> None:
         super().__init__(name=name, input_shape=input_shape)
         if isinstance(axis, (tuple, list)) and len(axis) == 1:
             axis = axis[0]
@@ -498,12 +535,16 @@ class Normalization(Layer):
         self.axis = None if axis is None else -1
         if (mean is None) != (variance is None):
             raise ValueError("mean and variance must be given together")
-        self.mean = self.variance = None
-        self._std = None
-        self._stats = None      # float64 (mean, variance) of shape (n,), (1,) or ()
+        # mean and the 1/std divisor are views into the model's statistics buffer, and
+        # variance an array of the same dtype, once built (None before)
+        self.mean: FloatArray = None  # type: ignore[assignment]
+        self.variance: FloatArray = None  # type: ignore[assignment]
+        self._std: FloatArray = None  # type: ignore[assignment]
+        # float64 (mean, variance) of shape (n,), (1,) or ()
+        self._stats: tuple[NDArray[np.float64], NDArray[np.float64]] | None = None
         if mean is not None:
             mean = self._as_stat(mean, "mean")
-            variance = self._as_stat(variance, "variance")
+            variance = self._as_stat(variance, "variance")  # type: ignore[arg-type]  # given
             if mean.shape != variance.shape and mean.size != 1 and variance.size != 1:
                 raise ValueError(f"mean and variance have incompatible shapes {mean.shape} "
                                  f"and {variance.shape}")
@@ -514,17 +555,17 @@ class Normalization(Layer):
             self._stats = (mean, variance)
 
     @staticmethod
-    def _as_stat(value, name):
+    def _as_stat(value: ArrayLike, name: str) -> NDArray[np.float64]:
         arr = _validation._real_array(value, name).astype(np.float64)
         if arr.ndim > 1:
             arr = arr.reshape(-1)
         _validation._check_finite(arr, name)
         return np.atleast_1d(arr)
 
-    def stat_count(self, n_in):
+    def stat_count(self, n_in: int) -> int:
         return 2 * n_in
 
-    def adapt(self, data):
+    def adapt(self, data: ArrayLike) -> None:
         """Learn the mean and population variance from data of shape (n, n_features)
         (per feature, or over every value with axis=None)."""
         x = _validation.as_features(data, "data", np.float64, self.n_in)
@@ -537,7 +578,7 @@ class Normalization(Layer):
             self._set_stats(x.mean(axis=0), x.var(axis=0))
         return None
 
-    def _set_stats(self, mean, variance):
+    def _set_stats(self, mean: ArrayLike, variance: ArrayLike) -> None:
         # float64 statistics are kept as the source of truth, so that a layer first used
         # on its own (in float32) and then placed in a float64 model loses no precision
         self._stats = (np.atleast_1d(np.asarray(mean, np.float64)).copy(),
@@ -545,14 +586,16 @@ class Normalization(Layer):
         if self.built:
             self._write_views()
 
-    def _write_views(self):
+    def _write_views(self) -> None:
         n_in = self.mean.shape[0]
-        mean, variance = (np.broadcast_to(s, (n_in,)) for s in self._stats)
+        mean, variance = (np.broadcast_to(s, (n_in,))
+                          for s in self._stats)  # type: ignore[union-attr]  # set by _bind
         self.mean[...] = mean
         self.variance = variance.astype(self.mean.dtype)
         self._std[...] = np.maximum(np.sqrt(self.variance), self.variance.dtype.type(self._EPSILON))
 
-    def _bind(self, n_in, params, offset, aux, aux_offset):
+    def _bind(self, n_in: int, params: FloatArray, offset: int, aux: FloatArray,
+              aux_offset: int) -> tuple[int, int]:
         if self._stats is not None and self._stats[0].shape[0] not in (1, n_in):
             raise ValueError(f"Normalization has statistics for {self._stats[0].shape[0]} "
                              f"features but receives {n_in}")
@@ -564,29 +607,29 @@ class Normalization(Layer):
         self._write_views()
         return offset, aux_offset + 2 * n_in
 
-    def _dtype(self):
+    def _dtype(self) -> DTypeLike:
         return self.mean.dtype
 
-    def _spec(self, offset, aux_offset):
+    def _spec(self, offset: int, aux_offset: int) -> dict[str, Any]:
         return {"kind": "normalization", "n_in": self.n_in, "n_out": self.n_in,
                 "aux_off": aux_offset}
 
-    def _weight_list(self):
+    def _weight_list(self) -> list[FloatArray]:
         if self.axis is None:
             return [self.mean[:1].reshape(()), self.variance[:1].reshape(())]
         return [self.mean, self.variance]
 
-    def _check_values(self, arrays, offset):
+    def _check_values(self, arrays: list[FloatArray], offset: int) -> None:
         if (arrays[1] < 0).any():
             raise ValueError(f"weights[{offset + 1}]: a Normalization variance must be >= 0")
 
-    def _set_weights(self, arrays):
+    def _set_weights(self, arrays: list[FloatArray]) -> None:
         self._set_stats(arrays[0], arrays[1])
 
-    def _call(self, x):
+    def _call(self, x: FloatArray) -> FloatArray:
         return ((x - self.mean) / self._std).astype(x.dtype)
 
-    def get_config(self):
+    def get_config(self) -> ConfigDict:
         return {"name": self.name, "axis": self.axis}
 
 
@@ -598,34 +641,38 @@ class Normalization(Layer):
 class _ActivationLayer(Layer):
     """Base of Activation, ReLU, LeakyReLU and Softmax: ``activation`` and a slope."""
 
-    def __init__(self, activation, negative_slope=0.0, name=None, *, input_shape=None):
+    def __init__(self, activation: ActivationLike, negative_slope: float = 0.0,
+                 name: str | None = None, *,
+                 input_shape: int | Sequence[int] | None = None) -> None:
         super().__init__(name, input_shape=input_shape)
         self.activation = activations.get(activation)
         self._slope = negative_slope
-        self._compute_dtype = np.float32
+        self._compute_dtype: DTypeLike = np.float32
 
-    def _bind(self, n_in, params, offset, aux, aux_offset):
+
+    def _bind(self, n_in: int, params: FloatArray, offset: int, aux: FloatArray,
+              aux_offset: int) -> tuple[int, int]:
         self.n_in = n_in
         self._compute_dtype = params.dtype
         return offset, aux_offset
 
-    def _dtype(self):
+    def _dtype(self) -> DTypeLike:
         return self._compute_dtype
 
-    def _output_activation(self):
+    def _output_activation(self) -> Callable[..., Any] | None:
         return self.activation
 
-    def _spec(self, offset, aux_offset):
+    def _spec(self, offset: int, aux_offset: int) -> dict[str, Any]:
         return {"kind": "activation", "n_in": self.n_in, "n_out": self.n_in,
                 "activation": activations.code(self.activation), "alpha": self._slope}
 
-    def _call(self, x):
+    def _call(self, x: FloatArray) -> FloatArray:
         out = np.empty_like(x)
         _activation_forward(x, activations.code(self.activation), self._slope, out)
         return out
 
 
-def _check_slope(negative_slope):
+def _check_slope(negative_slope: float) -> float:
     return _validation.check_float(negative_slope, "negative_slope", low=0)
 
 
@@ -639,16 +686,17 @@ class Activation(_ActivationLayer):
         activation's slope, 0.01).
     """
 
-    def __init__(self, activation, *, name=None, input_shape=None):
+    def __init__(self, activation: ActivationLike, *, name: str | None = None,
+                 input_shape: int | Sequence[int] | None = None) -> None:
         fn = activations.get(activation)
         slope = activations.LEAKY_RELU_SLOPE if fn is activations.leaky_relu else 0.0
         super().__init__(fn, slope, name, input_shape=input_shape)
 
-    def get_config(self):
+    def get_config(self) -> ConfigDict:
         return {"name": self.name, "activation": activations.serialize(self.activation)}
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: ConfigDict) -> Layer:
         return cls(**config)
 
 
@@ -658,8 +706,9 @@ class ReLU(_ActivationLayer):
     Keras's ``max_value`` and ``threshold`` are accepted at their defaults only.
     """
 
-    def __init__(self, max_value=None, negative_slope=0.0, threshold=0.0, *, name=None,
-                 input_shape=None):
+    def __init__(self, max_value: None = None, negative_slope: float = 0.0,
+                 threshold: float = 0.0, *, name: str | None = None,
+                 input_shape: int | Sequence[int] | None = None) -> None:
         if max_value is not None:
             raise ValueError("ReLU: max_value is not supported by fastnn (use None)")
         if _validation.check_float(threshold, "threshold") != 0.0:
@@ -668,12 +717,12 @@ class ReLU(_ActivationLayer):
         super().__init__("leaky_relu" if slope else "relu", slope, name,
                          input_shape=input_shape)
 
-    def get_config(self):
+    def get_config(self) -> ConfigDict:
         return {"name": self.name, "max_value": None, "negative_slope": self._slope,
                 "threshold": 0.0}
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: ConfigDict) -> Layer:
         return cls(**config)
 
 
@@ -686,19 +735,20 @@ class LeakyReLU(_ActivationLayer):
         Keras 3's layer default (the ``leaky_relu`` activation keeps the course's 0.01).
     """
 
-    def __init__(self, negative_slope=0.3, *, name=None, input_shape=None):
+    def __init__(self, negative_slope: float = 0.3, *, name: str | None = None,
+                 input_shape: int | Sequence[int] | None = None) -> None:
         super().__init__("leaky_relu", _check_slope(negative_slope), name,
                          input_shape=input_shape)
 
     @property
-    def negative_slope(self):
+    def negative_slope(self) -> float:
         return self._slope
 
-    def get_config(self):
+    def get_config(self) -> ConfigDict:
         return {"name": self.name, "negative_slope": self._slope}
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: ConfigDict) -> Layer:
         return cls(**config)
 
 
@@ -711,17 +761,18 @@ class Softmax(_ActivationLayer):
         Only the last axis is supported (the dense models' feature axis).
     """
 
-    def __init__(self, axis=-1, *, name=None, input_shape=None):
+    def __init__(self, axis: int = -1, *, name: str | None = None,
+                 input_shape: int | Sequence[int] | None = None) -> None:
         if isinstance(axis, bool) or axis not in (-1,):
             raise ValueError(f"Softmax: only axis=-1 is supported, got {axis!r}")
         super().__init__("softmax", 0.0, name, input_shape=input_shape)
         self.axis = -1
 
-    def get_config(self):
+    def get_config(self) -> ConfigDict:
         return {"name": self.name, "axis": self.axis}
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: ConfigDict) -> Layer:
         return cls(**config)
 
 

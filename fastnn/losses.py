@@ -6,11 +6,19 @@ is sigmoid (softmax) and the loss is binary (categorical) cross-entropy with
 ``from_logits=False``, the loss and its gradient are computed from that layer's
 pre-activation values in one stable step, as Keras does on TensorFlow.
 """
+from __future__ import annotations
+
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from fastnn import _kernels, _validation
+
+if TYPE_CHECKING:
+    from typing import Any
+
+    from fastnn._typing import ArrayLike, ConfigDict
 
 
 class Loss:
@@ -22,22 +30,22 @@ class Loss:
     _prob_kernel: str | None = None   # kernel on outputs (probabilities, or MSE's values)
     _fuses_with: str | None = None    # output activation whose pre-activation feeds _logit_kernel
 
-    def __init__(self, from_logits=False):
+    def __init__(self, from_logits: bool = False) -> None:
         if not isinstance(from_logits, (bool, np.bool_)):
             raise TypeError(f"from_logits must be a bool, got {type(from_logits).__name__}")
         self.from_logits = bool(from_logits)
 
-    def get_config(self):
+    def get_config(self) -> ConfigDict:
         return {"name": self.name, "from_logits": self.from_logits}
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"{type(self).__name__}(from_logits={self.from_logits})"
 
-    def _kernel_params(self):
+    def _kernel_params(self) -> tuple[float, ...]:
         """The loss kernel's trailing arguments, also the Engine's (Huber: delta)."""
         return ()
 
-    def kernel_for(self, output_activation):
+    def kernel_for(self, output_activation: str | None) -> tuple[str | None, bool]:
         """(kernel name, fused) for a model whose last layer has this activation."""
         if self.from_logits:
             return self._logit_kernel, False
@@ -47,7 +55,8 @@ class Loss:
             return self._logit_kernel, True
         return self._prob_kernel, False
 
-    def __call__(self, y_true, y_pred, sample_weight=None):
+    def __call__(self, y_true: ArrayLike, y_pred: ArrayLike,
+                 sample_weight: ArrayLike | None = None) -> float:
         """Mean over the batch of the per-sample loss (probabilities clipped to [1e-7, 1-1e-7]).
 
         Parameters
@@ -62,7 +71,8 @@ class Loss:
             pred = pred[:, None]
         pred = _validation.as_features(pred, "y_pred", dtype)
         n, k = pred.shape
-        kernel = getattr(_kernels, self._logit_kernel if self.from_logits else self._prob_kernel)
+        kernel = getattr(_kernels, self._logit_kernel if self.from_logits  # type: ignore[arg-type]
+                         else self._prob_kernel)  # every concrete loss names its kernels
         if self.sparse:
             target = _validation.as_labels(y_true, "y_true", n, k)
         else:
@@ -99,13 +109,13 @@ class SparseCategoricalCrossentropy(Loss):
 class _RegressionLoss(Loss):
     """A loss on real-valued targets without a from_logits mode."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__(from_logits=False)
 
-    def get_config(self):
+    def get_config(self) -> ConfigDict:
         return {"name": self.name}
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"{type(self).__name__}()"
 
 
@@ -141,7 +151,7 @@ class Huber(Loss):
     name = "huber_loss"   # Keras's name for the instance; "huber" in compile
     _logit_kernel = _prob_kernel = "huber"
 
-    def __init__(self, delta=1.0):
+    def __init__(self, delta: float = 1.0) -> None:
         super().__init__(from_logits=False)
         if isinstance(delta, (bool, np.bool_)) or not isinstance(
                 delta, (int, float, np.integer, np.floating)):
@@ -150,13 +160,13 @@ class Huber(Loss):
             raise ValueError(f"delta must be a finite number > 0, got {delta}")
         self.delta = float(delta)
 
-    def _kernel_params(self):
+    def _kernel_params(self) -> tuple[float, ...]:
         return (self.delta,)
 
-    def get_config(self):
+    def get_config(self) -> ConfigDict:
         return {"name": self.name, "delta": self.delta}
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"Huber(delta={self.delta})"
 
 
@@ -164,7 +174,7 @@ _CLASSES = (BinaryCrossentropy, CategoricalCrossentropy, SparseCategoricalCrosse
             MeanSquaredError, MeanAbsoluteError, Huber)
 # compile(loss=...) names, matched case-insensitively: Keras's function names, its short
 # aliases and the class names
-_BY_NAME = {
+_BY_NAME: dict[str, type[Loss]] = {
     "binary_crossentropy": BinaryCrossentropy,
     "categorical_crossentropy": CategoricalCrossentropy,
     "sparse_categorical_crossentropy": SparseCategoricalCrossentropy,
@@ -176,10 +186,10 @@ _BY_NAME = {
     **{cls.__name__.lower(): cls for cls in _CLASSES},
 }
 # get_config()["name"] -> class, for from_config
-_BY_CONFIG_NAME = {cls.name: cls for cls in _CLASSES}
+_BY_CONFIG_NAME: dict[Any, type[Loss]] = {cls.name: cls for cls in _CLASSES}
 
 
-def get(identifier):
+def get(identifier: str | Loss) -> Loss:
     """A Loss from a name or an instance."""
     if isinstance(identifier, Loss):
         return identifier
@@ -192,7 +202,7 @@ def get(identifier):
     raise TypeError(f"loss must be a name or a fastnn.losses.Loss, got {identifier!r}")
 
 
-def from_config(config):
+def from_config(config: ConfigDict) -> Loss:
     """The loss that `Loss.get_config` described."""
     config = dict(config)
     cls = _BY_CONFIG_NAME.get(config.pop("name", None))

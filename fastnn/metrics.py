@@ -1,5 +1,12 @@
 """Metric names and how "accuracy" resolves (Keras 3's rule, from the shapes)."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from fastnn._kernels import METRICS as _CODES
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 _ALIASES = {"mse": "mse", "mean_squared_error": "mse", "mae": "mae",
             "mean_absolute_error": "mae", "binary_accuracy": "binary_accuracy",
@@ -8,7 +15,7 @@ _ALIASES = {"mse": "mse", "mean_squared_error": "mse", "mae": "mae",
             "accuracy": "accuracy", "acc": "accuracy"}
 
 
-def check_names(metrics):
+def check_names(metrics: Sequence[str] | None) -> list[str]:
     """Validate compile(metrics=...) and return the list of names."""
     if metrics is None:
         return []
@@ -28,7 +35,7 @@ def check_names(metrics):
     return names
 
 
-def resolve(name, sparse_targets, n_outputs):
+def resolve(name: str, sparse_targets: bool, n_outputs: int) -> int:
     """Kernel code for a metric name.  "accuracy" follows Keras 3: integer labels ->
     sparse categorical; one output column -> binary; same shape -> categorical."""
     canonical = _ALIASES[name.lower()]

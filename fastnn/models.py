@@ -10,12 +10,15 @@ without the GIL.  A chunk is sized from the measured step time to about
 control a few times per second: to redraw the progress bar, and to stop cleanly
 on Ctrl-C.  A callback that overrides a per-batch hook gets one batch per call.
 """
+from __future__ import annotations
+
 import contextlib
 import math
 import os
 import threading
 import time
 import warnings
+from typing import TYPE_CHECKING, overload
 
 import numpy as np
 
@@ -31,6 +34,27 @@ from fastnn._tensor import wrap as _wrap
 from fastnn.activations import linear as _linear
 from fastnn.activations import serialize as _activation_name
 from fastnn.layers import InputLayer, KerasTensor, Layer, unique_name
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator, Sequence
+    from typing import Any, Literal
+
+    from fastnn._typing import (
+        ArrayLike,
+        ClassWeight,
+        DTypeLike,
+        EvaluateResult,
+        FloatArray,
+        Logs,
+        LossAndMetrics,
+        NDArray,
+        PathLike,
+        ValidationData,
+        Verbose,
+    )
+    from fastnn.callbacks import Callback, History
+    from fastnn.losses import Loss
+    from fastnn.optimizers import Optimizer
 
 #: Target duration of one engine call during fit (seconds of compiled work).
 _CHUNK_SECONDS = 0.1
@@ -59,7 +83,16 @@ class Sequential:
     >>> history = model.fit(X, y, epochs=10, verbose=0)   # doctest: +SKIP
     """
 
-    def __init__(self, layers=None, trainable=True, name=None, *, dtype="float32"):
+    # Set by compile (None before; every path that reads them requires a compiled model).
+    optimizer: Optimizer
+    loss: Loss
+    # The flat parameter and statistics buffers, once the model is built (None before).
+    _params: FloatArray
+    _aux: FloatArray
+
+    def __init__(self, layers: Sequence[Layer | KerasTensor] | None = None,
+                 trainable: bool = True, name: str | None = None, *,
+                 dtype: DTypeLike = "float32") -> None:
         if trainable is not True:
             raise ValueError("trainable=False is not supported: every Dense weight trains")
         if name is not None and not isinstance(name, str):
@@ -76,16 +109,17 @@ class Sequential:
                 if any(layer is other for other in layers[:i]):
                     raise ValueError(f"layer {layer.name!r} appears twice in layers")
         self.name = name or unique_name("sequential")
-        self._layers = []
-        self._input_layer = None
-        self._n_in = None
-        self._params = self._aux = None
-        self._offsets = []
-        self.optimizer = self.loss = None
-        self._metric_names = []
+        self._layers: list[Layer] = []
+        self._input_layer: InputLayer | None = None
+        self._n_in: int | None = None
+        self._params = self._aux = None  # type: ignore[assignment]
+        self._offsets: list[tuple[int, int]] = []
+        self.optimizer = self.loss = None  # type: ignore[assignment]
+        self._metric_names: list[str] = []
         self._compiled = False
-        self._train_engine = self._infer_engine = None
-        self._step_seconds = None   # measured time of one training step, sizes chunks
+        self._train_engine: Engine | None = None
+        self._infer_engine: Engine | None = None
+        self._step_seconds: float | None = None   # time of one training step, sizes chunks
         self._guard = _CallGuard()
         self.stop_training = False
         for layer in layers or []:
@@ -93,20 +127,20 @@ class Sequential:
 
     # ------------------------------------------------------------------------- structure
     @property
-    def layers(self):
+    def layers(self) -> list[Layer]:
         """The model's layers (an Input/InputLayer is not listed, as in Keras)."""
         return list(self._layers)
 
     @property
-    def built(self):
+    def built(self) -> bool:
         return self._n_in is not None
 
-    def _check_layer(self, layer):
+    def _check_layer(self, layer: object) -> None:
         if not isinstance(layer, Layer):
             raise TypeError(f"layer must be a fastnn layer, got {type(layer).__name__}")
         layer._claim(self)
 
-    def add(self, layer, rebuild=True):
+    def add(self, layer: Layer | KerasTensor, rebuild: bool = True) -> None:
         """Append a layer.  The model is built as soon as its input width is known
         (Input first, or input_shape / input_dim on the first layer); layers already
         built keep their weights.  A layer that another model holds raises ValueError
@@ -137,16 +171,16 @@ class Sequential:
             except ValueError:   # e.g. an adapted Normalization of another width
                 self._layers.pop()
                 if self._layers:
-                    self._build(self._n_in)
+                    self._build(self._n_in)  # type: ignore[arg-type]  # built: an int
                 raise
         layer._set_owner(self)
 
-    def _input_width(self):
+    def _input_width(self) -> int | None:
         if self._input_layer is not None:
             return self._input_layer.input_shape_arg
         return None
 
-    def pop(self, rebuild=True):
+    def pop(self, rebuild: bool = True) -> None:
         """Remove the last layer (it can then join another model); returns None.  The
         remaining layers keep their weights (`rebuild` is accepted for Keras; fastnn
         always rebuilds)."""
@@ -155,17 +189,17 @@ class Sequential:
         layer = self._layers.pop()
         layer._set_owner(None)
         if self._layers and self.built:
-            self._build(self._n_in)
+            self._build(self._n_in)  # type: ignore[arg-type]  # built: an int
         elif not self._layers:
             self._n_in = None
-            self._params = self._aux = None
+            self._params = self._aux = None  # type: ignore[assignment]
             self._offsets = []
             self._train_engine = self._infer_engine = None
             width = self._input_width()
             if width is not None:
                 self._n_in = width
 
-    def build(self, input_shape=None):
+    def build(self, input_shape: int | Sequence[int | None] | None = None) -> None:
         """Create the weights for inputs of shape ``(None, n)`` / ``(n,)`` (or int n);
         None uses the declared input shape."""
         if input_shape is None:
@@ -179,7 +213,7 @@ class Sequential:
             raise ValueError("the model has no layers; add some before building")
         self._build(n_in)
 
-    def _build(self, n_in):
+    def _build(self, n_in: int) -> None:
         widths, width = [], n_in
         for layer in self._layers:
             widths.append(width)
@@ -187,34 +221,35 @@ class Sequential:
         n_params = sum(layer.param_count(w) for layer, w in zip(self._layers, widths, strict=True))
         n_stats = sum(layer.stat_count(w) for layer, w in zip(self._layers, widths, strict=True))
         params, aux = np.zeros(n_params, self.dtype), np.zeros(n_stats, self.dtype)
-        offsets, offset, aux_offset = [], 0, 0
+        offsets: list[tuple[int, int]] = []
+        offset, aux_offset = 0, 0
         for layer, w in zip(self._layers, widths, strict=True):
             offsets.append((offset, aux_offset))
             offset, aux_offset = layer._bind(w, params, offset, aux, aux_offset)
         self._params, self._aux, self._offsets, self._n_in = params, aux, offsets, n_in
         self._train_engine = self._infer_engine = None
 
-    def _output_width(self, n_in):
+    def _output_width(self, n_in: int) -> int:
         width = n_in
         for layer in self._layers:
             width = layer.output_width(width)
         return width
 
-    def _require_layers(self):
+    def _require_layers(self) -> None:
         if not self._layers:
             raise ValueError("the model has no layers")
 
-    def count_params(self):
+    def count_params(self) -> int:
         """Number of scalars in every weight (trainable and not), as Keras."""
         self._require_built("count_params")
         return int(sum(layer.count_params() for layer in self._layers))
 
-    def _require_built(self, what):
+    def _require_built(self, what: str) -> None:
         if not self.built or not self._layers:
             raise ValueError(f"{what}: the model is not built yet; call fit, predict or "
                              "build first, or declare the input with Input(shape=...)")
 
-    def get_layer(self, name=None, index=None):
+    def get_layer(self, name: str | None = None, index: int | None = None) -> Layer:
         """A layer by name or by index (into ``layers``), as Keras."""
         if name is not None and index is not None:
             raise ValueError("Provide only a layer name or a layer index. Received: "
@@ -234,25 +269,25 @@ class Sequential:
         raise ValueError("Provide either a layer name or layer index at `get_layer`.")
 
     # ------------------------------------------------------------------------- symbolic shapes
-    def _shape_error(self, what):
+    def _shape_error(self, what: str) -> AttributeError:
         return AttributeError(f"The model {self.name!r} has not been built yet, so {what} is "
                               "not defined; declare the input with Input(shape=...) or call "
                               "build / fit first.")
 
     @property
-    def input_shape(self):
+    def input_shape(self) -> tuple[None, int]:
         if not self.built:
             raise self._shape_error("input_shape")
-        return (None, self._n_in)
+        return (None, self._n_in)  # type: ignore[return-value]  # built: an int
 
     @property
-    def output_shape(self):
+    def output_shape(self) -> tuple[None, int]:
         if not self.built or not self._layers:
             raise self._shape_error("output_shape")
-        return (None, self._output_width(self._n_in))
+        return (None, self._output_width(self._n_in))  # type: ignore[arg-type]  # built
 
     @property
-    def inputs(self):
+    def inputs(self) -> list[KerasTensor]:
         """``[KerasTensor]`` whose ``.shape`` is ``(None, n_features)``."""
         if not self.built:
             raise self._shape_error("inputs")
@@ -260,21 +295,24 @@ class Sequential:
         return [KerasTensor(self.input_shape, self.dtype.name, name)]
 
     @property
-    def outputs(self):
+    def outputs(self) -> list[KerasTensor]:
         return [KerasTensor(self.output_shape, self.dtype.name, self._layers[-1].name)]
 
     @property
-    def input(self):
+    def input(self) -> KerasTensor:
         return self.inputs[0]
 
     @property
-    def output(self):
+    def output(self) -> KerasTensor:
         return self.outputs[0]
 
     # ------------------------------------------------------------------------- compile
-    def compile(self, optimizer="adam", loss=None, loss_weights=None, metrics=None,
-                weighted_metrics=None, run_eagerly=False, steps_per_execution=1,
-                jit_compile="auto", auto_scale_loss=True):
+    def compile(self, optimizer: str | Optimizer | None = "adam", loss: str | Loss | None = None,
+                loss_weights: None = None,
+                metrics: Sequence[str] | None = None,
+                weighted_metrics: None = None, run_eagerly: bool = False,
+                steps_per_execution: int = 1, jit_compile: bool | str = "auto",
+                auto_scale_loss: bool = True) -> None:
         """Configure training.
 
         Parameters
@@ -319,13 +357,13 @@ class Sequential:
         self._train_engine = None
         self._warn_logits_mismatch()
 
-    def _output_activation(self):
+    def _output_activation(self) -> Callable[..., Any] | None:
         """The last layer's activation function, or None when it is not known."""
         if not self._layers:
             return None
         return self._layers[-1]._output_activation()
 
-    def _warn_logits_mismatch(self):
+    def _warn_logits_mismatch(self) -> None:
         activation = self._output_activation()
         fused = getattr(self.loss, "_fuses_with", None)
         if activation is None or fused is None:
@@ -342,17 +380,17 @@ class Sequential:
                           "this intended? Pass from_logits=True, or give the output layer a "
                           f"{fused} activation.", UserWarning, stacklevel=3)
 
-    def _require_compiled(self, what):
+    def _require_compiled(self, what: str) -> None:
         if not self._compiled:
             raise ValueError(f"{what}: the model must be compiled first: call "
                              "model.compile(optimizer=..., loss=...)")
 
     # ------------------------------------------------------------------------- engines
-    def _specs(self):
+    def _specs(self) -> list[dict[str, Any]]:
         return [layer._spec(off, aux_off) for layer, (off, aux_off) in
                 zip(self._layers, self._offsets, strict=True)]
 
-    def _variable_segments(self):
+    def _variable_segments(self) -> NDArray[np.int64]:
         """(offset, length) of each trainable variable in the flat parameter vector.
 
         Keras clips by norm per variable; here a layer's kernel and bias are separate
@@ -366,12 +404,12 @@ class Sequential:
                 rows.append((spec["b_off"], spec["n_out"]))
         return np.array(rows, dtype=np.int64).reshape(-1, 2)
 
-    def _get_train_engine(self):
+    def _get_train_engine(self) -> Engine:
         if self._train_engine is None:
             activation = self._output_activation()
             kernel, fused = self.loss.kernel_for(
                 None if activation is None else _activation_name(activation))
-            n_out = self._output_width(self._n_in)
+            n_out = self._output_width(self._n_in)  # type: ignore[arg-type]  # built
             codes = [metrics_module.resolve(m, self.loss.sparse, n_out)
                      for m in self._metric_names]
             threshold = 0.0 if self.loss.from_logits else 0.5
@@ -380,17 +418,18 @@ class Sequential:
                                         *self.loss._kernel_params())
         return self._train_engine
 
-    def _get_infer_engine(self):
+    def _get_infer_engine(self) -> Engine:
         if self._infer_engine is None:
             self._infer_engine = Engine(self._specs(), self._params, self._aux,
                                         LOSSES["mse"], False, [], 0.5)
         return self._infer_engine
 
     # ------------------------------------------------------------------------- data
-    def _features(self, x, name="x"):
+    def _features(self, x: ArrayLike | None, name: str = "x") -> FloatArray:
         return _validation.as_features(x, name, self.dtype, self._n_in)
 
-    def _targets(self, y, name, n, n_out):
+    def _targets(self, y: ArrayLike | None, name: str, n: int, n_out: int
+                 ) -> tuple[FloatArray | None, NDArray[np.intc] | None]:
         """(dense targets or None, int32 labels or None) for the compiled loss."""
         if y is None:
             raise ValueError(f"{name} is required")
@@ -398,7 +437,8 @@ class Sequential:
             return None, _validation.as_labels(y, name, n, n_out)
         return _validation.as_dense_targets(y, name, n, n_out, self.dtype), None
 
-    def _weights_for(self, sample_weight, class_weight, y, labels, n):
+    def _weights_for(self, sample_weight: ArrayLike | None, class_weight: ClassWeight | None,
+                     y: Any, labels: Any, n: int) -> FloatArray | None:
         sw = _validation.as_sample_weight(sample_weight, n, self.dtype)
         if class_weight is None:
             return sw
@@ -412,7 +452,8 @@ class Sequential:
                 labels = y.argmax(axis=1).astype(np.intc)
         return _validation.class_weights(class_weight, labels, self.dtype)
 
-    def _validation_set(self, validation_data, n_in, n_out):
+    def _validation_set(self, validation_data: ValidationData, n_in: int, n_out: int
+                        ) -> tuple[Any, Any, Any, Any]:
         if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
             raise ValueError("validation_data must be a tuple (x_val, y_val) or "
                              "(x_val, y_val, sample_weight_val)")
@@ -425,10 +466,14 @@ class Sequential:
         return xv, yv, lv, swv
 
     # ------------------------------------------------------------------------- training
-    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
-            validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
-            sample_weight=None, initial_epoch=0, steps_per_epoch=None, validation_steps=None,
-            validation_batch_size=None, validation_freq=1):
+    def fit(self, x: ArrayLike | None = None, y: ArrayLike | None = None,
+            batch_size: int | None = None, epochs: int = 1, verbose: Verbose = "auto",
+            callbacks: Sequence[Callback] | None = None, validation_split: float = 0.0,
+            validation_data: ValidationData | None = None, shuffle: bool = True,
+            class_weight: ClassWeight | None = None, sample_weight: ArrayLike | None = None,
+            initial_epoch: int = 0, steps_per_epoch: None = None,
+            validation_steps: int | None = None, validation_batch_size: int | None = None,
+            validation_freq: int = 1) -> History:
         """Train for `epochs` passes over (x, y) in mini-batches (Keras's argument order).
 
         Parameters
@@ -496,7 +541,7 @@ class Sequential:
         n_out = self._output_width(n_in)
         y, labels = self._targets(y, "y", n, n_out)
         sw = self._weights_for(sample_weight, class_weight, y, labels, n)
-        val = None
+        val: tuple[Any, Any, Any, Any] | None = None
         if validation_data is not None:
             val = self._validation_set(validation_data, n_in, n_out)
         elif validation_split > 0:
@@ -510,7 +555,8 @@ class Sequential:
             val = (xv, yv, lv, None if class_weight is not None else swv)
         if val is not None and validation_steps is not None:
             rows = min(val[0].shape[0], validation_steps * batch_size)
-            val = tuple(None if a is None else a[:rows] for a in val)
+            xv, yv, lv, swv = (None if a is None else a[:rows] for a in val)
+            val = (xv, yv, lv, swv)
 
         # everything is validated: from here on the model changes, one fit at a time
         with self._guard.fitting():
@@ -523,8 +569,10 @@ class Sequential:
                 if self._train_engine is not None:
                     self._train_engine.unbind()  # drop the engine's references to the data
 
-    def _train(self, x, y, labels, sw, val, batch_size, initial_epoch, epochs, shuffle,
-               verbose, callbacks, validation_freq):
+    def _train(self, x: FloatArray, y: FloatArray | None, labels: NDArray[np.intc] | None,
+               sw: FloatArray | None, val: tuple[Any, Any, Any, Any] | None, batch_size: int,
+               initial_epoch: int, epochs: int, shuffle: bool, verbose: int,
+               callbacks: list[Callback], validation_freq: int) -> History:
         engine = self._get_train_engine()
         optimizer = self.optimizer
         optimizer._attach(engine, self._params.shape[0], self.dtype, self._variable_segments())
@@ -539,7 +587,7 @@ class Sequential:
         seed = int(rng.integers(2**63))
         identity = np.arange(n, dtype=np.int64)
         self.stop_training = False
-        logs = None
+        logs: Logs | None = None
         # the engine checks the training set once per fit (labels copied) and the row
         # order once per epoch, so per-batch calls cost O(batch), not O(n); fit unbinds
         engine.bind(x, y, labels, sw)
@@ -581,7 +629,8 @@ class Sequential:
             cbs.call("on_train_end", logs)
         return history
 
-    def _train_steps(self, engine, batch_size, first, count, lrs, seed, stats):
+    def _train_steps(self, engine: Engine, batch_size: int, first: int, count: int,
+                     lrs: NDArray[np.float64], seed: int, stats: NDArray[np.float64]) -> None:
         """Run `count` training steps from batch `first` of the data bound to `engine`, in
         the order set for the epoch, accumulating into `stats`; the one place fit talks to
         the engine's train API.  The engine's entry checks are O(1) here (the data and the
@@ -589,7 +638,7 @@ class Sequential:
         self.optimizer.iterations = engine.train_batches(batch_size, first, count, lrs,
                                                          self.optimizer.iterations, seed, stats)
 
-    def _chunk_size(self, remaining):
+    def _chunk_size(self, remaining: int) -> int:
         """Batches per engine call: about _CHUNK_SECONDS of work, from the measured step
         time.  The first call of a model measures one batch; small data then runs the
         rest of each epoch in one call."""
@@ -597,18 +646,18 @@ class Sequential:
             return 1
         return max(1, min(remaining, int(_CHUNK_SECONDS / max(self._step_seconds, 1e-9))))
 
-    def _note_step_time(self, seconds):
+    def _note_step_time(self, seconds: float) -> None:
         previous = self._step_seconds
         self._step_seconds = seconds if previous is None else 0.5 * (previous + seconds)
 
-    def _logs(self, stats):
+    def _logs(self, stats: NDArray[np.float64]) -> Logs:
         logs = {"loss": float(stats[0] / stats[1]) if stats[1] else float("nan")}
         for k, name in enumerate(self._metric_names):
             weight = stats[3 + 2 * k]
             logs[name] = float(stats[2 + 2 * k] / weight) if weight else 0.0
         return logs
 
-    def _result(self, logs, return_dict):
+    def _result(self, logs: Logs, return_dict: bool) -> EvaluateResult:
         """Keras 3's return convention: dict, or the loss alone, or [loss, *metrics]."""
         if return_dict:
             return dict(logs)
@@ -616,8 +665,26 @@ class Sequential:
             return logs["loss"]
         return [logs["loss"], *(logs[name] for name in self._metric_names)]
 
-    def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None,
-                       return_dict=False):
+    @overload
+    def train_on_batch(self, x: ArrayLike, y: ArrayLike | None = ...,
+                       sample_weight: ArrayLike | None = ...,
+                       class_weight: ClassWeight | None = ..., *,
+                       return_dict: Literal[True]) -> Logs: ...
+    @overload
+    def train_on_batch(self, x: ArrayLike, y: ArrayLike | None = ...,
+                       sample_weight: ArrayLike | None = ...,
+                       class_weight: ClassWeight | None = ...,
+                       return_dict: Literal[False] = ...) -> LossAndMetrics: ...
+    @overload
+    def train_on_batch(self, x: ArrayLike, y: ArrayLike | None = ...,
+                       sample_weight: ArrayLike | None = ...,
+                       class_weight: ClassWeight | None = ...,
+                       return_dict: bool = ...) -> EvaluateResult: ...
+
+    def train_on_batch(self, x: ArrayLike, y: ArrayLike | None = None,
+                       sample_weight: ArrayLike | None = None,
+                       class_weight: ClassWeight | None = None,
+                       return_dict: bool = False) -> EvaluateResult:
         """One gradient step on (x, y) as a single batch.
 
         Returns
@@ -652,12 +719,29 @@ class Sequential:
                 engine.unbind()
         return self._result(self._logs(stats), return_dict)
 
-    def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
+    @overload
+    def test_on_batch(self, x: ArrayLike, y: ArrayLike | None = ...,
+                      sample_weight: ArrayLike | None = ..., *,
+                      return_dict: Literal[True]) -> Logs: ...
+    @overload
+    def test_on_batch(self, x: ArrayLike, y: ArrayLike | None = ...,
+                      sample_weight: ArrayLike | None = ...,
+                      return_dict: Literal[False] = ...) -> LossAndMetrics: ...
+    @overload
+    def test_on_batch(self, x: ArrayLike, y: ArrayLike | None = ...,
+                      sample_weight: ArrayLike | None = ...,
+                      return_dict: bool = ...) -> EvaluateResult: ...
+
+    def test_on_batch(self, x: ArrayLike, y: ArrayLike | None = None,
+                      sample_weight: ArrayLike | None = None,
+                      return_dict: bool = False) -> EvaluateResult:
         """Loss and metrics on (x, y) as one batch, in `evaluate`'s return convention."""
         return self.evaluate(x, y, sample_weight=sample_weight, return_dict=return_dict)
 
     # ------------------------------------------------------------------------- inference
-    def predict(self, x, batch_size=None, verbose=0, steps=None, callbacks=None):
+    def predict(self, x: ArrayLike, batch_size: int | None = None, verbose: Verbose = 0,
+                steps: int | None = None, callbacks: Sequence[Callback] | None = None
+                ) -> _Tensor:
         """Outputs of the last layer for x of shape (n, n_features), in inference mode.
 
         `batch_size` is validated for Keras compatibility but does not change the result:
@@ -705,11 +789,11 @@ class Sequential:
         bar.finish({})
         return out
 
-    def predict_on_batch(self, x):
+    def predict_on_batch(self, x: ArrayLike) -> _Tensor:
         """Outputs for x as one batch (same as ``model(x)``)."""
         return self(x)
 
-    def __call__(self, x, training=None):
+    def __call__(self, x: ArrayLike, training: bool | None = None) -> _Tensor:
         """Outputs of the last layer for x, in inference mode, as a Tensor (an ndarray
         with ``.numpy()``).  ``training=True`` (dropout on) is not supported outside fit."""
         if training:
@@ -732,8 +816,30 @@ class Sequential:
             self._build(x.shape[1])
         return self._get_infer_engine().infer(x).view(_Tensor)
 
-    def evaluate(self, x=None, y=None, batch_size=None, verbose=0, sample_weight=None,
-                 steps=None, callbacks=None, return_dict=False):
+    @overload
+    def evaluate(self, x: ArrayLike | None = ..., y: ArrayLike | None = ...,
+                 batch_size: int | None = ..., verbose: Verbose = ...,
+                 sample_weight: ArrayLike | None = ..., steps: int | None = ...,
+                 callbacks: Sequence[Callback] | None = ..., *,
+                 return_dict: Literal[True]) -> Logs: ...
+    @overload
+    def evaluate(self, x: ArrayLike | None = ..., y: ArrayLike | None = ...,
+                 batch_size: int | None = ..., verbose: Verbose = ...,
+                 sample_weight: ArrayLike | None = ..., steps: int | None = ...,
+                 callbacks: Sequence[Callback] | None = ...,
+                 return_dict: Literal[False] = ...) -> LossAndMetrics: ...
+    @overload
+    def evaluate(self, x: ArrayLike | None = ..., y: ArrayLike | None = ...,
+                 batch_size: int | None = ..., verbose: Verbose = ...,
+                 sample_weight: ArrayLike | None = ..., steps: int | None = ...,
+                 callbacks: Sequence[Callback] | None = ...,
+                 return_dict: bool = ...) -> EvaluateResult: ...
+
+    def evaluate(self, x: ArrayLike | None = None, y: ArrayLike | None = None,
+                 batch_size: int | None = None, verbose: Verbose = 0,
+                 sample_weight: ArrayLike | None = None, steps: int | None = None,
+                 callbacks: Sequence[Callback] | None = None,
+                 return_dict: bool = False) -> EvaluateResult:
         """Loss (and metrics) on (x, y) in inference mode.
 
         `verbose` defaults to 0 (Keras: "auto").  `steps` limits the evaluation to the
@@ -744,7 +850,9 @@ class Sequential:
         float, list or dict
             The loss as a float when no metrics were compiled, else the list
             ``[loss, metric1, ...]`` in compile order; with ``return_dict=True`` the
-            dict ``{"loss": ..., "<metric>": ...}`` (Keras 3).
+            dict ``{"loss": ..., "<metric>": ...}`` (Keras 3).  For type checkers the
+            first two are ``Any`` (which one depends on ``compile(metrics=...)``), so
+            both ``loss = ...`` and ``loss, acc = ...`` type-check.
         """
         self._require_layers()
         self._require_compiled("evaluate")
@@ -761,10 +869,13 @@ class Sequential:
         with self._guard.evaluating():
             if steps is not None:
                 rows = steps * batch_size
-                x, y, labels, sw = (None if a is None else a[:rows] for a in (x, y, labels, sw))
+                x = x[:rows]
+                y = None if y is None else y[:rows]
+                labels = None if labels is None else labels[:rows]
+                sw = None if sw is None else sw[:rows]
             if not self.built:
                 self._build(x.shape[1])
-            cbs = None
+            cbs: callbacks_module.CallbackList | None = None
             n_batches = math.ceil(x.shape[0] / batch_size)
             if callbacks:
                 cbs = callbacks_module.CallbackList(
@@ -774,7 +885,10 @@ class Sequential:
             bar.finish(logs)
             return self._result(logs, return_dict)
 
-    def _evaluate_arrays(self, x, y, labels, sw, cbs=None, batch_size=32):
+    def _evaluate_arrays(self, x: FloatArray, y: FloatArray | None,
+                         labels: NDArray[np.intc] | None, sw: FloatArray | None,
+                         cbs: callbacks_module.CallbackList | None = None,
+                         batch_size: int = 32) -> Logs:
         """Inference-mode logs over the arrays; with callbacks, the on_test_* hooks (the
         per-batch ones evaluate batch by batch)."""
         engine = self._get_train_engine()
@@ -800,25 +914,25 @@ class Sequential:
 
     # ------------------------------------------------------------------------- weights
     @property
-    def weights(self):
+    def weights(self) -> list[FloatArray]:
         """Every weight array (live views), layer by layer in Keras order."""
         return [w for layer in self._layers for w in layer.weights]
 
     @property
-    def trainable_weights(self):
+    def trainable_weights(self) -> list[FloatArray]:
         return [w for layer in self._layers for w in layer.trainable_weights]
 
     @property
-    def non_trainable_weights(self):
+    def non_trainable_weights(self) -> list[FloatArray]:
         return [w for layer in self._layers for w in layer.non_trainable_weights]
 
-    def get_weights(self):
+    def get_weights(self) -> list[FloatArray]:
         """Copies of every weight in Keras order: ``[W1, b1, W2, b2, ...]``; Dense kernels
         are (inputs, units), biases (units,), Normalization gives mean and variance."""
         self._require_built("get_weights")
         return [w for layer in self._layers for w in layer.get_weights()]
 
-    def set_weights(self, weights):
+    def set_weights(self, weights: Sequence[ArrayLike]) -> None:
         """Replace every weight; `weights` as returned by get_weights.  Everything is
         checked before anything is written."""
         self._require_built("set_weights")
@@ -828,7 +942,8 @@ class Sequential:
         if len(weights) != sum(counts):
             raise ValueError(f"weights has {len(weights)} arrays, the model expects "
                              f"{sum(counts)}")
-        checked, index = [], 0
+        checked: list[list[FloatArray]] = []
+        index = 0
         for layer, count in zip(self._layers, counts, strict=True):
             checked.append(layer._check_weights(list(weights[index:index + count]),
                                                 self.dtype, index))
@@ -837,7 +952,8 @@ class Sequential:
             layer._set_weights(arrays)
 
     # ------------------------------------------------------------------------- saving
-    def save(self, filepath, overwrite=True, zipped=None):
+    def save(self, filepath: PathLike, overwrite: bool = True, zipped: bool | None = None
+             ) -> None:
         """Write the model (config, weights, compile settings, optimizer state) to one file
         at exactly `filepath`, atomically; read it back with ``fastnn.load_model``.
         ``overwrite=False`` raises FileExistsError if the file exists; `zipped` must be
@@ -850,7 +966,8 @@ class Sequential:
             raise FileExistsError(f"save: {filepath!r} exists and overwrite=False")
         saving.save(self, filepath)
 
-    def save_weights(self, filepath, overwrite=True, max_shard_size=None):
+    def save_weights(self, filepath: PathLike, overwrite: bool = True,
+                     max_shard_size: None = None) -> None:
         """Write the weights (with the architecture they belong to) to one file at exactly
         `filepath`, atomically; read them back with ``load_weights``."""
         from fastnn import saving
@@ -862,7 +979,7 @@ class Sequential:
             raise FileExistsError(f"save_weights: {filepath!r} exists and overwrite=False")
         saving.save(self, filepath)
 
-    def load_weights(self, filepath, skip_mismatch=False):
+    def load_weights(self, filepath: PathLike, skip_mismatch: bool = False) -> None:
         """Load weights written by ``save_weights`` (or ``save``) into this model, whose
         layers must match the file's in number and weight shapes (``skip_mismatch=True``
         skips layers whose shapes differ).  Raises ValueError on a corrupt or foreign
@@ -872,8 +989,9 @@ class Sequential:
         self._require_built("load_weights")
         saving.load_weights_into(self, filepath, skip_mismatch)
 
-    def export(self, filepath, format="tf_saved_model", verbose=None, input_signature=None,
-               **kwargs):
+    def export(self, filepath: PathLike, format: str = "tf_saved_model",
+               verbose: bool | None = None, input_signature: None = None,
+               **kwargs: Any) -> None:
         """Export the model for inference (Keras 3's signature); fastnn writes ``"onnx"``.
 
         Parameters
@@ -903,7 +1021,7 @@ class Sequential:
         self._require_built("export")
         _onnx.export(self, filepath, kwargs.get("opset_version"), bool(verbose))
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[Callable[[bytes], Sequential], tuple[bytes]]:
         # pickling uses the same self-checking format as save(), so it never needs the
         # compiled engines and a restored model is bit-identical
         from fastnn import saving
@@ -911,7 +1029,8 @@ class Sequential:
         return (saving.from_bytes, (saving.to_bytes(self),))
 
     # ------------------------------------------------------------------------- summary
-    def summary(self, line_length=None, positions=None, print_fn=None):
+    def summary(self, line_length: int | None = None, positions: None = None,
+                print_fn: Callable[[str], object] | None = None) -> None:
         """Print each layer's name and type, output shape and parameter count, then the
         totals.
 
@@ -939,7 +1058,7 @@ class Sequential:
             print_fn(text)
 
 
-def _as_layer(layer):
+def _as_layer(layer: Any) -> Any:
     """An Input(...) symbolic tensor stands for its InputLayer."""
     return getattr(layer, "_input_layer", layer) if isinstance(layer, KerasTensor) else layer
 
@@ -953,13 +1072,13 @@ class _CallGuard:
     before it changes anything.  ``evaluate`` from inside fit's own callbacks is allowed.
     """
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._lock = threading.Lock()
         self._fitting = False
         self._evaluating = 0
 
     @contextlib.contextmanager
-    def fitting(self):
+    def fitting(self) -> Iterator[None]:
         with self._lock:
             if self._fitting:
                 raise RuntimeError("fit: this model is already being fitted (in another "
@@ -975,7 +1094,7 @@ class _CallGuard:
                 self._fitting = False
 
     @contextlib.contextmanager
-    def evaluating(self):
+    def evaluating(self) -> Iterator[None]:
         with self._lock:
             self._evaluating += 1
         try:
@@ -985,14 +1104,14 @@ class _CallGuard:
                 self._evaluating -= 1
 
 
-def _split_rows(a, at):
+def _split_rows(a: NDArray[Any] | None, at: int) -> tuple[Any, Any]:
     """(a[:at], a[at:]) as contiguous arrays; (None, None) for None."""
     if a is None:
         return None, None
     return np.ascontiguousarray(a[:at]), np.ascontiguousarray(a[at:])
 
 
-def _check_verbose(verbose):
+def _check_verbose(verbose: Verbose) -> int:
     if verbose == "auto":
         return 1
     if isinstance(verbose, bool) or verbose not in (0, 1, 2):
@@ -1000,7 +1119,7 @@ def _check_verbose(verbose):
     return int(verbose)
 
 
-def _check_callbacks(callbacks):
+def _check_callbacks(callbacks: Sequence[Callback] | None) -> list[Callback]:
     if callbacks is None:
         return []
     if not isinstance(callbacks, (list, tuple)):

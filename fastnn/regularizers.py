@@ -8,12 +8,18 @@ compiled backward pass, so only these three kinds can be compiled: a plain
 callable or another subclass of ``Regularizer`` is refused with ``TypeError``.
 The course's ``lambda / (2 m) * ||W||_F^2`` (m training rows) is ``L2(lambda / (2 * m))``.
 """
+from __future__ import annotations
+
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+if TYPE_CHECKING:
+    from fastnn._typing import ArrayLike, ConfigDict
 
-def _factor(value, name, default):
+
+def _factor(value: float | None, name: str, default: float) -> float:
     """A non-negative finite float; None means the default (Keras's rule)."""
     if value is None:
         return default
@@ -33,27 +39,27 @@ class Regularizer:
     float64).  ``get_config`` / ``from_config`` round-trip it, as in Keras.
     """
 
-    def _factors(self):
+    def _factors(self) -> tuple[float, float]:
         """(l1, l2) of the penalty; the compiled engine reads these."""
         raise NotImplementedError
 
-    def __call__(self, x):
+    def __call__(self, x: ArrayLike) -> float:
         l1, l2 = self._factors()
         x = np.asarray(x, dtype=np.float64)
         return l1 * float(np.sum(np.abs(x))) + l2 * float(np.sum(x * x))
 
-    def get_config(self):
+    def get_config(self) -> ConfigDict:
         raise NotImplementedError(f"{type(self).__name__} does not implement get_config()")
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: ConfigDict) -> Regularizer:
         """The regularizer that `get_config` described."""
         return cls(**config)
 
-    def __eq__(self, other):
+    def __eq__(self, other: object) -> bool:
         return type(self) is type(other) and self._factors() == other._factors()
 
-    def __hash__(self):
+    def __hash__(self) -> int:
         return hash((type(self), self._factors()))
 
 
@@ -66,16 +72,16 @@ class L1(Regularizer):
         Non-negative factor (None means the default, as in Keras).
     """
 
-    def __init__(self, l1=0.01):
+    def __init__(self, l1: float | None = 0.01) -> None:
         self.l1 = _factor(l1, "l1", 0.01)
 
-    def _factors(self):
+    def _factors(self) -> tuple[float, float]:
         return self.l1, 0.0
 
-    def get_config(self):
+    def get_config(self) -> ConfigDict:
         return {"l1": self.l1}
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"L1(l1={self.l1})"
 
 
@@ -89,16 +95,16 @@ class L2(Regularizer):
         Non-negative factor (None means the default, as in Keras).
     """
 
-    def __init__(self, l2=0.01):
+    def __init__(self, l2: float | None = 0.01) -> None:
         self.l2 = _factor(l2, "l2", 0.01)
 
-    def _factors(self):
+    def _factors(self) -> tuple[float, float]:
         return 0.0, self.l2
 
-    def get_config(self):
+    def get_config(self) -> ConfigDict:
         return {"l2": self.l2}
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"L2(l2={self.l2})"
 
 
@@ -112,17 +118,17 @@ class L1L2(Regularizer):
         ``L1`` and ``L2``), so ``L1L2()`` and the name ``"l1l2"`` penalise nothing.
     """
 
-    def __init__(self, l1=0.0, l2=0.0):
+    def __init__(self, l1: float | None = 0.0, l2: float | None = 0.0) -> None:
         self.l1 = _factor(l1, "l1", 0.0)
         self.l2 = _factor(l2, "l2", 0.0)
 
-    def _factors(self):
+    def _factors(self) -> tuple[float, float]:
         return self.l1, self.l2
 
-    def get_config(self):
+    def get_config(self) -> ConfigDict:
         return {"l1": self.l1, "l2": self.l2}
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"L1L2(l1={self.l1}, l2={self.l2})"
 
 
@@ -131,13 +137,13 @@ l1 = L1
 l2 = L2
 l1_l2 = L1L2
 
-_CLASSES = {"L1": L1, "L2": L2, "L1L2": L1L2}
+_CLASSES: dict[str, type[L1 | L2 | L1L2]] = {"L1": L1, "L2": L2, "L1L2": L1L2}
 # The string identifiers Keras 3 accepts: class names and their snake_case forms
 # (keras.src.utils.naming.to_snake_case("L1L2") is "l1l2"; Keras 3.15 refuses "l1_l2").
 _BY_NAME = dict(_CLASSES, l1=L1, l2=L2, l1l2=L1L2)
 
 
-def serialize(regularizer):
+def serialize(regularizer: Regularizer | None) -> ConfigDict | None:
     """``{"class_name": ..., "config": ...}`` (Keras's layout), or None for None."""
     if regularizer is None:
         return None
@@ -147,7 +153,7 @@ def serialize(regularizer):
     raise TypeError(f"cannot serialize {regularizer!r}")
 
 
-def deserialize(config, arg="regularizer"):
+def deserialize(config: ConfigDict | None, arg: str = "regularizer") -> Regularizer | None:
     """Inverse of `serialize`.  Also reads the ``{"l2": x}`` that fastnn files written
     before L1 and L1L2 existed carry for an L2 kernel regularizer."""
     if config is None:
@@ -163,7 +169,8 @@ def deserialize(config, arg="regularizer"):
     return cls.from_config(config.get("config", {}))
 
 
-def get(identifier, arg="regularizer"):
+def get(identifier: Regularizer | str | ConfigDict | None, arg: str = "regularizer"
+        ) -> Regularizer | None:
     """A regularizer from None, an instance, a name or a config dict (Keras's rules).
 
     Parameters

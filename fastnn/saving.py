@@ -15,6 +15,8 @@ A truncated, corrupt, foreign or tampered file raises ValueError.  Writing goes
 to a temporary file in the same folder that is then renamed over the target,
 so a crash never leaves a half-written model where the old one was.
 """
+from __future__ import annotations
+
 import hashlib
 import json
 import math
@@ -22,12 +24,19 @@ import os
 import struct
 import tempfile
 import warnings
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from fastnn import layers as layers_module
 from fastnn import losses as losses_module
 from fastnn import optimizers as optimizers_module
+
+if TYPE_CHECKING:
+    from typing import Any
+
+    from fastnn._typing import NDArray, PathLike
+    from fastnn.models import Sequential
 
 MAGIC = b"FASTNN\x00\x01"
 _DIGEST = 32
@@ -36,7 +45,7 @@ _DTYPES = {"float32": np.float32, "float64": np.float64}
 
 # ----------------------------------------------------------------------------- encoding
 
-def to_bytes(model):
+def to_bytes(model: Sequential) -> bytes:
     """Serialise a model: architecture, weights, compile settings and optimizer state."""
     config = {
         "format": 1,
@@ -47,7 +56,7 @@ def to_bytes(model):
         "input_dim": model._n_in,
         "compile": None,
     }
-    arrays = {}
+    arrays: dict[str, NDArray[Any]] = {}
     if model.built:
         for i, w in enumerate(model.get_weights()):
             arrays[f"weight_{i}"] = w
@@ -75,7 +84,7 @@ def to_bytes(model):
     return body + hashlib.sha256(body).digest()
 
 
-def save(model, path):
+def save(model: Sequential, path: PathLike) -> None:
     """Write `model` to `path` atomically (exactly that path; ``.fastnn`` is the convention)."""
     path = os.fspath(path)
     data = to_bytes(model)
@@ -95,11 +104,11 @@ def save(model, path):
 
 # ----------------------------------------------------------------------------- decoding
 
-def _corrupt(reason):
+def _corrupt(reason: str) -> ValueError:
     return ValueError(f"not a valid fastnn model file: {reason}")
 
 
-def _parse(data):
+def _parse(data: bytes) -> tuple[dict[str, Any], dict[str, NDArray[Any]]]:
     if len(data) < len(MAGIC) + 8 + _DIGEST:
         raise _corrupt("too short (truncated?)")
     if data[:len(MAGIC) - 1] != MAGIC[:-1]:
@@ -140,14 +149,14 @@ def _parse(data):
     return config, arrays
 
 
-def _field(mapping, key, kind):
+def _field(mapping: Any, key: str, kind: type) -> Any:
     if not isinstance(mapping, dict) or not isinstance(mapping.get(key), kind) \
             or isinstance(mapping.get(key), bool) and kind is not bool:
         raise _corrupt(f"missing or malformed field {key!r}")
     return mapping[key]
 
 
-def from_bytes(data):
+def from_bytes(data: bytes | bytearray | memoryview) -> Sequential:
     """Rebuild a model from ``to_bytes`` output; ValueError on anything malformed."""
     from fastnn.models import Sequential
 
@@ -155,7 +164,8 @@ def from_bytes(data):
     try:
         layers = []
         for spec in _field(config, "layers", list):
-            cls = layers_module.LAYERS.get(_field(spec, "class", str))
+            cls: type[layers_module.Layer] | None = layers_module.LAYERS.get(
+                _field(spec, "class", str))
             if cls is None:
                 raise _corrupt(f"unknown layer class {spec.get('class')!r}")
             layers.append(cls.from_config(_field(spec, "config", dict)))
@@ -182,7 +192,8 @@ def from_bytes(data):
     return model
 
 
-def _check_weight_sizes(layers, n_in, arrays):
+def _check_weight_sizes(layers: list[layers_module.Layer], n_in: Any,
+                        arrays: dict[str, NDArray[Any]]) -> None:
     """The weights the layer configs describe must be the weights the file holds.
 
     Building a model allocates its parameters from the declared widths, so a file that
@@ -207,7 +218,8 @@ def _check_weight_sizes(layers, n_in, arrays):
         raise ValueError(f"the layers need {expected} weights, the file holds {held}")
 
 
-def _restore_optimizer(model, compiled, arrays):
+def _restore_optimizer(model: Sequential, compiled: dict[str, Any],
+                       arrays: dict[str, NDArray[Any]]) -> None:
     opt = model.optimizer
     iterations = compiled["iterations"]
     if not isinstance(iterations, int) or isinstance(iterations, bool) or not \
@@ -228,7 +240,7 @@ def _restore_optimizer(model, compiled, arrays):
     opt.iterations = iterations
 
 
-def load_weights_into(model, path, skip_mismatch=False):
+def load_weights_into(model: Sequential, path: PathLike, skip_mismatch: bool = False) -> None:
     """Copy the weights stored at `path` into `model` (see Sequential.load_weights); every
     layer is checked before any is written."""
     with open(os.fspath(path), "rb") as f:
@@ -249,7 +261,7 @@ def load_weights_into(model, path, skip_mismatch=False):
         layer._set_weights(arrays)
 
 
-def load_model(path):
+def load_model(path: PathLike) -> Sequential:
     """Load a model written by ``model.save(path)``.
 
     Raises

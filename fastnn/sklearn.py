@@ -17,7 +17,10 @@ returned in float64.
 >>> clf = FastNNClassifier(hidden_layer_sizes=(32,), epochs=20, random_state=0)
 >>> clf.fit(X, y).score(X, y)                               # doctest: +SKIP
 """
+from __future__ import annotations
+
 import numbers
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy.special import expit, softmax
@@ -35,10 +38,22 @@ from fastnn.losses import BinaryCrossentropy, SparseCategoricalCrossentropy
 from fastnn.models import Sequential
 from fastnn.regularizers import L2
 
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import Any
+
+    from typing_extensions import Self
+
+    from fastnn._typing import ArrayLike, NDArray
+    from fastnn.callbacks import History
+    from fastnn.layers import Layer
+    from fastnn.losses import Loss
+    from fastnn.optimizers import Optimizer
+
 try:  # scikit-learn >= 1.6
     from sklearn.utils.validation import validate_data as _validate_data
 except ImportError:  # pragma: no cover - older scikit-learn
-    def _validate_data(estimator, *args, **kwargs):
+    def _validate_data(estimator: Any, *args: Any, **kwargs: Any) -> Any:
         return estimator._validate_data(*args, **kwargs)
 
 __all__ = ["FastNNClassifier", "FastNNRegressor"]
@@ -47,10 +62,13 @@ __all__ = ["FastNNClassifier", "FastNNRegressor"]
 class _FastNNBase(BaseEstimator):
     """Parameters, validation and the training loop shared by both estimators."""
 
-    def __init__(self, hidden_layer_sizes=(100,), activation="relu", optimizer="adam",
-                 learning_rate=1e-3, batch_size=32, epochs=200, alpha=0.0,
-                 validation_fraction=0.0, early_stopping=False, patience=10,
-                 random_state=None, verbose=0):
+    def __init__(self, hidden_layer_sizes: int | Sequence[int] = (100,),
+                 activation: str = "relu", optimizer: str = "adam",
+                 learning_rate: float = 1e-3, batch_size: int = 32, epochs: int = 200,
+                 alpha: float = 0.0, validation_fraction: float = 0.0,
+                 early_stopping: bool = False, patience: int = 10,
+                 random_state: int | np.random.RandomState | None = None,
+                 verbose: int = 0) -> None:
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.optimizer = optimizer
@@ -65,10 +83,10 @@ class _FastNNBase(BaseEstimator):
         self.verbose = verbose
 
     # -------------------------------------------------------------- parameter checks
-    def _checked_params(self):
+    def _checked_params(self) -> tuple[list[int], Optimizer, int | None]:
         """Check every parameter (ValueError / TypeError naming the bad one) before
         ``fit`` touches the estimator; returns (hidden sizes, optimizer, seed)."""
-        sizes = self.hidden_layer_sizes
+        sizes: Any = self.hidden_layer_sizes   # validated here, whatever it is
         sizes = [sizes] if isinstance(sizes, numbers.Integral) else sizes
         try:
             sizes = list(sizes)
@@ -97,18 +115,21 @@ class _FastNNBase(BaseEstimator):
             learning_rate=float(self.learning_rate))
         return [int(h) for h in sizes], optimizer, self._seed()
 
-    def _seed(self):
+    def _seed(self) -> int | None:
         """None (use fastnn's global stream) or the seed of this fit's own stream."""
         if self.random_state is None:
             return None
-        if isinstance(self.random_state, numbers.Integral) and self.random_state >= 0:
+        if isinstance(self.random_state, numbers.Integral) and \
+                self.random_state >= 0:  # type: ignore[operator]  # an Integral
             return int(self.random_state)
         # a RandomState instance: each fit takes the next seed from it (scikit-learn's
         # rule); check_random_state rejects anything else, naming random_state
         return int(check_random_state(self.random_state).randint(0, 2**31 - 1))
 
     # -------------------------------------------------------------- training
-    def _fit_network(self, params, X, y, sample_weight, n_out, loss):
+    def _fit_network(self, params: tuple[list[int], Optimizer, int | None], X: NDArray[Any],
+                     y: NDArray[Any], sample_weight: NDArray[Any] | None, n_out: int,
+                     loss: str | Loss) -> Self:
         """Build, compile and train ``model_`` on validated arrays; set the fit attributes."""
         sizes, optimizer, seed = params
         layers = [Dense(h, activation=self.activation, kernel_regularizer=self._l2())
@@ -124,14 +145,16 @@ class _FastNNBase(BaseEstimator):
         self.n_iter_ = len(self.loss_curve_)
         return self
 
-    def _l2(self):
+    def _l2(self) -> L2 | None:
         return L2(float(self.alpha)) if self.alpha > 0 else None
 
-    def _train(self, layers, optimizer, loss, X, y, sample_weight):
+    def _train(self, layers: Sequence[Layer], optimizer: Optimizer, loss: str | Loss,
+               X: NDArray[Any], y: NDArray[Any], sample_weight: NDArray[Any] | None
+               ) -> History:
         model = Sequential(layers)
         model.build(X.shape[1])
         model.compile(optimizer=optimizer, loss=loss)
-        fit_kwargs = {}
+        fit_kwargs: dict[str, Any] = {}
         if self.validation_fraction > 0:
             X, y, sample_weight, fit_kwargs["validation_data"] = self._split(
                 X, y, sample_weight)
@@ -145,7 +168,8 @@ class _FastNNBase(BaseEstimator):
         self.model_ = model
         return history
 
-    def _split(self, X, y, sample_weight):
+    def _split(self, X: NDArray[Any], y: NDArray[Any], sample_weight: NDArray[Any] | None
+               ) -> tuple[Any, Any, Any, Any]:
         """A random validation split of `validation_fraction` of the rows."""
         n = X.shape[0]
         n_val = int(np.ceil(self.validation_fraction * n))
@@ -158,13 +182,14 @@ class _FastNNBase(BaseEstimator):
         sw_train = None if sample_weight is None else sample_weight[train]
         return X[train], y[train], sw_train, (X[val], y[val], sw_val)
 
-    def _raw_output(self, X):
+    def _raw_output(self, X: ArrayLike) -> NDArray[np.float64]:
         """The network's output (logits or regression values) in float64."""
         check_is_fitted(self)
         X = _validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
         return self.model_.predict(X).astype(np.float64)
 
-    def _fit_sample_weight(self, sample_weight, X):
+    def _fit_sample_weight(self, sample_weight: ArrayLike | None, X: NDArray[Any]
+                           ) -> NDArray[np.float64] | None:
         if sample_weight is None:
             return None
         return _check_sample_weight(sample_weight, X, dtype=np.float64,
@@ -218,7 +243,7 @@ class FastNNClassifier(ClassifierMixin, _FastNNBase):
         Epochs run.
     """
 
-    def fit(self, X, y, sample_weight=None):
+    def fit(self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None) -> Self:
         """Train a new network on (X, y).
 
         Parameters
@@ -263,13 +288,13 @@ class FastNNClassifier(ClassifierMixin, _FastNNBase):
         self.classes_, self._target_kind, self._label_dtype = classes, kind, label_dtype
         return self
 
-    def decision_function(self, X):
+    def decision_function(self, X: ArrayLike) -> NDArray[np.float64]:
         """Logits: shape (n_samples,) for two classes (positive means ``classes_[1]``),
         else (n_samples, n_classes) (per label for multi-label targets)."""
         out = self._raw_output(X)
         return out[:, 0] if self._target_kind == "binary" else out
 
-    def predict_proba(self, X):
+    def predict_proba(self, X: ArrayLike) -> NDArray[np.float64]:
         """Class probabilities, shape (n_samples, n_classes); for multi-label targets
         the probability of each label, shape (n_samples, n_labels)."""
         z = self.decision_function(X)
@@ -280,7 +305,7 @@ class FastNNClassifier(ClassifierMixin, _FastNNBase):
             return expit(z)
         return softmax(z, axis=1)
 
-    def predict(self, X):
+    def predict(self, X: ArrayLike) -> NDArray[Any]:
         """Predicted class labels (a 0/1 indicator matrix for multi-label targets)."""
         z = self.decision_function(X)
         if self._target_kind == "binary":
@@ -289,7 +314,7 @@ class FastNNClassifier(ClassifierMixin, _FastNNBase):
             return (z > 0).astype(self._label_dtype)
         return self.classes_[np.argmax(z, axis=1)]
 
-    def __sklearn_tags__(self):
+    def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
         tags.classifier_tags.multi_label = True
         return tags
@@ -303,7 +328,7 @@ class FastNNRegressor(RegressorMixin, _FastNNBase):
     `FastNNClassifier` (without ``classes_``), plus ``n_outputs_``.
     """
 
-    def fit(self, X, y, sample_weight=None):
+    def fit(self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None) -> Self:
         """Train a new network on (X, y).
 
         Parameters
@@ -328,18 +353,19 @@ class FastNNRegressor(RegressorMixin, _FastNNBase):
         self.n_outputs_ = n_outputs
         return self
 
-    def predict(self, X):
+    def predict(self, X: ArrayLike) -> NDArray[np.float64]:
         """Predictions, shape (n_samples,) for one target, else (n_samples, n_targets)."""
         out = self._raw_output(X)
         return out[:, 0] if self.n_outputs_ == 1 else out
 
-    def __sklearn_tags__(self):
+    def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
         tags.target_tags.multi_output = True
         return tags
 
 
-def _check_number(value, name, low=None, high=None, low_open=False, high_open=False):
+def _check_number(value: float, name: str, low: float | None = None, high: float | None = None,
+                  low_open: bool = False, high_open: bool = False) -> None:
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value):
         raise TypeError(f"{name} must be a finite number, got {value!r}")
     if low is not None and (value < low or (low_open and value == low)):
@@ -348,7 +374,7 @@ def _check_number(value, name, low=None, high=None, low_open=False, high_open=Fa
         raise ValueError(f"{name} must be {'<' if high_open else '<='} {high}, got {value!r}")
 
 
-def _check_integer(value, name, low):
+def _check_integer(value: int, name: str, low: int) -> None:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an int, got {value!r}")
     if value < low:

@@ -1,14 +1,21 @@
 """Utilities with Keras's names: ``to_categorical`` and ``set_random_seed``; and
 ``plot_history`` (matplotlib, imported only when it draws)."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from fastnn._plot import plot_history
 from fastnn._random import set_random_seed
 
+if TYPE_CHECKING:
+    from fastnn._typing import ArrayLike, NDArray
+
 __all__ = ["to_categorical", "set_random_seed", "plot_history"]
 
 
-def to_categorical(x, num_classes=None):
+def to_categorical(x: ArrayLike, num_classes: int | None = None) -> NDArray[np.float64]:
     """One-hot encode integer class labels, as ``keras.utils.to_categorical``.
 
     Parameters

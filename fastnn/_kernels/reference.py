@@ -4,6 +4,8 @@ These are the specification the compiled code is tested against, and the NumPy
 baseline it is benchmarked against.  They are written for clarity first, but
 vectorised (no Python loop over rows), so that they are also a fair baseline.
 """
+from typing import Any
+
 import numpy as np
 
 from fastnn._kernels.dense import ACTIVATIONS
@@ -354,7 +356,7 @@ class Engine:
         self.grads = np.zeros_like(params)
         self.loss, self.fused = loss, fused
         self.metrics, self.threshold = list(metrics), threshold
-        self.opt = None
+        self.opt: Any = None   # set_optimizer's dict (None until then)
         self.max_rows = 0
         self.data_scans = 0
         self._bound = self._order = None

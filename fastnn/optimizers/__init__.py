@@ -5,16 +5,29 @@ model's flat parameter vector) and its step counter ``iterations``; calling
 ``fit`` again continues from both, as in Keras.  Gradient clipping and AdamW's
 weight decay run in the same compiled update call as the step itself.
 """
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from fastnn import _validation
 from fastnn.optimizers import schedules
 from fastnn.optimizers.schedules import LearningRateSchedule
 
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
+    from fastnn._typing import ConfigDict, DTypeLike, FloatArray, NDArray
+
+    #: A learning rate: a float, a schedule, or any callable ``step -> rate``.
+    LearningRate = float | LearningRateSchedule | Callable[[int], float]
+
 _CLIP_ARGS = ("clipnorm", "clipvalue", "global_clipnorm")
 
 
-def _check_bool(value, name):
+def _check_bool(value: object, name: str) -> bool:
     if not isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
     return bool(value)
@@ -44,7 +57,9 @@ class Optimizer:
     kind: str | None = None
     _n_slots = 0
 
-    def __init__(self, learning_rate, clipnorm=None, clipvalue=None, global_clipnorm=None):
+    def __init__(self, learning_rate: LearningRate, clipnorm: float | None = None,
+                 clipvalue: float | None = None, global_clipnorm: float | None = None) -> None:
+        self.learning_rate: LearningRate
         if isinstance(learning_rate, LearningRateSchedule) or callable(learning_rate):
             self.learning_rate = learning_rate
         else:
@@ -60,10 +75,10 @@ class Optimizer:
         self.clipvalue = None if clipvalue is None else float(clipvalue)
         self.global_clipnorm = None if global_clipnorm is None else float(global_clipnorm)
         self.iterations = 0
-        self._slots = []
-        self._constant_rates = None
+        self._slots: list[FloatArray] = []
+        self._constant_rates: NDArray[np.float64] | None = None
 
-    def _learning_rates(self, first_step, count):
+    def _learning_rates(self, first_step: int, count: int) -> NDArray[np.float64]:
         """Learning rate of each of `count` steps from `first_step` (schedules called per step)."""
         if not callable(self.learning_rate):
             cached = self._constant_rates
@@ -83,7 +98,16 @@ class Optimizer:
             rates[i] = _validation.check_float(float(value), "learning_rate(step)", low=0)
         return rates
 
-    def _ensure_state(self, n_params, dtype):
+    def _attach(self, engine: Any, n_params: int, dtype: DTypeLike,
+                segments: NDArray[np.int64] | None = None) -> None:
+        """Hand the state buffers and hyper-parameters to a compiled Engine (per kind)."""
+        raise NotImplementedError(f"{type(self).__name__} does not define _attach")
+
+    def get_config(self) -> ConfigDict:
+        """The optimizer's hyper-parameters (JSON-able); ``from_config`` inverts it."""
+        raise NotImplementedError(f"{type(self).__name__} does not define get_config")
+
+    def _ensure_state(self, n_params: int, dtype: DTypeLike) -> list[FloatArray]:
         """Allocate zeroed state on first use or when the parameter vector changed."""
         if len(self._slots) != self._n_slots or any(
                 s.shape != (n_params,) or s.dtype != dtype for s in self._slots):
@@ -91,13 +115,13 @@ class Optimizer:
             self.iterations = 0
         return self._slots
 
-    def _clip_options(self, segments):
+    def _clip_options(self, segments: NDArray[np.int64] | None) -> dict[str, Any]:
         """Engine keywords for clipping (0 = off); `segments` = (offset, length) per variable."""
         return {"clipnorm": self.clipnorm or 0.0, "clipvalue": self.clipvalue or 0.0,
                 "global_clipnorm": self.global_clipnorm or 0.0,
                 "segments": segments if self.clipnorm else None}
 
-    def _config_lr(self):
+    def _config_lr(self) -> float | ConfigDict:
         if isinstance(self.learning_rate, LearningRateSchedule):
             return schedules.serialize(self.learning_rate)
         if callable(self.learning_rate):
@@ -105,13 +129,13 @@ class Optimizer:
                              "use a schedule from fastnn.optimizers.schedules")
         return self.learning_rate
 
-    def _base_config(self):
+    def _base_config(self) -> ConfigDict:
         return {"name": self.kind, "learning_rate": self._config_lr(),
                 "clipnorm": self.clipnorm, "clipvalue": self.clipvalue,
                 "global_clipnorm": self.global_clipnorm}
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: ConfigDict) -> Optimizer:
         """The optimizer described by ``get_config()`` (the ``name`` entry is optional)."""
         config = dict(config)
         config.pop("name", None)
@@ -139,20 +163,22 @@ class SGD(Optimizer):
 
     kind = "sgd"
 
-    def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, *, clipnorm=None,
-                 clipvalue=None, global_clipnorm=None):
+    def __init__(self, learning_rate: LearningRate = 0.01, momentum: float = 0.0,
+                 nesterov: bool = False, *, clipnorm: float | None = None,
+                 clipvalue: float | None = None, global_clipnorm: float | None = None) -> None:
         super().__init__(learning_rate, clipnorm, clipvalue, global_clipnorm)
         self.momentum = _validation.check_float(momentum, "momentum", low=0, high=1)
         self.nesterov = _check_bool(nesterov, "nesterov")
         self._n_slots = 1 if self.momentum else 0
 
-    def _attach(self, engine, n_params, dtype, segments=None):
+    def _attach(self, engine: Any, n_params: int, dtype: DTypeLike,
+                segments: NDArray[np.int64] | None = None) -> None:
         slots = self._ensure_state(n_params, dtype)
         engine.set_optimizer("sgd", slots[0] if slots else None, None,
                              momentum=self.momentum, nesterov=self.nesterov,
                              **self._clip_options(segments))
 
-    def get_config(self):
+    def get_config(self) -> ConfigDict:
         return {**self._base_config(), "momentum": self.momentum, "nesterov": self.nesterov}
 
 
@@ -177,23 +203,25 @@ class Adam(Optimizer):
     kind = "adam"
     _n_slots = 2
 
-    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
-                 *, clipnorm=None, clipvalue=None, global_clipnorm=None):
+    def __init__(self, learning_rate: LearningRate = 0.001, beta_1: float = 0.9,
+                 beta_2: float = 0.999, epsilon: float = 1e-7, *, clipnorm: float | None = None,
+                 clipvalue: float | None = None, global_clipnorm: float | None = None) -> None:
         super().__init__(learning_rate, clipnorm, clipvalue, global_clipnorm)
         self.beta_1 = _validation.check_float(beta_1, "beta_1", low=0, high=1, high_open=True)
         self.beta_2 = _validation.check_float(beta_2, "beta_2", low=0, high=1, high_open=True)
         self.epsilon = _validation.check_float(epsilon, "epsilon", low=0)
 
-    def _attach(self, engine, n_params, dtype, segments=None):
+    def _attach(self, engine: Any, n_params: int, dtype: DTypeLike,
+                segments: NDArray[np.int64] | None = None) -> None:
         m, v = self._ensure_state(n_params, dtype)
         engine.set_optimizer(self.kind, m, v, beta_1=self.beta_1, beta_2=self.beta_2,
                              epsilon=self.epsilon, **self._engine_extra(),
                              **self._clip_options(segments))
 
-    def _engine_extra(self):
+    def _engine_extra(self) -> dict[str, float]:
         return {}
 
-    def get_config(self):
+    def get_config(self) -> ConfigDict:
         return {**self._base_config(), "beta_1": self.beta_1, "beta_2": self.beta_2,
                 "epsilon": self.epsilon}
 
@@ -219,18 +247,20 @@ class AdamW(Adam):
 
     kind = "adamw"
 
-    def __init__(self, learning_rate=0.001, weight_decay=0.004, beta_1=0.9, beta_2=0.999,
-                 epsilon=1e-7, *, clipnorm=None, clipvalue=None, global_clipnorm=None):
+    def __init__(self, learning_rate: LearningRate = 0.001, weight_decay: float = 0.004,
+                 beta_1: float = 0.9, beta_2: float = 0.999, epsilon: float = 1e-7, *,
+                 clipnorm: float | None = None, clipvalue: float | None = None,
+                 global_clipnorm: float | None = None) -> None:
         super().__init__(learning_rate, beta_1, beta_2, epsilon, clipnorm=clipnorm,
                          clipvalue=clipvalue, global_clipnorm=global_clipnorm)
         if weight_decay is None:  # Keras's AdamW rejects None too
             raise ValueError("weight_decay must be a float, got None")
         self.weight_decay = _validation.check_float(weight_decay, "weight_decay", low=0)
 
-    def _engine_extra(self):
+    def _engine_extra(self) -> dict[str, float]:
         return {"weight_decay": self.weight_decay}
 
-    def get_config(self):
+    def get_config(self) -> ConfigDict:
         return {**super().get_config(), "weight_decay": self.weight_decay}
 
 
@@ -258,8 +288,10 @@ class RMSprop(Optimizer):
 
     kind = "rmsprop"
 
-    def __init__(self, learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7,
-                 centered=False, *, clipnorm=None, clipvalue=None, global_clipnorm=None):
+    def __init__(self, learning_rate: LearningRate = 0.001, rho: float = 0.9,
+                 momentum: float = 0.0, epsilon: float = 1e-7, centered: bool = False, *,
+                 clipnorm: float | None = None, clipvalue: float | None = None,
+                 global_clipnorm: float | None = None) -> None:
         super().__init__(learning_rate, clipnorm, clipvalue, global_clipnorm)
         self.rho = _validation.check_float(rho, "rho", low=0, high=1, high_open=True)
         self.momentum = _validation.check_float(momentum, "momentum", low=0, high=1)
@@ -268,7 +300,8 @@ class RMSprop(Optimizer):
         # velocity, then the momentum buffer and the mean gradient when those are on
         self._n_slots = 1 + (self.momentum > 0) + self.centered
 
-    def _attach(self, engine, n_params, dtype, segments=None):
+    def _attach(self, engine: Any, n_params: int, dtype: DTypeLike,
+                segments: NDArray[np.int64] | None = None) -> None:
         slots = list(self._ensure_state(n_params, dtype))
         velocity = slots.pop(0)
         mom = slots.pop(0) if self.momentum > 0 else None
@@ -277,15 +310,16 @@ class RMSprop(Optimizer):
                              epsilon=self.epsilon, rho=self.rho, centered=self.centered,
                              average_grad=avg, **self._clip_options(segments))
 
-    def get_config(self):
+    def get_config(self) -> ConfigDict:
         return {**self._base_config(), "rho": self.rho, "momentum": self.momentum,
                 "epsilon": self.epsilon, "centered": self.centered}
 
 
-_BY_NAME = {"sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSprop}
+_BY_NAME: dict[str, type[SGD | Adam | RMSprop]] = {"sgd": SGD, "adam": Adam, "adamw": AdamW,
+                                                   "rmsprop": RMSprop}
 
 
-def get(identifier):
+def get(identifier: str | Optimizer | None) -> Optimizer:
     """An Optimizer from a name ("adam", "adamw", "rmsprop", "sgd"), an instance or None (Adam)."""
     if identifier is None:
         return Adam()
@@ -301,7 +335,7 @@ def get(identifier):
                     f"got {identifier!r}")
 
 
-def from_config(config):
+def from_config(config: ConfigDict) -> Optimizer:
     """The optimizer described by ``optimizer.get_config()``."""
     if not isinstance(config, dict) or config.get("name") not in _BY_NAME:
         raise ValueError(f"not an optimizer config: {config!r}")

@@ -5,9 +5,18 @@ Keras's optimizer does (``learning_rate(iterations)``): the first batch of a
 fresh optimizer uses ``schedule(0)``.  Schedules are saved with the model through
 ``get_config`` / ``serialize`` and rebuilt by ``deserialize``.
 """
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from fastnn import _validation
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from fastnn._typing import ConfigDict, NDArray
 
 
 class LearningRateSchedule:
@@ -17,30 +26,31 @@ class LearningRateSchedule:
     calls the constructor with the config's entries.
     """
 
-    def __call__(self, step):
+    def __call__(self, step: float) -> float:
         raise NotImplementedError(f"{type(self).__name__} must define __call__(step)")
 
-    def _values(self, steps):
+    def _values(self, steps: NDArray[np.int64]) -> NDArray[np.float64]:
         """The rate at each of `steps` (int64 array).  fit asks for a whole epoch at once;
         the built-in schedules compute it in one NumPy expression, which __call__ shares,
         so a step's rate is the same bits either way."""
         return np.array([float(self(int(s))) for s in steps])
 
-    def get_config(self):
+    def get_config(self) -> ConfigDict:
         raise NotImplementedError(f"{type(self).__name__} must define get_config()")
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: ConfigDict) -> LearningRateSchedule:
         return cls(**config)
 
 
-def _check_name(name):
+def _check_name(name: object) -> str:
     if not isinstance(name, str):
         raise TypeError(f"name must be a str, got {type(name).__name__}")
     return name
 
 
-def _check_decay_args(initial_learning_rate, decay_steps, decay_rate, staircase):
+def _check_decay_args(initial_learning_rate: float, decay_steps: float, decay_rate: float,
+                      staircase: bool) -> tuple[float, float, float]:
     lr = _validation.check_float(initial_learning_rate, "initial_learning_rate", low=0)
     steps = _validation.check_float(decay_steps, "decay_steps", low=0, low_open=True)
     rate = _validation.check_float(decay_rate, "decay_rate", low=0)
@@ -49,7 +59,7 @@ def _check_decay_args(initial_learning_rate, decay_steps, decay_rate, staircase)
     return lr, steps, rate
 
 
-def _check_step(step):
+def _check_step(step: float) -> float:
     if isinstance(step, bool):
         raise TypeError("step must be a number, got bool")
     return _validation.check_float(step, "step", low=0)
@@ -71,8 +81,8 @@ class ExponentialDecay(LearningRateSchedule):
     name : str, default "ExponentialDecay"
     """
 
-    def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase=False,
-                 name="ExponentialDecay"):
+    def __init__(self, initial_learning_rate: float, decay_steps: float, decay_rate: float,
+                 staircase: bool = False, name: str = "ExponentialDecay") -> None:
         _check_decay_args(initial_learning_rate, decay_steps, decay_rate, staircase)
         self.initial_learning_rate = initial_learning_rate
         self.decay_steps = decay_steps
@@ -80,16 +90,16 @@ class ExponentialDecay(LearningRateSchedule):
         self.staircase = staircase
         self.name = _check_name(name)
 
-    def __call__(self, step):
+    def __call__(self, step: float) -> float:
         return float(self._values(np.array([_check_step(step)]))[0])
 
-    def _values(self, steps):
+    def _values(self, steps: NDArray[np.int64]) -> NDArray[np.float64]:
         p = np.asarray(steps, dtype=np.float64) / float(self.decay_steps)
         if self.staircase:
             p = np.floor(p)
         return float(self.initial_learning_rate) * np.power(float(self.decay_rate), p)
 
-    def get_config(self):
+    def get_config(self) -> ConfigDict:
         return {"initial_learning_rate": self.initial_learning_rate,
                 "decay_steps": self.decay_steps, "decay_rate": self.decay_rate,
                 "staircase": self.staircase, "name": self.name}
@@ -111,8 +121,8 @@ class InverseTimeDecay(LearningRateSchedule):
     name : str, default "InverseTimeDecay"
     """
 
-    def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase=False,
-                 name="InverseTimeDecay"):
+    def __init__(self, initial_learning_rate: float, decay_steps: float, decay_rate: float,
+                 staircase: bool = False, name: str = "InverseTimeDecay") -> None:
         _check_decay_args(initial_learning_rate, decay_steps, decay_rate, staircase)
         self.initial_learning_rate = initial_learning_rate
         self.decay_steps = decay_steps
@@ -120,16 +130,16 @@ class InverseTimeDecay(LearningRateSchedule):
         self.staircase = staircase
         self.name = _check_name(name)
 
-    def __call__(self, step):
+    def __call__(self, step: float) -> float:
         return float(self._values(np.array([_check_step(step)]))[0])
 
-    def _values(self, steps):
+    def _values(self, steps: NDArray[np.int64]) -> NDArray[np.float64]:
         p = np.asarray(steps, dtype=np.float64) / float(self.decay_steps)
         if self.staircase:
             p = np.floor(p)
         return float(self.initial_learning_rate) / (1.0 + float(self.decay_rate) * p)
 
-    def get_config(self):
+    def get_config(self) -> ConfigDict:
         return {"initial_learning_rate": self.initial_learning_rate,
                 "decay_steps": self.decay_steps, "decay_rate": self.decay_rate,
                 "staircase": self.staircase, "name": self.name}
@@ -148,7 +158,8 @@ class PiecewiseConstantDecay(LearningRateSchedule):
     name : str, default "PiecewiseConstant"
     """
 
-    def __init__(self, boundaries, values, name="PiecewiseConstant"):
+    def __init__(self, boundaries: Sequence[float], values: Sequence[float],
+                 name: str = "PiecewiseConstant") -> None:
         for arg, label in ((boundaries, "boundaries"), (values, "values")):
             if not isinstance(arg, (list, tuple)):
                 raise TypeError(f"{label} must be a list, got {type(arg).__name__}")
@@ -164,25 +175,25 @@ class PiecewiseConstantDecay(LearningRateSchedule):
         self.values = list(values)
         self.name = _check_name(name)
 
-    def __call__(self, step):
+    def __call__(self, step: float) -> float:
         return float(self._values(np.array([_check_step(step)]))[0])
 
-    def _values(self, steps):
+    def _values(self, steps: NDArray[np.int64]) -> NDArray[np.float64]:
         # side="left": the first boundary >= step, so values[i] covers (b[i-1], b[i]]
         index = np.searchsorted(np.asarray(self.boundaries, dtype=np.float64),
                                 np.asarray(steps, dtype=np.float64), side="left")
         return np.asarray(self.values, dtype=np.float64)[index]
 
-    def get_config(self):
+    def get_config(self) -> ConfigDict:
         return {"boundaries": list(self.boundaries), "values": list(self.values),
                 "name": self.name}
 
 
-_BY_NAME = {cls.__name__: cls for cls in
+_BY_NAME: dict[str, type[LearningRateSchedule]] = {cls.__name__: cls for cls in
             (ExponentialDecay, InverseTimeDecay, PiecewiseConstantDecay)}
 
 
-def serialize(schedule):
+def serialize(schedule: LearningRateSchedule) -> ConfigDict:
     """``{"class_name": ..., "config": ...}`` of a built-in schedule (JSON-able)."""
     name = type(schedule).__name__
     if _BY_NAME.get(name) is not type(schedule):
@@ -190,11 +201,12 @@ def serialize(schedule):
     return {"class_name": name, "config": schedule.get_config()}
 
 
-def deserialize(config):
+def deserialize(config: ConfigDict) -> LearningRateSchedule:
     """The schedule described by ``serialize``'s output."""
     if not isinstance(config, dict) or not isinstance(config.get("config"), dict):
         raise ValueError(f"not a serialized learning-rate schedule: {config!r}")
-    cls = _BY_NAME.get(config.get("class_name"))
+    cls = _BY_NAME.get(config.get("class_name"))  # type: ignore[arg-type]  # a miss is None
+
     if cls is None:
         raise ValueError(f"unknown learning-rate schedule {config.get('class_name')!r}")
     return cls.from_config(config["config"])
