@@ -43,6 +43,12 @@ Design notes
 * Determinism.  Reductions run in a fixed order, dropout masks come from a
   counter-based generator keyed on (seed, step, layer, element), and the thread
   count is fixed per run, so the same inputs give bit-identical weights.
+* Row independence.  Inference (infer, forward, evaluate) computes every row exactly as
+  it would alone: the Dense products use the row-exact kernel (csrc/fnn_gemm_rows.h:
+  each element summed in index order, whatever the row count, unlike BLAS), and every
+  other step is elementwise or row by row.  So predict(X)[i] == predict(X[i:i+1]) bit
+  for bit, for any batch size, chunking or position (tests/test_properties.py).
+  Training keeps BLAS, whose speed matters there and whose batches are what they are.
 * Denormals are flushed to zero for the duration of a training call (see
   csrc/fnn_common.h) and the caller's floating-point mode is restored after.
 """
@@ -61,7 +67,7 @@ import numpy as np
 cnp.import_array()
 
 from fastnn._kernels._act cimport ACT_COUNT, ACT_LINEAR, activation_block, activation_grad
-from fastnn._kernels._blas cimport ensure_blas
+from fastnn._kernels._blas cimport GEMM_AUTO, GEMM_ROWS, ensure_blas
 from fastnn._kernels._csrc cimport fnn_denormals_off, fnn_denormals_restore, fnn_uniform
 from fastnn._kernels._dense cimport (Penalty, dense_backward_core, dense_forward_core,
                                      penalty_value)
@@ -175,9 +181,12 @@ cdef void _forward(Net* net, Work* w, const floating* x, Py_ssize_t n, bint trai
             w.error = ERR_ACTIVATION
             return
         if lay.kind == LAYER_DENSE:
+            # inference (predict, model(x), evaluate) takes the row-exact product, so a
+            # row's output never depends on the batch it came in (see the module notes)
             dense_forward_core(n, lay.n_in, lay.n_out, prev, params + lay.w_off,
                                params + lay.b_off if lay.b_off >= 0 else NULL,
-                               lay.act, <floating>lay.alpha, ws + w.z_off[l], a)
+                               lay.act, <floating>lay.alpha, ws + w.z_off[l], a,
+                               GEMM_AUTO if training else GEMM_ROWS)
         elif lay.kind == LAYER_DROPOUT:
             if not training or lay.rate == 0:
                 a = <floating*>prev     # identity at inference: no copy

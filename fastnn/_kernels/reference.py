@@ -80,7 +80,15 @@ def activation_forward(z, activation, alpha, a_out):
 # ----------------------------------------------------------------------------- dense
 
 def matmul(a, b, trans_a, trans_b, c_out, method="auto", beta=0.0):
-    """c_out = op(a) @ op(b) + beta * c_out (every method is the same product here)."""
+    """c_out = op(a) @ op(b) + beta * c_out (every method is the same product here, and
+    "rows" is its defining sum, bit-exact: c = 0; c = c + a[:, p] * b[p] for p ascending,
+    a rounded product then a rounded sum, as the compiled kernel computes each element)."""
+    if method == "rows":
+        product = np.zeros((a.shape[0], b.shape[1]), dtype=c_out.dtype)
+        for p in range(a.shape[1]):
+            product = product + a[:, p:p + 1] * b[p]
+        c_out[...] = product
+        return
     product = np.matmul(a.T if trans_a else a, b.T if trans_b else b)
     if beta == 0:  # c_out is only written, as BLAS specifies for beta = 0
         c_out[...] = product

@@ -1,0 +1,118 @@
+/* Row-exact GEMM for inference: row-major C[m, n] = A[m, k] B[k, n], all contiguous.
+ *
+ * Guarantee (why model.predict(X)[i] == model.predict(X[i:i+1]) bit for bit):
+ * every element of C is the value of the one C expression
+ *
+ *     c = 0;  for (p = 0; p < k; p++)  c = c + a[i][p] * b[p][j];
+ *
+ * a rounded product then a rounded sum, p ascending, whatever m is, wherever the row or
+ * the column sits, and whichever tile below computes it.  That holds by construction:
+ *   - each tile (4 rows x 2 vectors, 1 row x 1-8 vectors, 4-wide vectors, scalars) only
+ *     chooses WHICH elements are computed side by side, never the order or the grouping
+ *     of the terms of one element: one accumulator per element, p ascending, from 0;
+ *   - a vector lane performs the IEEE operation of its scalar counterpart (GCC/Clang
+ *     vector extensions are elementwise), and the last column strip, shifted back to
+ *     overlap the previous one instead of padding, recomputes the shared columns to the
+ *     same values;
+ *   - the build passes -ffp-contract=off (setup.py), so no compiler may fuse a*b + c into
+ *     an FMA in one tile and not in another, nor in one ISA clone and not in another, and
+ *     without -ffast-math it may not reassociate; FLT_EVAL_METHOD 0 is required below, so
+ *     scalar code carries no excess precision (x87) that vector lanes would lack.
+ * Unlike BLAS, which promises no summation order (OpenBLAS 0.3.30 sends one row to gemv,
+ * small products to its "small matrix" kernels and the N % 4 edge columns to other micro-
+ * kernels, so a row's last bits depend on the batch it came in), the result depends only
+ * on the row itself and the caller's floating-point mode (rounding, FTZ/DAZ).
+ *
+ * Speed (AVX-512 clone, float32, this project's machine): within ~1-2x of single-threaded
+ * OpenBLAS at 1024-row blocks, and as fast for one row (the 1-row tile spans up to 8
+ * vectors, so 8 independent sums hide the add latency).
+ */
+#ifndef FNN_GEMM_ROWS_H
+#define FNN_GEMM_ROWS_H
+
+#include <float.h>
+#include <string.h>
+#include "fnn_common.h"
+
+#if defined(__FLT_EVAL_METHOD__) && __FLT_EVAL_METHOD__ != 0
+#error "fnn_gemm_rows.h needs FLT_EVAL_METHOD == 0 (no excess precision in scalar code)"
+#endif
+
+/* R rows from i0, NV vectors of L lanes from column c0: one accumulator per element. */
+#define FNN_ROWS_TILE(T, VT, L, R, NV)                                                  \
+    do {                                                                                \
+        VT acc[R][NV];                                                                  \
+        for (int r = 0; r < (R); r++)                                                   \
+            for (int v = 0; v < (NV); v++) acc[r][v] = (VT){0};                         \
+        for (ptrdiff_t p = 0; p < k; p++) {                                             \
+            VT bv[NV];                                                                  \
+            for (int v = 0; v < (NV); v++)                                              \
+                memcpy(&bv[v], b + p * n + c0 + v * (L), sizeof(VT));                   \
+            for (int r = 0; r < (R); r++) {                                             \
+                T av = a[(i0 + r) * k + p];                                             \
+                for (int v = 0; v < (NV); v++) acc[r][v] = acc[r][v] + av * bv[v];      \
+            }                                                                           \
+        }                                                                               \
+        for (int r = 0; r < (R); r++)                                                   \
+            for (int v = 0; v < (NV); v++)                                              \
+                memcpy(c + (i0 + r) * n + c0 + v * (L), &acc[r][v], sizeof(VT));        \
+    } while (0)
+
+/* Rows [i_from, i_to) in steps of R, in column strips of NV * L (needs n >= NV * L); the
+ * last strip is shifted back to end at column n. */
+#define FNN_ROWS_PASS(T, VT, L, R, NV, i_from, i_to)                                    \
+    for (ptrdiff_t t = 0; t * (NV) * (L) < n; t++) {                                    \
+        ptrdiff_t c0 = (t + 1) * (NV) * (L) <= n ? t * (NV) * (L) : n - (NV) * (L);     \
+        for (ptrdiff_t i0 = (i_from); i0 < (i_to); i0 += (R))                           \
+            FNN_ROWS_TILE(T, VT, L, R, NV);                                             \
+    }
+
+/* Rows [i_from, i_to) of narrow outputs (n < 4 lanes of 16 bytes): plain scalars. */
+#define FNN_ROWS_SCALAR(T, i_from, i_to)                                                \
+    for (ptrdiff_t i = (i_from); i < (i_to); i++)                                       \
+        for (ptrdiff_t j = 0; j < n; j++) {                                             \
+            T s = 0;                                                                    \
+            for (ptrdiff_t p = 0; p < k; p++) s = s + a[i * k + p] * b[p * n + j];      \
+            c[i * n + j] = s;                                                           \
+        }
+
+#define FNN_DEFINE_GEMM_ROWS(T, SUF)                                                    \
+    typedef T fnn_rows_##SUF##_w __attribute__((vector_size(64), aligned(sizeof(T))));  \
+    typedef T fnn_rows_##SUF##_q __attribute__((vector_size(16), aligned(sizeof(T))));  \
+    static FNN_CLONES FNN_MAYBE_UNUSED void fnn_gemm_rows_##SUF(                        \
+            ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const T *FNN_RESTRICT a,             \
+            const T *FNN_RESTRICT b, T *FNN_RESTRICT c) {                               \
+        typedef fnn_rows_##SUF##_w W;                                                   \
+        typedef fnn_rows_##SUF##_q Q;                                                   \
+        const ptrdiff_t L = 64 / sizeof(T), LQ = 16 / sizeof(T);                        \
+        const ptrdiff_t m4 = m - m % 4;                                                 \
+        /* blocks of 4 rows (B's vectors reused 4 times), then single rows */           \
+        if (n >= 2 * L) {                                                               \
+            FNN_ROWS_PASS(T, W, L, 4, 2, 0, m4)                                         \
+        } else if (n >= L) {                                                            \
+            FNN_ROWS_PASS(T, W, L, 4, 1, 0, m4)                                         \
+        } else if (n >= LQ) {                                                           \
+            FNN_ROWS_PASS(T, Q, LQ, 4, 1, 0, m4)                                        \
+        } else {                                                                        \
+            FNN_ROWS_SCALAR(T, 0, m4)                                                   \
+        }                                                                               \
+        /* single rows: as many vectors side by side as fit, for independent sums */    \
+        if (n >= 8 * L) {                                                               \
+            FNN_ROWS_PASS(T, W, L, 1, 8, m4, m)                                         \
+        } else if (n >= 4 * L) {                                                        \
+            FNN_ROWS_PASS(T, W, L, 1, 4, m4, m)                                         \
+        } else if (n >= 2 * L) {                                                        \
+            FNN_ROWS_PASS(T, W, L, 1, 2, m4, m)                                         \
+        } else if (n >= L) {                                                            \
+            FNN_ROWS_PASS(T, W, L, 1, 1, m4, m)                                         \
+        } else if (n >= LQ) {                                                           \
+            FNN_ROWS_PASS(T, Q, LQ, 1, 1, m4, m)                                        \
+        } else {                                                                        \
+            FNN_ROWS_SCALAR(T, m4, m)                                                   \
+        }                                                                               \
+    }
+
+FNN_DEFINE_GEMM_ROWS(float, f32)
+FNN_DEFINE_GEMM_ROWS(double, f64)
+
+#endif /* FNN_GEMM_ROWS_H */
