@@ -53,6 +53,8 @@ Design notes
   csrc/fnn_common.h) and the caller's floating-point mode is restored after.
 """
 cimport numpy as cnp
+from cpython.object cimport PyObject, PyTypeObject
+from cpython.ref cimport Py_INCREF
 from cython cimport floating
 from libc.limits cimport INT_MAX
 from libc.stdint cimport uint64_t
@@ -65,6 +67,13 @@ import numpy as np
 # model(x)): reading an array's type, shape and data pointer and making the output there
 # costs ~0.1 us, against ~1 us for buffer-protocol views plus np.empty (measured).
 cnp.import_array()
+
+cdef extern from "numpy/arrayobject.h":
+    # NumPy's allocator with a subtype (commented out of numpy's .pxd because it steals
+    # the reference to descr: the caller increfs first)
+    object _new_array "PyArray_NewFromDescr"(PyTypeObject* subtype, cnp.dtype descr, int nd,
+                                             cnp.npy_intp* dims, cnp.npy_intp* strides,
+                                             void* data, int flags, PyObject* obj)
 
 from fastnn._kernels._act cimport ACT_COUNT, ACT_LINEAR, activation_block, activation_grad
 from fastnn._kernels._blas cimport GEMM_AUTO, GEMM_ROWS, ensure_blas
@@ -601,6 +610,8 @@ cdef class Engine:
     cdef readonly object params, grads, aux
     cdef readonly long long data_scans
     cdef object _opt_refs
+    cdef type _out_type          # infer's result type: ndarray or a subclass (set_output_type)
+    cdef cnp.dtype _out_descr
     cdef Workspace _ws0, _train_ws
     cdef list _pool
     # bound training data: the caller's x, y, sample weights; copies of labels and order
@@ -688,6 +699,16 @@ cdef class Engine:
         self._ws0.reserve(&self.net, 1, self.dtype)
         self._train_ws.reserve(&self.net, 1, self.dtype)
         self.data_scans = 0
+        self._out_type = np.ndarray
+        self._out_descr = cnp.PyArray_DescrFromType(cnp.NPY_FLOAT64 if self.is_f64
+                                                    else cnp.NPY_FLOAT32)
+
+    def set_output_type(self, cls):
+        """Make `infer` return instances of cls, an ndarray subclass without required
+        constructor arguments (fastnn's Tensor), allocated as such: no `.view` per call."""
+        if not (isinstance(cls, type) and issubclass(cls, np.ndarray)):
+            raise TypeError(f"Engine.set_output_type: {cls!r} is not an ndarray subclass")
+        self._out_type = cls
 
     # ------------------------------------------------------------------------- workspaces
     @property
@@ -996,7 +1017,8 @@ cdef class Engine:
         return 0
 
     def infer(self, x):
-        """The stack's output for x as a new array; the low-latency path behind model(x).
+        """The stack's output for x as a new array (of the type set by `set_output_type`,
+        ndarray by default); the low-latency path behind model(x).
 
         x must be a C-contiguous, aligned, native-endian 2-D float32 or float64 ndarray
         (any writeability); rows of the other float dtype are cast in the same pass that
@@ -1024,8 +1046,11 @@ cdef class Engine:
                              f"expects {self.net.n_in}")
         if dims[0] == 0:
             raise ValueError(f"x must be non-empty, got shape (0, {self.net.n_in})")
-        out = <cnp.ndarray>cnp.PyArray_EMPTY(2, dims, cnp.NPY_FLOAT64 if self.is_f64
-                                             else cnp.NPY_FLOAT32, 0)
+        # a new C-contiguous array of the output type (set_output_type); the call steals
+        # one reference to the descriptor
+        Py_INCREF(self._out_descr)
+        out = <cnp.ndarray>_new_array(<PyTypeObject*>self._out_type, self._out_descr, 2, dims,
+                                      NULL, NULL, 0, NULL)
         self._infer_into(cnp.PyArray_DATA(arr), b'd' if type_num == cnp.NPY_FLOAT64 else b'f',
                          dims[0], cnp.PyArray_DATA(out))
         return out

@@ -365,6 +365,7 @@ class Engine:
         self.opt = None
         self.max_rows = 0
         self.data_scans = 0
+        self._out_type = np.ndarray
         self._bound = self._order = None
         below = False
         for spec in self.layers:
@@ -595,7 +596,16 @@ class Engine:
             x = x.astype(self.dtype, copy=False)
         if not np.isfinite(x).all():
             raise ValueError("x contains NaN or infinity")
-        return self._forward(x, False, 0, 0)[-1][2].copy()
+        result = self._forward(x, False, 0, 0)[-1][2]
+        out = self._out_type(result.shape, result.dtype)   # a new array of that type
+        out[...] = result
+        return out
+
+    def set_output_type(self, cls):
+        """Make `infer` return instances of cls, an ndarray subclass."""
+        if not (isinstance(cls, type) and issubclass(cls, np.ndarray)):
+            raise TypeError(f"Engine.set_output_type: {cls!r} is not an ndarray subclass")
+        self._out_type = cls
 
     def evaluate(self, x, y, labels, sample_weight, stats):
         cache = self._forward(x, False, 0, 0)

@@ -890,3 +890,23 @@ def test_twin_update_dispatch_raises_on_unknown_kinds():
         engine.opt.update(change)
         with pytest.raises(ValueError, match="unknown"):
             engine.train(*args)
+
+
+def test_infer_allocates_the_output_type(dtype, rng):
+    """set_output_type: infer returns that ndarray subclass directly (model(x) gives a
+    Tensor without a view per call); ndarray until set; other types are refused."""
+    from fastnn._tensor import Tensor
+    case = Case("regression", dtype, rng, n=6)
+    for twin in TWINS:
+        engine, _, _ = case.engine(twin)
+        plain = engine.infer(case.x)
+        assert type(plain) is np.ndarray
+        engine.set_output_type(Tensor)
+        got = engine.infer(case.x)
+        assert type(got) is Tensor and got.dtype == dtype and got.flags.c_contiguous
+        assert got.flags.writeable and got.flags.owndata
+        np.testing.assert_array_equal(got, plain)
+        for bad in (int, list, "ndarray"):
+            with pytest.raises(TypeError, match="ndarray subclass"):
+                engine.set_output_type(bad)
+        assert type(engine.infer(case.x.astype(np.float64))) is Tensor  # the cast path too
