@@ -444,9 +444,15 @@ class Dropout(Layer):
     ----------
     rate : float
         In [0, 1).
-    noise_shape, seed : None
-        Keras's arguments; only None is supported (fastnn draws every mask from its
-        global, seeded stream: use ``fastnn.set_random_seed``).
+    noise_shape : None
+        Keras's argument; only None is supported (one mask value per element).
+    seed : int, optional
+        In [0, 2**64).  Without it the masks are drawn from the fit's seed, which comes
+        from fastnn's global stream (``fastnn.set_random_seed``).  With it, this layer's
+        masks are a function of (seed, training step, element) alone: two fits that
+        start from the same step give this layer the same masks whatever the global
+        stream (and two layers with the same seed and width get the same masks).  Saved
+        with the model.
     """
 
     def __init__(self, rate, noise_shape=None, seed=None, *, name=None, input_shape=None):
@@ -455,17 +461,22 @@ class Dropout(Layer):
         if noise_shape is not None:
             raise ValueError("Dropout: noise_shape is not supported (one mask per element)")
         if seed is not None:
-            raise ValueError("Dropout: a per-layer seed is not supported; dropout masks come "
-                             "from fastnn's global stream (fastnn.set_random_seed)")
+            seed = _validation.check_int(seed, "seed", 0)
+            if seed >= 2 ** 64:
+                raise ValueError(f"seed must be < 2**64, got {seed}")
+        self.seed = seed
 
     def _spec(self, offset, aux_offset):
-        return {"kind": "dropout", "n_in": self.n_in, "n_out": self.n_in, "rate": self.rate}
+        spec = {"kind": "dropout", "n_in": self.n_in, "n_out": self.n_in, "rate": self.rate}
+        if self.seed is not None:
+            spec["seed"] = self.seed
+        return spec
 
     def _call(self, x):
         return x.copy()
 
     def get_config(self):
-        return {"name": self.name, "rate": self.rate}
+        return {"name": self.name, "rate": self.rate, "seed": self.seed}
 
 
 class Normalization(Layer):

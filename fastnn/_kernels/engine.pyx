@@ -41,7 +41,8 @@ Design notes
   the GIL-free loops still end in an error branch, which sets the workspace's
   error code, and the entry raises after the loop.
 * Determinism.  Reductions run in a fixed order, dropout masks come from a
-  counter-based generator keyed on (seed, step, layer, element), and the thread
+  counter-based generator keyed on (seed, step, layer, element) -- (layer seed, step,
+  element) for a Dropout given its own seed -- and the thread
   count is fixed per run, so the same inputs give bit-identical weights.
 * Row independence.  Inference (infer, forward, evaluate) computes every row exactly as
   it would alone: the Dense products use the row-exact kernel (csrc/fnn_gemm_rows.h:
@@ -127,6 +128,8 @@ ctypedef struct Layer:
     int kind, act
     Py_ssize_t n_in, n_out
     double alpha, rate
+    bint has_seed                # Dropout with its own seed: masks keyed on (seed, step)
+    uint64_t seed
     Penalty pen                  # Dense: Keras's weight regularizers (all zero: none)
     Py_ssize_t w_off, b_off      # into params/grads; b_off < 0: no bias
     Py_ssize_t aux_off           # Normalization: mean at aux_off, std at aux_off + n_out
@@ -183,6 +186,7 @@ cdef void _forward(Net* net, Work* w, const floating* x, Py_ssize_t n, bint trai
     cdef floating* a
     cdef floating* mask
     cdef floating keep
+    cdef uint64_t key, stream
     for l in range(net.n_layers):
         lay = &net.layers[l]
         a = ws + w.a_off[l]
@@ -204,9 +208,15 @@ cdef void _forward(Net* net, Work* w, const floating* x, Py_ssize_t n, bint trai
                 mask = ws + w.z_off[l]
                 keep = 1 - <floating>lay.rate
                 size = n * lay.n_out
+                # a layer seed (Dropout(seed=...)) replaces the fit's seed, and the
+                # stream is then the step alone: the masks do not depend on the global
+                # stream, nor on where the layer sits in the stack
+                if lay.has_seed:
+                    key, stream = lay.seed, <uint64_t>step
+                else:
+                    key, stream = seed, <uint64_t>(step * net.n_layers + l)
                 for i in range(size):
-                    mask[i] = 1 if fnn_uniform(seed, <uint64_t>(step * net.n_layers + l),
-                                               <uint64_t>i) >= lay.rate else 0
+                    mask[i] = 1 if fnn_uniform(key, stream, <uint64_t>i) >= lay.rate else 0
                 for i in range(size):
                     a[i] = prev[i] / keep if mask[i] != 0 else 0
         elif lay.kind == LAYER_NORMALIZATION:
@@ -583,7 +593,8 @@ cdef class Engine:
         "activation"), ``n_in``, ``n_out`` and, for Dense and activation layers,
         ``activation`` (code) and ``alpha``; Dense ``w_off``, ``b_off`` (-1 for no bias)
         and the penalty factors ``l1``, ``l2``, ``bias_l1``, ``bias_l2`` (default 0);
-        Dropout ``rate``; Normalization ``aux_off``.
+        Dropout ``rate`` and optionally ``seed`` (its own mask seed); Normalization
+        ``aux_off``.
     params : ndarray of shape (n_params,)
         Flat parameter vector (float32 or float64); updated in place by training.
     aux : ndarray
@@ -1164,6 +1175,14 @@ cdef int _read_layer(dict spec, Layer* lay, Py_ssize_t n_params, Py_ssize_t n_au
             and lay.pen.bias_l2 >= 0):
         raise ValueError("Engine: regularization factors must be >= 0")
     lay.rate = spec.get("rate", 0.0)
+    layer_seed = spec.get("seed")
+    lay.has_seed = layer_seed is not None
+    lay.seed = 0
+    if lay.has_seed:
+        if lay.kind != LAYER_DROPOUT or not isinstance(layer_seed, int) \
+                or not 0 <= layer_seed < 2 ** 64:
+            raise ValueError("Engine: a layer seed is a Dropout's int in [0, 2**64)")
+        lay.seed = layer_seed
     lay.w_off, lay.b_off = spec.get("w_off", 0), spec.get("b_off", -1)
     lay.aux_off = spec.get("aux_off", 0)
     if lay.kind == LAYER_DENSE and (

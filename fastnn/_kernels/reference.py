@@ -350,6 +350,10 @@ class Engine:
             _act_name(spec.get("activation", 0))
             if spec["kind"] != "dense" and spec["n_in"] != spec["n_out"]:
                 raise ValueError(f"Engine: a {spec['kind']} layer keeps its width")
+            seed = spec.get("seed")
+            if seed is not None and (spec["kind"] != "dropout" or not isinstance(seed, int)
+                                     or not 0 <= seed < 2 ** 64):
+                raise ValueError("Engine: a layer seed is a Dropout's int in [0, 2**64)")
         if loss not in _LOSS:
             raise ValueError(f"Engine: unknown loss code {loss}")
         for code in metrics:
@@ -442,7 +446,11 @@ class Engine:
             elif kind == "dropout":
                 rate = spec.get("rate", 0.0)
                 if training and rate > 0:
-                    mask = _dropout_mask(seed, step * len(self.layers) + index, prev.shape) >= rate
+                    if spec.get("seed") is not None:   # the layer's own seed, stream = step
+                        key, stream = spec["seed"], step
+                    else:
+                        key, stream = seed, step * len(self.layers) + index
+                    mask = _dropout_mask(key, stream, prev.shape) >= rate
                     a = np.where(mask, prev / prev.dtype.type(1 - rate), 0).astype(prev.dtype)
                 else:
                     mask, a = None, prev
