@@ -512,6 +512,7 @@ class Normalization(Layer):
         self.mean = self.variance = None
         self._std = None
         self._stats = None      # float64 (mean, variance) of shape (n,), (1,) or ()
+        self._from_data = False  # the statistics came from adapt (names its argument)
         if mean is not None:
             mean = self._as_stat(mean, "mean")
             variance = self._as_stat(variance, "variance")
@@ -539,14 +540,34 @@ class Normalization(Layer):
         """Learn the mean and population variance from data of shape (n, n_features)
         (per feature, or over every value with axis=None)."""
         x = _validation.as_features(data, "data", np.float64, self.n_in)
+        if self.axis is None:
+            mean, variance = np.array([x.mean()]), np.array([x.var()])
+        else:
+            mean, variance = x.mean(axis=0), x.var(axis=0)
+        # checked in the dtype the layer computes in (float32 when it builds here), before
+        # anything changes
+        self._check_range(mean, variance, self._dtype() if self.built else np.float32,
+                          "data")
         if not self.built:   # Keras: an adapted layer is built
             self._stats = None
             self._build_standalone(x.shape[1], np.float32)
-        if self.axis is None:
-            self._set_stats(np.array([x.mean()]), np.array([x.var()]))
-        else:
-            self._set_stats(x.mean(axis=0), x.var(axis=0))
+        self._set_stats(mean, variance)
+        self._from_data = True
         return None
+
+    def _check_range(self, mean, variance, dtype, source=None):
+        """ValueError unless mean and variance stay finite in `dtype`: float64 statistics
+        beyond float32's range become inf in a float32 model (the output then is NaN or
+        0, silently).  The message names the constructor argument, or `source`."""
+        dtype = np.dtype(dtype)
+        with np.errstate(over="ignore"):   # an overflowing value becomes inf: reported
+            for stat, value in (("mean", mean), ("variance", variance)):
+                if np.isfinite(np.asarray(value, np.float64).astype(dtype)).all():
+                    continue
+                what = f"{source} gives a {stat}" if source else f"{stat} has values"
+                raise ValueError(f"{what} beyond the range of {dtype.name} (|value| > "
+                                 f"{np.finfo(dtype).max:.4g}), the dtype the model "
+                                 f"computes in")
 
     def _set_stats(self, mean, variance):
         # float64 statistics are kept as the source of truth, so that a layer first used
@@ -567,6 +588,9 @@ class Normalization(Layer):
         if self._stats is not None and self._stats[0].shape[0] not in (1, n_in):
             raise ValueError(f"Normalization has statistics for {self._stats[0].shape[0]} "
                              f"features but receives {n_in}")
+        if self._stats is not None:   # given in float64: now the model's dtype is known
+            self._check_range(*self._stats, aux.dtype,
+                              "data" if getattr(self, "_from_data", False) else None)
         self.n_in = n_in
         self.mean = aux[aux_offset:aux_offset + n_in]
         self._std = aux[aux_offset + n_in:aux_offset + 2 * n_in]
