@@ -7,7 +7,7 @@
  *
  * a rounded product then a rounded sum, p ascending, whatever m is, wherever the row or
  * the column sits, and whichever tile below computes it.  That holds by construction:
- *   - each tile (4 rows x 2 vectors, 1 row x 1-8 vectors, 4-wide vectors, scalars) only
+ *   - each tile (4 rows x 2 vectors, 1 row x 1-8 vectors, narrower vectors, scalars) only
  *     chooses WHICH elements are computed side by side, never the order or the grouping
  *     of the terms of one element: one accumulator per element, p ascending, from 0;
  *   - a vector lane performs the IEEE operation of its scalar counterpart (GCC/Clang
@@ -15,7 +15,7 @@
  *     overlap the previous one instead of padding, recomputes the shared columns to the
  *     same values;
  *   - the build passes -ffp-contract=off (setup.py), so no compiler may fuse a*b + c into
- *     an FMA in one tile and not in another, nor in one ISA clone and not in another, and
+ *     an FMA in one tile and not in another, nor in the AVX-512 body and not the baseline, and
  *     without -ffast-math it may not reassociate; FLT_EVAL_METHOD 0 is required below, so
  *     scalar code carries no excess precision (x87) that vector lanes would lack.
  * BLAS promises no summation order, and OpenBLAS's varies with the row count: its x86_64
@@ -84,27 +84,24 @@
             c[i * n + j] = s;                                                           \
         }
 
-#define FNN_DEFINE_GEMM_ROWS(T, SUF)                                                    \
-    typedef T fnn_rows_##SUF##_w __attribute__((vector_size(64), aligned(sizeof(T))));  \
-    typedef T fnn_rows_##SUF##_q __attribute__((vector_size(16), aligned(sizeof(T))));  \
-    static FNN_CLONES FNN_MAYBE_UNUSED void fnn_gemm_rows_##SUF(                        \
-            ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const T *FNN_RESTRICT a,             \
-            const T *FNN_RESTRICT b, T *FNN_RESTRICT c) {                               \
-        typedef fnn_rows_##SUF##_w W;                                                   \
-        typedef fnn_rows_##SUF##_q Q;                                                   \
-        const ptrdiff_t L = 64 / sizeof(T), LQ = 16 / sizeof(T);                        \
-        const ptrdiff_t m4 = m - m % 4;                                                 \
-        /* blocks of 4 rows (B's vectors reused 4 times), then single rows */           \
+/* The body for one instruction set: W, H and Q are the wide, half and quarter vector types
+ * (all 16 bytes below AVX-512).  Rows in blocks of 4 (B's vectors reused 4 times), then
+ * single rows with as many vectors side by side as fit (independent sums). */
+#define FNN_GEMM_ROWS_BODY(T, W, H, Q)                                                  \
+    {                                                                                   \
+        const ptrdiff_t L = sizeof(W) / sizeof(T), LH = sizeof(H) / sizeof(T);          \
+        const ptrdiff_t LQ = sizeof(Q) / sizeof(T), m4 = m - m % 4;                     \
         if (n >= 2 * L) {                                                               \
             FNN_ROWS_PASS(T, W, L, 4, 2, 0, m4)                                         \
         } else if (n >= L) {                                                            \
             FNN_ROWS_PASS(T, W, L, 4, 1, 0, m4)                                         \
+        } else if (n >= LH) {                                                           \
+            FNN_ROWS_PASS(T, H, LH, 4, 1, 0, m4)                                        \
         } else if (n >= LQ) {                                                           \
             FNN_ROWS_PASS(T, Q, LQ, 4, 1, 0, m4)                                        \
         } else {                                                                        \
             FNN_ROWS_SCALAR(T, 0, m4)                                                   \
         }                                                                               \
-        /* single rows: as many vectors side by side as fit, for independent sums */    \
         if (n >= 8 * L) {                                                               \
             FNN_ROWS_PASS(T, W, L, 1, 8, m4, m)                                         \
         } else if (n >= 4 * L) {                                                        \
@@ -113,12 +110,59 @@
             FNN_ROWS_PASS(T, W, L, 1, 2, m4, m)                                         \
         } else if (n >= L) {                                                            \
             FNN_ROWS_PASS(T, W, L, 1, 1, m4, m)                                         \
+        } else if (n >= LH) {                                                           \
+            FNN_ROWS_PASS(T, H, LH, 1, 1, m4, m)                                        \
         } else if (n >= LQ) {                                                           \
             FNN_ROWS_PASS(T, Q, LQ, 1, 1, m4, m)                                        \
         } else {                                                                        \
             FNN_ROWS_SCALAR(T, m4, m)                                                   \
         }                                                                               \
     }
+
+#define FNN_GEMM_ROWS_ARGS(T)                                                           \
+    (ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const T *FNN_RESTRICT a,                    \
+     const T *FNN_RESTRICT b, T *FNN_RESTRICT c)
+
+/* Which body runs is chosen at run time, by hand rather than with FNN_CLONES, because the
+ * vector width must follow the instruction set: 64-byte vectors are native with AVX-512
+ * (45-75 GFLOP/s here), but GCC keeps them, and even 32-byte ones, on the stack in AVX2
+ * code (2-15 GFLOP/s measured) and in baseline SSE2 code (2 GFLOP/s), where 16-byte
+ * vectors run at 25-35 GFLOP/s.  The choice cannot change a value (see the guarantee). */
+#if defined(__x86_64__) && defined(__linux__) && defined(__GNUC__) && !defined(__clang__) \
+    && __GNUC__ >= 8 && !defined(FNN_NO_CLONES)
+#define FNN_ROWS_AVX512 1
+#else
+#define FNN_ROWS_AVX512 0
+#endif
+
+#define FNN_DEFINE_GEMM_ROWS(T, SUF)                                                    \
+    typedef T fnn_rows_##SUF##_64 __attribute__((vector_size(64), aligned(sizeof(T)))); \
+    typedef T fnn_rows_##SUF##_32 __attribute__((vector_size(32), aligned(sizeof(T)))); \
+    typedef T fnn_rows_##SUF##_16 __attribute__((vector_size(16), aligned(sizeof(T)))); \
+    static FNN_MAYBE_UNUSED void fnn_gemm_rows_##SUF##_base FNN_GEMM_ROWS_ARGS(T)        \
+        FNN_GEMM_ROWS_BODY(T, fnn_rows_##SUF##_16, fnn_rows_##SUF##_16,                 \
+                           fnn_rows_##SUF##_16)                                         \
+    FNN_GEMM_ROWS_WIDE(T, SUF)                                                          \
+    static FNN_MAYBE_UNUSED void fnn_gemm_rows_##SUF FNN_GEMM_ROWS_ARGS(T) {            \
+        FNN_GEMM_ROWS_DISPATCH(SUF)                                                     \
+        fnn_gemm_rows_##SUF##_base(m, n, k, a, b, c);                                   \
+    }
+
+#if FNN_ROWS_AVX512
+#define FNN_GEMM_ROWS_WIDE(T, SUF)                                                      \
+    __attribute__((target("avx512f"))) static FNN_MAYBE_UNUSED void                     \
+    fnn_gemm_rows_##SUF##_avx512 FNN_GEMM_ROWS_ARGS(T)                                  \
+        FNN_GEMM_ROWS_BODY(T, fnn_rows_##SUF##_64, fnn_rows_##SUF##_32,                 \
+                           fnn_rows_##SUF##_16)
+#define FNN_GEMM_ROWS_DISPATCH(SUF)                                                     \
+    if (__builtin_cpu_supports("avx512f")) {                                            \
+        fnn_gemm_rows_##SUF##_avx512(m, n, k, a, b, c);                                 \
+        return;                                                                         \
+    }
+#else
+#define FNN_GEMM_ROWS_WIDE(T, SUF)
+#define FNN_GEMM_ROWS_DISPATCH(SUF)
+#endif
 
 FNN_DEFINE_GEMM_ROWS(float, f32)
 FNN_DEFINE_GEMM_ROWS(double, f64)
