@@ -29,11 +29,12 @@
  * result depends only on the row itself and the caller's floating-point mode (rounding,
  * FTZ/DAZ).
  *
- * Speed (AVX-512 clone, this project's machine, 1 thread): 1024-row blocks at 45-75
- * GFLOP/s in float32 (OpenBLAS 50-100); one row as fast as OpenBLAS
- * (the 1-row tile spans up to 8 vectors: 8 independent sums hide the add latency).
- * predict of 10,000 rows through a float32 64-256-256-10 net: 37-41 ms before (OpenBLAS,
- * 1 thread), 34-38 ms with this kernel.
+ * Speed (this project's AVX-512 machine, 1 thread, float32 1024-row blocks): 45-77
+ * GFLOP/s against OpenBLAS's 60-104; 20-36 with the 16-byte baseline body.  Measured on
+ * whole models against the BLAS build, interleaved: one-row model(x) equal or faster
+ * (64-25-15-10: 0.74 -> 0.56 us); 10,000-row predict 5-8% slower for 64-25-15-10 and
+ * 25-30% slower for 64-256-256-10 and 784-256-256-10 (e.g. 19 -> 25 ms in float32), the
+ * price of the guarantee while BLAS runs single-threaded.
  */
 #ifndef FNN_GEMM_ROWS_H
 #define FNN_GEMM_ROWS_H
