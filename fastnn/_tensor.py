@@ -2,8 +2,9 @@
 
 Course code written for Keras calls ``.numpy()`` on what a model or an activation
 returns (``tf.nn.softmax(p).numpy()``, ``(p >= 0.5).numpy()``).  A Tensor is a plain
-ndarray subclass with no state of its own, so it costs one ``view`` per result, and
-NumPy keeps the subclass through ufuncs, comparisons, arithmetic and slicing.
+ndarray subclass with no state of its own: model(x) allocates its result as a Tensor
+directly (Engine.set_output_type, no view per call), the activations take one ``view``,
+and NumPy keeps the subclass through ufuncs, comparisons, arithmetic and slicing.
 """
 from __future__ import annotations
 

@@ -477,12 +477,18 @@ class Dropout(Layer):
     ----------
     rate : float
         In [0, 1).
-    noise_shape, seed : None
-        Keras's arguments; only None is supported (fastnn draws every mask from its
-        global, seeded stream: use ``fastnn.set_random_seed``).
+    noise_shape : None
+        Keras's argument; only None is supported (one mask value per element).
+    seed : int, optional
+        In [0, 2**64).  Without it the masks are drawn from the fit's seed, which comes
+        from fastnn's global stream (``fastnn.set_random_seed``).  With it, this layer's
+        masks are a function of (seed, training step, element) alone: two fits that
+        start from the same step give this layer the same masks whatever the global
+        stream (and two layers with the same seed and width get the same masks).  Saved
+        with the model.
     """
 
-    def __init__(self, rate: float, noise_shape: None = None, seed: None = None, *,
+    def __init__(self, rate: float, noise_shape: None = None, seed: int | None = None, *,
                  name: str | None = None, input_shape: int | Sequence[int] | None = None
                  ) -> None:
         super().__init__(name=name, input_shape=input_shape)
@@ -490,17 +496,23 @@ class Dropout(Layer):
         if noise_shape is not None:
             raise ValueError("Dropout: noise_shape is not supported (one mask per element)")
         if seed is not None:
-            raise ValueError("Dropout: a per-layer seed is not supported; dropout masks come "
-                             "from fastnn's global stream (fastnn.set_random_seed)")
+            seed = _validation.check_int(seed, "seed", 0)
+            if seed >= 2 ** 64:
+                raise ValueError(f"seed must be < 2**64, got {seed}")
+        self.seed = seed
 
     def _spec(self, offset: int, aux_offset: int) -> dict[str, Any]:
-        return {"kind": "dropout", "n_in": self.n_in, "n_out": self.n_in, "rate": self.rate}
+        spec: dict[str, Any] = {"kind": "dropout", "n_in": self.n_in, "n_out": self.n_in,
+                                "rate": self.rate}
+        if self.seed is not None:
+            spec["seed"] = self.seed
+        return spec
 
     def _call(self, x: FloatArray) -> FloatArray:
         return x.copy()
 
     def get_config(self) -> ConfigDict:
-        return {"name": self.name, "rate": self.rate}
+        return {"name": self.name, "rate": self.rate, "seed": self.seed}
 
 
 class Normalization(Layer):
@@ -542,6 +554,7 @@ class Normalization(Layer):
         self._std: FloatArray = None  # type: ignore[assignment]
         # float64 (mean, variance) of shape (n,), (1,) or ()
         self._stats: tuple[NDArray[np.float64], NDArray[np.float64]] | None = None
+        self._from_data = False  # the statistics came from adapt (names its argument)
         if mean is not None:
             mean = self._as_stat(mean, "mean")
             variance = self._as_stat(variance, "variance")  # type: ignore[arg-type]  # given
@@ -569,14 +582,35 @@ class Normalization(Layer):
         """Learn the mean and population variance from data of shape (n, n_features)
         (per feature, or over every value with axis=None)."""
         x = _validation.as_features(data, "data", np.float64, self.n_in)
+        if self.axis is None:
+            mean, variance = np.array([x.mean()]), np.array([x.var()])
+        else:
+            mean, variance = x.mean(axis=0), x.var(axis=0)
+        # checked in the dtype the layer computes in (float32 when it builds here), before
+        # anything changes
+        self._check_range(mean, variance, self._dtype() if self.built else np.float32,
+                          "data")
         if not self.built:   # Keras: an adapted layer is built
             self._stats = None
             self._build_standalone(x.shape[1], np.float32)
-        if self.axis is None:
-            self._set_stats(np.array([x.mean()]), np.array([x.var()]))
-        else:
-            self._set_stats(x.mean(axis=0), x.var(axis=0))
+        self._set_stats(mean, variance)
+        self._from_data = True
         return None
+
+    def _check_range(self, mean: ArrayLike, variance: ArrayLike, dtype: DTypeLike,
+                     source: str | None = None) -> None:
+        """ValueError unless mean and variance stay finite in `dtype`: float64 statistics
+        beyond float32's range become inf in a float32 model (the output then is NaN or
+        0, silently).  The message names the constructor argument, or `source`."""
+        dtype = np.dtype(dtype)
+        with np.errstate(over="ignore"):   # an overflowing value becomes inf: reported
+            for stat, value in (("mean", mean), ("variance", variance)):
+                if np.isfinite(np.asarray(value, np.float64).astype(dtype)).all():
+                    continue
+                what = f"{source} gives a {stat}" if source else f"{stat} has values"
+                raise ValueError(f"{what} beyond the range of {dtype.name} (|value| > "
+                                 f"{np.finfo(dtype).max:.4g}), the dtype the model "
+                                 f"computes in")
 
     def _set_stats(self, mean: ArrayLike, variance: ArrayLike) -> None:
         # float64 statistics are kept as the source of truth, so that a layer first used
@@ -599,6 +633,9 @@ class Normalization(Layer):
         if self._stats is not None and self._stats[0].shape[0] not in (1, n_in):
             raise ValueError(f"Normalization has statistics for {self._stats[0].shape[0]} "
                              f"features but receives {n_in}")
+        if self._stats is not None:   # given in float64: now the model's dtype is known
+            self._check_range(*self._stats, aux.dtype,
+                              "data" if getattr(self, "_from_data", False) else None)
         self.n_in = n_in
         self.mean = aux[aux_offset:aux_offset + n_in]
         self._std = aux[aux_offset + n_in:aux_offset + 2 * n_in]

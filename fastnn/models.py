@@ -420,8 +420,10 @@ class Sequential:
 
     def _get_infer_engine(self) -> Engine:
         if self._infer_engine is None:
-            self._infer_engine = Engine(self._specs(), self._params, self._aux,
-                                        LOSSES["mse"], False, [], 0.5)
+            engine = Engine(self._specs(), self._params, self._aux, LOSSES["mse"], False,
+                            [], 0.5)
+            engine.set_output_type(_Tensor)  # results are Tensors without a view per call
+            self._infer_engine = engine
         return self._infer_engine
 
     # ------------------------------------------------------------------------- data
@@ -807,14 +809,14 @@ class Sequential:
             # microsecond for one row).  Anything it refuses takes the validated path
             # below, which raises the precise error or converts the input.
             try:
-                return engine.infer(x).view(_Tensor)
+                return engine.infer(x)
             except (TypeError, ValueError):
                 pass
         self._require_layers()
         x = self._features(x)
         if not self.built:
             self._build(x.shape[1])
-        return self._get_infer_engine().infer(x).view(_Tensor)
+        return self._get_infer_engine().infer(x)
 
     @overload
     def evaluate(self, x: ArrayLike | None = ..., y: ArrayLike | None = ...,

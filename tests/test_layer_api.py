@@ -219,8 +219,58 @@ def test_normalization_axis_and_broadcast_statistics():
 def test_dropout_rejects_unsupported_keras_arguments():
     with pytest.raises(ValueError, match="noise_shape"):
         Dropout(0.5, (1, 2))
-    with pytest.raises(ValueError, match="seed"):
-        Dropout(0.5, seed=1)
+    for bad, error in ((-1, ValueError), (2 ** 64, ValueError), (1.0, TypeError),
+                       (True, TypeError), ("3", TypeError)):
+        with pytest.raises(error, match="seed"):
+            Dropout(0.5, seed=bad)
+
+
+def _dropout_fit(layer_seed, global_seed, epochs=2, dtype="float64"):
+    """Weights after fitting a net whose first Dropout has `layer_seed`, with the same
+    initial weights and row order each time and a global stream that differs."""
+    fastnn.set_random_seed(0)
+    model = Sequential([Input(shape=(6,)), Dense(16, activation="relu"),
+                        Dropout(0.5, seed=layer_seed), Dense(2)], dtype=dtype)
+    model.compile(optimizer="sgd", loss="mse")
+    x = np.random.default_rng(1).standard_normal((40, 6))
+    y = np.random.default_rng(2).standard_normal((40, 2))
+    fastnn.set_random_seed(global_seed)    # only the fit's seed draws from it now
+    model.fit(x, y, batch_size=8, epochs=epochs, shuffle=False, verbose=0)
+    return model
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_dropout_seed_fixes_the_masks_whatever_the_global_stream(dtype):
+    a = _dropout_fit(11, global_seed=1, dtype=dtype).get_weights()
+    b = _dropout_fit(11, global_seed=2, dtype=dtype).get_weights()
+    for wa, wb in zip(a, b, strict=True):
+        np.testing.assert_array_equal(wa, wb)
+    other = _dropout_fit(12, global_seed=1, dtype=dtype).get_weights()
+    assert not all(np.array_equal(wa, wo) for wa, wo in zip(a, other, strict=True))
+    # without a layer seed the global stream decides the masks
+    c = _dropout_fit(None, global_seed=1, dtype=dtype).get_weights()
+    d = _dropout_fit(None, global_seed=2, dtype=dtype).get_weights()
+    assert not all(np.array_equal(wc, wd) for wc, wd in zip(c, d, strict=True))
+
+
+def test_dropout_seed_is_saved(tmp_path):
+    model = _dropout_fit(2 ** 64 - 1, global_seed=0, epochs=1)
+    assert model.layers[1].get_config()["seed"] == 2 ** 64 - 1
+    path = tmp_path / "d.fastnn"
+    model.save(path)
+    loaded = fastnn.load_model(path)
+    assert loaded.layers[1].seed == 2 ** 64 - 1
+    clone = pickle.loads(pickle.dumps(model))
+    assert clone.layers[1].seed == 2 ** 64 - 1
+    assert Dropout(0.5).get_config()["seed"] is None
+    # the loaded model trains on with the same masks as the original
+    x = np.random.default_rng(3).standard_normal((16, 6))
+    y = np.random.default_rng(4).standard_normal((16, 2))
+    for m, global_seed in ((model, 5), (loaded, 6)):
+        fastnn.set_random_seed(global_seed)
+        m.fit(x, y, batch_size=8, epochs=1, shuffle=False, verbose=0)
+    for wm, wl in zip(model.get_weights(), loaded.get_weights(), strict=True):
+        np.testing.assert_array_equal(wm, wl)
 
 
 def test_model_level_pickle_and_save_keep_names(tmp_path):

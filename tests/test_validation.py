@@ -294,6 +294,50 @@ def test_the_same_values_are_accepted_by_a_float64_model():
     assert np.isfinite(out).all()
 
 
+@pytest.mark.parametrize("name, stats", [
+    ("mean", dict(mean=BIG, variance=1.0)),
+    ("variance", dict(mean=0.0, variance=BIG)),
+    ("mean", dict(mean=[0.0, 0.0, -BIG, 0.0], variance=[1.0] * 4)),
+    ("variance", dict(mean=[0.0] * 4, variance=[1.0, 1.0, 1.0, BIG])),
+])
+def test_normalization_statistics_beyond_float32_range_are_rejected(name, stats):
+    """Statistics are float64 until the layer joins a model: checked in its dtype then."""
+    model = Sequential([Normalization(**stats), Dense(1)])
+    model.compile(loss="mse")
+    with pytest.raises(ValueError, match=f"^{name} .*float32"):
+        model.build(4)
+    with pytest.raises(ValueError, match=f"^{name} .*float32"):
+        model.fit(X, YD, verbose=0)
+    assert not model.built
+    with pytest.raises(ValueError, match=f"^{name} .*float32"):
+        Normalization(**stats)(X)     # a standalone layer computes in float32
+    wide = Sequential([Normalization(**stats), Dense(1)], dtype="float64")
+    wide.build(4)                     # the same statistics fit a float64 model
+    np.testing.assert_array_equal(wide.layers[0].get_weights()[0],
+                                  np.broadcast_to(stats["mean"], (4,)))
+
+
+def test_normalization_adapt_beyond_float32_range_is_rejected():
+    fastnn.set_random_seed(0)
+    data = X.astype(np.float64) * 1e20       # finite in float32; its variance is not
+    m = Sequential([Normalization(), Dense(1)])
+    m.compile(loss="mse")
+    m.fit(X, YD, epochs=1, verbose=0)
+    snap = snapshot(m)
+    with pytest.raises(ValueError, match="^data .*variance.*float32"):
+        m.layers[0].adapt(data)
+    assert_unchanged(m, snap)
+    np.testing.assert_array_equal(m.predict(X), m.predict(X))
+    alone = Normalization()
+    with pytest.raises(ValueError, match="^data .*variance.*float32"):
+        alone.adapt(data)
+    assert not alone.built
+    wide = Sequential([Normalization(), Dense(1)], dtype="float64")
+    wide.build(4)
+    wide.layers[0].adapt(data)
+    assert np.isfinite(wide.layers[0].get_weights()[1]).all()
+
+
 def test_loss_objects_check_range_after_the_cast():
     loss = SparseCategoricalCrossentropy(from_logits=True)
     with pytest.raises(ValueError, match="sample_weight .*float32"):

@@ -1,6 +1,7 @@
 # Row-major GEMM: the one place that knows BLAS is column-major and that chooses, by
 # shape, between BLAS (scipy.linalg.cython_blas) and the register-tiled kernel in
-# csrc/fnn_gemm.h.  Everything else calls gemm_rowmajor.
+# csrc/fnn_gemm.h; inference asks for the row-exact kernel of csrc/fnn_gemm_rows.h.
+# Everything else calls gemm_rowmajor.
 #
 # BLAS is reached through function pointers filled at first use (csrc/fnn_blas.h), not a
 # cimport, so that `import fastnn` does not import scipy.linalg.  Every def entry point of
@@ -8,7 +9,8 @@
 from cpython.pycapsule cimport PyCapsule_GetName, PyCapsule_GetPointer
 from cython cimport floating
 
-from fastnn._kernels._csrc cimport fnn_gemm_small_f32, fnn_gemm_small_f64, fnn_gemm_small_ok
+from fastnn._kernels._csrc cimport (fnn_gemm_rows_f32, fnn_gemm_rows_f64, fnn_gemm_small_f32,
+                                    fnn_gemm_small_f64, fnn_gemm_small_ok)
 
 cdef extern from "fnn_blas.h":
     ctypedef void (*fnn_sgemm_fn)(char*, char*, int*, int*, int*, float*, float*, int*, float*,
@@ -38,6 +40,7 @@ cdef enum:
     GEMM_AUTO = 0
     GEMM_BLAS = 1
     GEMM_TILED = 2
+    GEMM_ROWS = 3       # row-exact: a row's result never depends on the other rows
 
 
 cdef inline bint use_tiled(bint float32, bint trans_a, bint trans_b, int m, int n,
@@ -62,7 +65,16 @@ cdef inline void gemm_rowmajor(bint trans_a, bint trans_b, int m, int n, int k,
     op(A) is (m, k): A is stored (m, k), or (k, m) when trans_a.  op(B) is (k, n):
     B is stored (k, n), or (n, k) when trans_b.  The tiled kernel takes alpha = 1 and
     beta in {0, 1} (all fastnn needs); `method` forces a path for tests and benchmarks.
+    GEMM_ROWS (inference) takes neither transpose, alpha = 1 and beta = 0; each element is
+    then summed in index order whatever m is (csrc/fnn_gemm_rows.h), so that a row gives
+    the same bits alone or inside any batch.
     """
+    if method == GEMM_ROWS and not trans_a and not trans_b and alpha == 1 and beta == 0:
+        if floating is float:
+            fnn_gemm_rows_f32(m, n, k, a, b, c)
+        else:
+            fnn_gemm_rows_f64(m, n, k, a, b, c)
+        return
     if method != GEMM_BLAS and alpha == 1 and (beta == 0 or beta == 1) and (
             method == GEMM_TILED and fnn_gemm_small_ok(m, n, k)
             or method == GEMM_AUTO and use_tiled(floating is float, trans_a, trans_b, m, n, k)):

@@ -59,3 +59,10 @@ cdef extern from "fnn_gemm.h" nogil:
                             const float* b, int accumulate, float* c)
     void fnn_gemm_small_f64(int trans_a, int trans_b, int m, int n, int k, const double* a,
                             const double* b, int accumulate, double* c)
+
+
+cdef extern from "fnn_gemm_rows.h" nogil:
+    void fnn_gemm_rows_f32(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const float* a,
+                           const float* b, float* c)
+    void fnn_gemm_rows_f64(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const double* a,
+                           const double* b, double* c)

@@ -45,12 +45,15 @@ cdef inline double penalty_value(Py_ssize_t size, const floating* w, double l1,
 
 cdef inline void dense_forward_core(Py_ssize_t n, Py_ssize_t k, Py_ssize_t m, const floating* x,
                                     const floating* w, const floating* b, int act,
-                                    floating alpha, floating* z, floating* a) noexcept nogil:
+                                    floating alpha, floating* z, floating* a,
+                                    int method) noexcept nogil:
     """z = x @ w + b (b may be NULL); a = act(z) (a may alias z for the identity).
 
     n, k and m must each fit in a C int (BLAS's integer type): callers check that before
-    entering nogil code, with blas_dims_fit."""
-    gemm_rowmajor(False, False, <int>n, <int>m, <int>k, 1, x, w, 0, z, GEMM_AUTO)
+    entering nogil code, with blas_dims_fit.  method GEMM_ROWS (inference) makes each row
+    of z and a independent of the other rows to the last bit: the bias and activation
+    are elementwise (softmax row by row), so only the product needed care."""
+    gemm_rowmajor(False, False, <int>n, <int>m, <int>k, 1, x, w, 0, z, method)
     bias_activation(n, m, z, b, act, alpha, a)
 
 

@@ -15,12 +15,12 @@ from libc.string cimport memcpy
 
 from fastnn._kernels._act cimport (ACT_COUNT, ACT_LINEAR, ACT_RELU, ACT_SIGMOID, ACT_TANH,
                                    ACT_LEAKY_RELU, ACT_SWISH, ACT_SOFTMAX, activation_block)
-from fastnn._kernels._blas cimport (GEMM_AUTO, GEMM_BLAS, GEMM_TILED, ensure_blas,
+from fastnn._kernels._blas cimport (GEMM_AUTO, GEMM_BLAS, GEMM_ROWS, GEMM_TILED, ensure_blas,
                                     gemm_rowmajor)
 from fastnn._kernels._dense cimport (Penalty, blas_dims_fit, dense_backward_core,
                                      dense_forward_core)
 
-GEMM_METHODS = {"auto": GEMM_AUTO, "blas": GEMM_BLAS, "tiled": GEMM_TILED}
+GEMM_METHODS = {"auto": GEMM_AUTO, "blas": GEMM_BLAS, "tiled": GEMM_TILED, "rows": GEMM_ROWS}
 
 ACTIVATIONS = {"linear": ACT_LINEAR, "relu": ACT_RELU, "sigmoid": ACT_SIGMOID,
                "tanh": ACT_TANH, "leaky_relu": ACT_LEAKY_RELU, "swish": ACT_SWISH,
@@ -75,7 +75,7 @@ def dense_forward(const floating[:, ::1] x not None, const floating[:, ::1] w no
     ensure_blas()
     with nogil:
         dense_forward_core(n, k, m, &x[0, 0], &w[0, 0], &b[0] if b is not None else NULL,
-                           activation, <floating>alpha, &z_out[0, 0], &a_out[0, 0])
+                           activation, <floating>alpha, &z_out[0, 0], &a_out[0, 0], GEMM_AUTO)
 
 
 def dense_backward(x, w, z, a, da, activation, alpha, l2, dz_out, dw_out, db_out, dx_out, *,
@@ -134,6 +134,9 @@ def matmul(const floating[:, ::1] a not None, const floating[:, ::1] b not None,
            bint trans_b, floating[:, ::1] c_out not None, str method="auto", double beta=0.0):
     """c_out = op(a) @ op(b) + beta * c_out; "auto" picks BLAS or the tiled kernel by shape.
 
+    "rows" is the row-exact inference kernel: no transposes, beta 0, and every element
+    summed as ``c = 0; c = c + a[i, p] * b[p, j]`` for p ascending (bit-exact to the twin).
+
     "tiled" needs op(b) at least 8 columns wide, b of at most 4096 elements and beta in
     {0, 1} (the accumulation the backward pass uses for dW + 2 l2 W).  With beta = 0,
     c_out is only written (NaN in it does not propagate), as BLAS specifies.
@@ -154,6 +157,8 @@ def matmul(const floating[:, ::1] a not None, const floating[:, ::1] b not None,
         raise ValueError("matmul: the tiled kernel needs n >= 8 and n * k <= 4096")
     if code == GEMM_TILED and beta != 0 and beta != 1:
         raise ValueError("matmul: the tiled kernel needs beta 0 or 1")
+    if code == GEMM_ROWS and (trans_a or trans_b or beta != 0):
+        raise ValueError("matmul: the row-exact kernel takes no transposes and beta 0")
     ensure_blas()
     with nogil:
         gemm_rowmajor(trans_a, trans_b, <int>m, <int>n, <int>k, 1, &a[0, 0], &b[0, 0],

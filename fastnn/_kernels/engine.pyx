@@ -41,12 +41,21 @@ Design notes
   the GIL-free loops still end in an error branch, which sets the workspace's
   error code, and the entry raises after the loop.
 * Determinism.  Reductions run in a fixed order, dropout masks come from a
-  counter-based generator keyed on (seed, step, layer, element), and the thread
+  counter-based generator keyed on (seed, step, layer, element) -- (layer seed, step,
+  element) for a Dropout given its own seed -- and the thread
   count is fixed per run, so the same inputs give bit-identical weights.
+* Row independence.  Inference (infer, forward, evaluate) computes every row exactly as
+  it would alone: the Dense products use the row-exact kernel (csrc/fnn_gemm_rows.h:
+  each element summed in index order, whatever the row count, unlike BLAS), and every
+  other step is elementwise or row by row.  So predict(X)[i] == predict(X[i:i+1]) bit
+  for bit, for any batch size, chunking or position (tests/test_properties.py).
+  Training keeps BLAS, whose speed matters there and whose batches are what they are.
 * Denormals are flushed to zero for the duration of a training call (see
   csrc/fnn_common.h) and the caller's floating-point mode is restored after.
 """
 cimport numpy as cnp
+from cpython.object cimport PyObject, PyTypeObject
+from cpython.ref cimport Py_INCREF
 from cython cimport floating
 from libc.limits cimport INT_MAX
 from libc.stdint cimport uint64_t
@@ -60,8 +69,15 @@ import numpy as np
 # costs ~0.1 us, against ~1 us for buffer-protocol views plus np.empty (measured).
 cnp.import_array()
 
+cdef extern from "numpy/arrayobject.h":
+    # NumPy's allocator with a subtype (commented out of numpy's .pxd because it steals
+    # the reference to descr: the caller increfs first)
+    object _new_array "PyArray_NewFromDescr"(PyTypeObject* subtype, cnp.dtype descr, int nd,
+                                             cnp.npy_intp* dims, cnp.npy_intp* strides,
+                                             void* data, int flags, PyObject* obj)
+
 from fastnn._kernels._act cimport ACT_COUNT, ACT_LINEAR, activation_block, activation_grad
-from fastnn._kernels._blas cimport ensure_blas
+from fastnn._kernels._blas cimport GEMM_AUTO, GEMM_ROWS, ensure_blas
 from fastnn._kernels._csrc cimport fnn_denormals_off, fnn_denormals_restore, fnn_uniform
 from fastnn._kernels._dense cimport (Penalty, dense_backward_core, dense_forward_core,
                                      penalty_value)
@@ -112,6 +128,8 @@ ctypedef struct Layer:
     int kind, act
     Py_ssize_t n_in, n_out
     double alpha, rate
+    bint has_seed                # Dropout with its own seed: masks keyed on (seed, step)
+    uint64_t seed
     Penalty pen                  # Dense: Keras's weight regularizers (all zero: none)
     Py_ssize_t w_off, b_off      # into params/grads; b_off < 0: no bias
     Py_ssize_t aux_off           # Normalization: mean at aux_off, std at aux_off + n_out
@@ -168,6 +186,7 @@ cdef void _forward(Net* net, Work* w, const floating* x, Py_ssize_t n, bint trai
     cdef floating* a
     cdef floating* mask
     cdef floating keep
+    cdef uint64_t key, stream
     for l in range(net.n_layers):
         lay = &net.layers[l]
         a = ws + w.a_off[l]
@@ -175,9 +194,12 @@ cdef void _forward(Net* net, Work* w, const floating* x, Py_ssize_t n, bint trai
             w.error = ERR_ACTIVATION
             return
         if lay.kind == LAYER_DENSE:
+            # inference (predict, model(x), evaluate) takes the row-exact product, so a
+            # row's output never depends on the batch it came in (see the module notes)
             dense_forward_core(n, lay.n_in, lay.n_out, prev, params + lay.w_off,
                                params + lay.b_off if lay.b_off >= 0 else NULL,
-                               lay.act, <floating>lay.alpha, ws + w.z_off[l], a)
+                               lay.act, <floating>lay.alpha, ws + w.z_off[l], a,
+                               GEMM_AUTO if training else GEMM_ROWS)
         elif lay.kind == LAYER_DROPOUT:
             if not training or lay.rate == 0:
                 a = <floating*>prev     # identity at inference: no copy
@@ -186,9 +208,15 @@ cdef void _forward(Net* net, Work* w, const floating* x, Py_ssize_t n, bint trai
                 mask = ws + w.z_off[l]
                 keep = 1 - <floating>lay.rate
                 size = n * lay.n_out
+                # a layer seed (Dropout(seed=...)) replaces the fit's seed, and the
+                # stream is then the step alone: the masks do not depend on the global
+                # stream, nor on where the layer sits in the stack
+                if lay.has_seed:
+                    key, stream = lay.seed, <uint64_t>step
+                else:
+                    key, stream = seed, <uint64_t>(step * net.n_layers + l)
                 for i in range(size):
-                    mask[i] = 1 if fnn_uniform(seed, <uint64_t>(step * net.n_layers + l),
-                                               <uint64_t>i) >= lay.rate else 0
+                    mask[i] = 1 if fnn_uniform(key, stream, <uint64_t>i) >= lay.rate else 0
                 for i in range(size):
                     a[i] = prev[i] / keep if mask[i] != 0 else 0
         elif lay.kind == LAYER_NORMALIZATION:
@@ -565,7 +593,8 @@ cdef class Engine:
         "activation"), ``n_in``, ``n_out`` and, for Dense and activation layers,
         ``activation`` (code) and ``alpha``; Dense ``w_off``, ``b_off`` (-1 for no bias)
         and the penalty factors ``l1``, ``l2``, ``bias_l1``, ``bias_l2`` (default 0);
-        Dropout ``rate``; Normalization ``aux_off``.
+        Dropout ``rate`` and optionally ``seed`` (its own mask seed); Normalization
+        ``aux_off``.
     params : ndarray of shape (n_params,)
         Flat parameter vector (float32 or float64); updated in place by training.
     aux : ndarray
@@ -592,6 +621,8 @@ cdef class Engine:
     cdef readonly object params, grads, aux
     cdef readonly long long data_scans
     cdef object _opt_refs
+    cdef type _out_type          # infer's result type: ndarray or a subclass (set_output_type)
+    cdef cnp.dtype _out_descr
     cdef Workspace _ws0, _train_ws
     cdef list _pool
     # bound training data: the caller's x, y, sample weights; copies of labels and order
@@ -679,6 +710,16 @@ cdef class Engine:
         self._ws0.reserve(&self.net, 1, self.dtype)
         self._train_ws.reserve(&self.net, 1, self.dtype)
         self.data_scans = 0
+        self._out_type = np.ndarray
+        self._out_descr = cnp.PyArray_DescrFromType(cnp.NPY_FLOAT64 if self.is_f64
+                                                    else cnp.NPY_FLOAT32)
+
+    def set_output_type(self, cls):
+        """Make `infer` return instances of cls, an ndarray subclass without required
+        constructor arguments (fastnn's Tensor), allocated as such: no `.view` per call."""
+        if not (isinstance(cls, type) and issubclass(cls, np.ndarray)):
+            raise TypeError(f"Engine.set_output_type: {cls!r} is not an ndarray subclass")
+        self._out_type = cls
 
     # ------------------------------------------------------------------------- workspaces
     @property
@@ -987,7 +1028,8 @@ cdef class Engine:
         return 0
 
     def infer(self, x):
-        """The stack's output for x as a new array; the low-latency path behind model(x).
+        """The stack's output for x as a new array (of the type set by `set_output_type`,
+        ndarray by default); the low-latency path behind model(x).
 
         x must be a C-contiguous, aligned, native-endian 2-D float32 or float64 ndarray
         (any writeability); rows of the other float dtype are cast in the same pass that
@@ -1015,8 +1057,11 @@ cdef class Engine:
                              f"expects {self.net.n_in}")
         if dims[0] == 0:
             raise ValueError(f"x must be non-empty, got shape (0, {self.net.n_in})")
-        out = <cnp.ndarray>cnp.PyArray_EMPTY(2, dims, cnp.NPY_FLOAT64 if self.is_f64
-                                             else cnp.NPY_FLOAT32, 0)
+        # a new C-contiguous array of the output type (set_output_type); the call steals
+        # one reference to the descriptor
+        Py_INCREF(self._out_descr)
+        out = <cnp.ndarray>_new_array(<PyTypeObject*>self._out_type, self._out_descr, 2, dims,
+                                      NULL, NULL, 0, NULL)
         self._infer_into(cnp.PyArray_DATA(arr), b'd' if type_num == cnp.NPY_FLOAT64 else b'f',
                          dims[0], cnp.PyArray_DATA(out))
         return out
@@ -1130,6 +1175,14 @@ cdef int _read_layer(dict spec, Layer* lay, Py_ssize_t n_params, Py_ssize_t n_au
             and lay.pen.bias_l2 >= 0):
         raise ValueError("Engine: regularization factors must be >= 0")
     lay.rate = spec.get("rate", 0.0)
+    layer_seed = spec.get("seed")
+    lay.has_seed = layer_seed is not None
+    lay.seed = 0
+    if lay.has_seed:
+        if lay.kind != LAYER_DROPOUT or not isinstance(layer_seed, int) \
+                or not 0 <= layer_seed < 2 ** 64:
+            raise ValueError("Engine: a layer seed is a Dropout's int in [0, 2**64)")
+        lay.seed = layer_seed
     lay.w_off, lay.b_off = spec.get("w_off", 0), spec.get("b_off", -1)
     lay.aux_off = spec.get("aux_off", 0)
     if lay.kind == LAYER_DENSE and (

@@ -82,7 +82,15 @@ def activation_forward(z, activation, alpha, a_out):
 # ----------------------------------------------------------------------------- dense
 
 def matmul(a, b, trans_a, trans_b, c_out, method="auto", beta=0.0):
-    """c_out = op(a) @ op(b) + beta * c_out (every method is the same product here)."""
+    """c_out = op(a) @ op(b) + beta * c_out (every method is the same product here, and
+    "rows" is its defining sum, bit-exact: c = 0; c = c + a[:, p] * b[p] for p ascending,
+    a rounded product then a rounded sum, as the compiled kernel computes each element)."""
+    if method == "rows":
+        product = np.zeros((a.shape[0], b.shape[1]), dtype=c_out.dtype)
+        for p in range(a.shape[1]):
+            product = product + a[:, p:p + 1] * b[p]
+        c_out[...] = product
+        return
     product = np.matmul(a.T if trans_a else a, b.T if trans_b else b)
     if beta == 0:  # c_out is only written, as BLAS specifies for beta = 0
         c_out[...] = product
@@ -344,6 +352,10 @@ class Engine:
             _act_name(spec.get("activation", 0))
             if spec["kind"] != "dense" and spec["n_in"] != spec["n_out"]:
                 raise ValueError(f"Engine: a {spec['kind']} layer keeps its width")
+            seed = spec.get("seed")
+            if seed is not None and (spec["kind"] != "dropout" or not isinstance(seed, int)
+                                     or not 0 <= seed < 2 ** 64):
+                raise ValueError("Engine: a layer seed is a Dropout's int in [0, 2**64)")
         if loss not in _LOSS:
             raise ValueError(f"Engine: unknown loss code {loss}")
         for code in metrics:
@@ -359,6 +371,7 @@ class Engine:
         self.opt: Any = None   # set_optimizer's dict (None until then)
         self.max_rows = 0
         self.data_scans = 0
+        self._out_type = np.ndarray
         self._bound = self._order = None
         below = False
         for spec in self.layers:
@@ -435,7 +448,11 @@ class Engine:
             elif kind == "dropout":
                 rate = spec.get("rate", 0.0)
                 if training and rate > 0:
-                    mask = _dropout_mask(seed, step * len(self.layers) + index, prev.shape) >= rate
+                    if spec.get("seed") is not None:   # the layer's own seed, stream = step
+                        key, stream = spec["seed"], step
+                    else:
+                        key, stream = seed, step * len(self.layers) + index
+                    mask = _dropout_mask(key, stream, prev.shape) >= rate
                     a = np.where(mask, prev / prev.dtype.type(1 - rate), 0).astype(prev.dtype)
                 else:
                     mask, a = None, prev
@@ -589,7 +606,16 @@ class Engine:
             x = x.astype(self.dtype, copy=False)
         if not np.isfinite(x).all():
             raise ValueError("x contains NaN or infinity")
-        return self._forward(x, False, 0, 0)[-1][2].copy()
+        result = self._forward(x, False, 0, 0)[-1][2]
+        out = self._out_type(result.shape, result.dtype)   # a new array of that type
+        out[...] = result
+        return out
+
+    def set_output_type(self, cls):
+        """Make `infer` return instances of cls, an ndarray subclass."""
+        if not (isinstance(cls, type) and issubclass(cls, np.ndarray)):
+            raise TypeError(f"Engine.set_output_type: {cls!r} is not an ndarray subclass")
+        self._out_type = cls
 
     def evaluate(self, x, y, labels, sample_weight, stats):
         cache = self._forward(x, False, 0, 0)

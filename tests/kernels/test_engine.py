@@ -255,6 +255,34 @@ def test_dropout_masks_depend_on_seed_and_step_only(dtype, rng):
     assert not np.array_equal(results[1][0], results[2][0])       # the mask changed
 
 
+def test_layer_seed_replaces_the_fit_seed_in_both_twins(dtype, rng, tol):
+    """A Dropout spec with "seed": its masks ignore the fit's seed (and the layer's
+    position), the twins agree, and another layer seed gives other masks."""
+    case = Case("binary-logits", dtype, rng, n=16)   # Dropout(0.2) is the first layer
+    results = {}
+    for twin in TWINS:
+        for layer_seed, fit_seed in ((7, 1), (7, 99), (8, 1)):
+            case.specs[0]["seed"] = layer_seed
+            engine, params, _ = case.engine(twin, "sgd")
+            engine.train(case.x, case.y, None, None, np.arange(16, dtype=np.int64), 8, 0, 2,
+                         np.array([0.1, 0.1]), 3, fit_seed, case.stats())
+            results[twin, layer_seed, fit_seed] = params
+        del case.specs[0]["seed"]
+        np.testing.assert_array_equal(results[twin, 7, 1], results[twin, 7, 99])
+        assert not np.array_equal(results[twin, 7, 1], results[twin, 8, 1])
+    np.testing.assert_allclose(results[kernels.Engine, 7, 1], results[reference.Engine, 7, 1],
+                               **tol)
+    layers, params, aux = _simple()
+    for twin in TWINS:
+        for bad in (-1, 2 ** 64, 1.5, "1"):
+            with pytest.raises(ValueError, match="layer seed"):
+                twin([dict(layers[0], kind="dropout", n_out=layers[0]["n_in"], seed=bad)],
+                     params, aux, LOSSES["mse"], False, [], 0.5)
+        with pytest.raises(ValueError, match="layer seed"):  # only Dropout takes one
+            twin([dict(layers[0], seed=1), layers[1]], params, aux, LOSSES["mse"], False, [],
+                 0.5)
+
+
 @pytest.mark.parametrize("pair", [("sparse_softmax_xent", "softmax_xent"),
                                   ("sparse_cce", "cce"),
                                   ("sparse_softmax_xent", "cce")],
@@ -890,3 +918,23 @@ def test_twin_update_dispatch_raises_on_unknown_kinds():
         engine.opt.update(change)
         with pytest.raises(ValueError, match="unknown"):
             engine.train(*args)
+
+
+def test_infer_allocates_the_output_type(dtype, rng):
+    """set_output_type: infer returns that ndarray subclass directly (model(x) gives a
+    Tensor without a view per call); ndarray until set; other types are refused."""
+    from fastnn._tensor import Tensor
+    case = Case("regression", dtype, rng, n=6)
+    for twin in TWINS:
+        engine, _, _ = case.engine(twin)
+        plain = engine.infer(case.x)
+        assert type(plain) is np.ndarray
+        engine.set_output_type(Tensor)
+        got = engine.infer(case.x)
+        assert type(got) is Tensor and got.dtype == dtype and got.flags.c_contiguous
+        assert got.flags.writeable and got.flags.owndata
+        np.testing.assert_array_equal(got, plain)
+        for bad in (int, list, "ndarray"):
+            with pytest.raises(TypeError, match="ndarray subclass"):
+                engine.set_output_type(bad)
+        assert type(engine.infer(case.x.astype(np.float64))) is Tensor  # the cast path too

@@ -91,3 +91,40 @@ def test_tiled_matmul_rejects_other_beta():
     a, b = np.ones((4, 6), np.float32), np.ones((6, 9), np.float32)
     with pytest.raises(ValueError, match="beta 0 or 1"):
         kernels.matmul(a, b, False, False, np.zeros((4, 9), np.float32), "tiled", 0.5)
+
+
+# The row-exact inference kernel: every tile shape (4-row blocks and single rows; 2, 1
+# or 8/4 wide-vector strips, 16-byte vectors, scalars) and overlapping last strips.
+ROWS_MN = [(m, n) for m in (1, 2, 3, 4, 5, 7, 8, 13) for n in
+           (1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 32, 33, 47, 64, 97, 128, 131, 257)]
+
+
+@pytest.mark.parametrize("m, n", ROWS_MN)
+@pytest.mark.parametrize("k", [1, 5, 64])
+def test_rows_matmul_is_its_defining_sum_bit_for_bit(dtype, m, n, k):
+    rng = np.random.default_rng([m, n, k])
+    a, b = operands(rng, False, False, m, n, k, dtype)
+    got, want = np.full((m, n), np.nan, dtype), np.empty((m, n), dtype)
+    kernels.matmul(a, b, False, False, got, "rows")
+    reference.matmul(a, b, False, False, want, "rows")
+    np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("n", [1, 3, 10, 17, 37, 256])
+def test_rows_matmul_row_does_not_depend_on_the_other_rows(dtype, n):
+    rng = np.random.default_rng(n)
+    a, b = operands(rng, False, False, 70, n, 61, dtype)
+    full = np.empty((70, n), dtype)
+    kernels.matmul(a, b, False, False, full, "rows")
+    for start, stop in [(i, i + 1) for i in range(70)] + [(3, 5), (1, 70), (5, 64)]:
+        part = np.empty((stop - start, n), dtype)
+        kernels.matmul(a[start:stop], b, False, False, part, "rows")
+        np.testing.assert_array_equal(part, full[start:stop])
+
+
+@pytest.mark.parametrize("trans_a, trans_b, beta", [(True, False, 0.0), (False, True, 0.0),
+                                                    (False, False, 1.0)])
+def test_rows_matmul_rejects_transposes_and_beta(trans_a, trans_b, beta):
+    a = np.ones((6, 6), np.float32)
+    with pytest.raises(ValueError, match="row-exact"):
+        kernels.matmul(a, a, trans_a, trans_b, np.zeros((6, 6), np.float32), "rows", beta)

@@ -1,0 +1,171 @@
+/* Row-exact GEMM for inference: row-major C[m, n] = A[m, k] B[k, n], all contiguous.
+ *
+ * Guarantee (why model.predict(X)[i] == model.predict(X[i:i+1]) bit for bit):
+ * every element of C is the value of the one C expression
+ *
+ *     c = 0;  for (p = 0; p < k; p++)  c = c + a[i][p] * b[p][j];
+ *
+ * a rounded product then a rounded sum, p ascending, whatever m is, wherever the row or
+ * the column sits, and whichever tile below computes it.  That holds by construction:
+ *   - each tile (4 rows x 2 vectors, 1 row x 1-8 vectors, narrower vectors, scalars) only
+ *     chooses WHICH elements are computed side by side, never the order or the grouping
+ *     of the terms of one element: one accumulator per element, p ascending, from 0;
+ *   - a vector lane performs the IEEE operation of its scalar counterpart (GCC/Clang
+ *     vector extensions are elementwise), and the last column strip, shifted back to
+ *     overlap the previous one instead of padding, recomputes the shared columns to the
+ *     same values;
+ *   - the build passes -ffp-contract=off (setup.py), so no compiler may fuse a*b + c into
+ *     an FMA in one tile and not in another, nor in the AVX-512 body and not the baseline, and
+ *     without -ffast-math it may not reassociate; FLT_EVAL_METHOD 0 is required below, so
+ *     scalar code carries no excess precision (x87) that vector lanes would lack.
+ * BLAS promises no summation order, and OpenBLAS's varies with the row count: its x86_64
+ * builds send an NN product with M*N*K <= 100^3 to the "small matrix" kernels
+ * (interface/gemm.c, kernel/x86_64/sgemm_small_kernel_permit_skylakex.c) and larger ones
+ * to the packed micro-kernels, whose remainder rows and columns take other edge kernels
+ * (arm64/power/riscv builds also hand one-row products to gemv).  Measured: 41 of 70 rows
+ * of a 70x61 @ 61x37 sgemm differed in the last bits from the same rows multiplied alone.
+ * Padding every call up to the packed path would cost 100^3 / (n k) rows of work for one
+ * row (625x for a 64-25 layer) and would still rest on one BLAS's internals.  Here the
+ * result depends only on the row itself and the caller's floating-point mode (rounding,
+ * FTZ/DAZ).
+ *
+ * Speed (this project's AVX-512 machine, 1 thread, float32 1024-row blocks): 45-77
+ * GFLOP/s against OpenBLAS's 60-104; 20-36 with the 16-byte baseline body.  Measured on
+ * whole models against the BLAS build, interleaved: one-row model(x) equal or faster
+ * (64-25-15-10: 0.74 -> 0.56 us); 10,000-row predict 5-8% slower for 64-25-15-10 and
+ * 25-30% slower for 64-256-256-10 and 784-256-256-10 (e.g. 19 -> 25 ms in float32), the
+ * price of the guarantee while BLAS runs single-threaded.
+ */
+#ifndef FNN_GEMM_ROWS_H
+#define FNN_GEMM_ROWS_H
+
+#include <float.h>
+#include <string.h>
+#include "fnn_common.h"
+
+#if defined(__FLT_EVAL_METHOD__) && __FLT_EVAL_METHOD__ != 0
+#error "fnn_gemm_rows.h needs FLT_EVAL_METHOD == 0 (no excess precision in scalar code)"
+#endif
+
+/* R rows from i0, NV vectors of L lanes from column c0: one accumulator per element. */
+#define FNN_ROWS_TILE(T, VT, L, R, NV)                                                  \
+    do {                                                                                \
+        VT acc[R][NV];                                                                  \
+        for (int r = 0; r < (R); r++)                                                   \
+            for (int v = 0; v < (NV); v++) acc[r][v] = (VT){0};                         \
+        for (ptrdiff_t p = 0; p < k; p++) {                                             \
+            VT bv[NV];                                                                  \
+            for (int v = 0; v < (NV); v++)                                              \
+                memcpy(&bv[v], b + p * n + c0 + v * (L), sizeof(VT));                   \
+            for (int r = 0; r < (R); r++) {                                             \
+                T av = a[(i0 + r) * k + p];                                             \
+                for (int v = 0; v < (NV); v++) acc[r][v] = acc[r][v] + av * bv[v];      \
+            }                                                                           \
+        }                                                                               \
+        for (int r = 0; r < (R); r++)                                                   \
+            for (int v = 0; v < (NV); v++)                                              \
+                memcpy(c + (i0 + r) * n + c0 + v * (L), &acc[r][v], sizeof(VT));        \
+    } while (0)
+
+/* Rows [i_from, i_to) in steps of R, in column strips of NV * L (needs n >= NV * L); the
+ * last strip is shifted back to end at column n. */
+#define FNN_ROWS_PASS(T, VT, L, R, NV, i_from, i_to)                                    \
+    for (ptrdiff_t t = 0; t * (NV) * (L) < n; t++) {                                    \
+        ptrdiff_t c0 = (t + 1) * (NV) * (L) <= n ? t * (NV) * (L) : n - (NV) * (L);     \
+        for (ptrdiff_t i0 = (i_from); i0 < (i_to); i0 += (R))                           \
+            FNN_ROWS_TILE(T, VT, L, R, NV);                                             \
+    }
+
+/* Rows [i_from, i_to) of narrow outputs (n < 4 lanes of 16 bytes): plain scalars. */
+#define FNN_ROWS_SCALAR(T, i_from, i_to)                                                \
+    for (ptrdiff_t i = (i_from); i < (i_to); i++)                                       \
+        for (ptrdiff_t j = 0; j < n; j++) {                                             \
+            T s = 0;                                                                    \
+            for (ptrdiff_t p = 0; p < k; p++) s = s + a[i * k + p] * b[p * n + j];      \
+            c[i * n + j] = s;                                                           \
+        }
+
+/* The body for one instruction set: W, H and Q are the wide, half and quarter vector types
+ * (all 16 bytes below AVX-512).  Rows in blocks of 4 (B's vectors reused 4 times), then
+ * single rows with as many vectors side by side as fit (independent sums). */
+#define FNN_GEMM_ROWS_BODY(T, W, H, Q)                                                  \
+    {                                                                                   \
+        const ptrdiff_t L = sizeof(W) / sizeof(T), LH = sizeof(H) / sizeof(T);          \
+        const ptrdiff_t LQ = sizeof(Q) / sizeof(T), m4 = m - m % 4;                     \
+        if (n >= 2 * L) {                                                               \
+            FNN_ROWS_PASS(T, W, L, 4, 2, 0, m4)                                         \
+        } else if (n >= L) {                                                            \
+            FNN_ROWS_PASS(T, W, L, 4, 1, 0, m4)                                         \
+        } else if (n >= LH) {                                                           \
+            FNN_ROWS_PASS(T, H, LH, 4, 1, 0, m4)                                        \
+        } else if (n >= LQ) {                                                           \
+            FNN_ROWS_PASS(T, Q, LQ, 4, 1, 0, m4)                                        \
+        } else {                                                                        \
+            FNN_ROWS_SCALAR(T, 0, m4)                                                   \
+        }                                                                               \
+        if (n >= 8 * L) {                                                               \
+            FNN_ROWS_PASS(T, W, L, 1, 8, m4, m)                                         \
+        } else if (n >= 4 * L) {                                                        \
+            FNN_ROWS_PASS(T, W, L, 1, 4, m4, m)                                         \
+        } else if (n >= 2 * L) {                                                        \
+            FNN_ROWS_PASS(T, W, L, 1, 2, m4, m)                                         \
+        } else if (n >= L) {                                                            \
+            FNN_ROWS_PASS(T, W, L, 1, 1, m4, m)                                         \
+        } else if (n >= LH) {                                                           \
+            FNN_ROWS_PASS(T, H, LH, 1, 1, m4, m)                                        \
+        } else if (n >= LQ) {                                                           \
+            FNN_ROWS_PASS(T, Q, LQ, 1, 1, m4, m)                                        \
+        } else {                                                                        \
+            FNN_ROWS_SCALAR(T, m4, m)                                                   \
+        }                                                                               \
+    }
+
+#define FNN_GEMM_ROWS_ARGS(T)                                                           \
+    (ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const T *FNN_RESTRICT a,                    \
+     const T *FNN_RESTRICT b, T *FNN_RESTRICT c)
+
+/* Which body runs is chosen at run time, by hand rather than with FNN_CLONES, because the
+ * vector width must follow the instruction set: 64-byte vectors are native with AVX-512
+ * (45-75 GFLOP/s here), but GCC keeps them, and even 32-byte ones, on the stack in AVX2
+ * code (2-15 GFLOP/s measured) and in baseline SSE2 code (2 GFLOP/s), where 16-byte
+ * vectors run at 25-35 GFLOP/s.  The choice cannot change a value (see the guarantee). */
+#if defined(__x86_64__) && defined(__linux__) && defined(__GNUC__) && !defined(__clang__) \
+    && __GNUC__ >= 8 && !defined(FNN_NO_CLONES)
+#define FNN_ROWS_AVX512 1
+#else
+#define FNN_ROWS_AVX512 0
+#endif
+
+#define FNN_DEFINE_GEMM_ROWS(T, SUF)                                                    \
+    typedef T fnn_rows_##SUF##_64 __attribute__((vector_size(64), aligned(sizeof(T)))); \
+    typedef T fnn_rows_##SUF##_32 __attribute__((vector_size(32), aligned(sizeof(T)))); \
+    typedef T fnn_rows_##SUF##_16 __attribute__((vector_size(16), aligned(sizeof(T)))); \
+    static FNN_MAYBE_UNUSED void fnn_gemm_rows_##SUF##_base FNN_GEMM_ROWS_ARGS(T)        \
+        FNN_GEMM_ROWS_BODY(T, fnn_rows_##SUF##_16, fnn_rows_##SUF##_16,                 \
+                           fnn_rows_##SUF##_16)                                         \
+    FNN_GEMM_ROWS_WIDE(T, SUF)                                                          \
+    static FNN_MAYBE_UNUSED void fnn_gemm_rows_##SUF FNN_GEMM_ROWS_ARGS(T) {            \
+        FNN_GEMM_ROWS_DISPATCH(SUF)                                                     \
+        fnn_gemm_rows_##SUF##_base(m, n, k, a, b, c);                                   \
+    }
+
+#if FNN_ROWS_AVX512
+#define FNN_GEMM_ROWS_WIDE(T, SUF)                                                      \
+    __attribute__((target("avx512f"))) static FNN_MAYBE_UNUSED void                     \
+    fnn_gemm_rows_##SUF##_avx512 FNN_GEMM_ROWS_ARGS(T)                                  \
+        FNN_GEMM_ROWS_BODY(T, fnn_rows_##SUF##_64, fnn_rows_##SUF##_32,                 \
+                           fnn_rows_##SUF##_16)
+#define FNN_GEMM_ROWS_DISPATCH(SUF)                                                     \
+    if (__builtin_cpu_supports("avx512f")) {                                            \
+        fnn_gemm_rows_##SUF##_avx512(m, n, k, a, b, c);                                 \
+        return;                                                                         \
+    }
+#else
+#define FNN_GEMM_ROWS_WIDE(T, SUF)
+#define FNN_GEMM_ROWS_DISPATCH(SUF)
+#endif
+
+FNN_DEFINE_GEMM_ROWS(float, f32)
+FNN_DEFINE_GEMM_ROWS(double, f64)
+
+#endif /* FNN_GEMM_ROWS_H */
