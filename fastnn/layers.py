@@ -7,6 +7,7 @@ views into them.  Called on its own, a layer builds private buffers instead.
 Because the buffers belong to one model, a layer belongs to at most one model.
 """
 import itertools
+import math
 import re
 import weakref
 
@@ -32,13 +33,25 @@ def _snake_case(name):
 
 
 def _check_shape(shape, name):
-    """A declared input shape (excluding the batch axis) as a feature count."""
+    """A declared input shape (excluding the batch axis) as a tuple of ints >= 1:
+    ``(n_features,)``, ``(steps, channels)`` or ``(height, width, channels)``."""
     if isinstance(shape, (int, np.integer)) and not isinstance(shape, bool):
         shape = (int(shape),)
-    if not isinstance(shape, (tuple, list)) or len(shape) != 1:
-        raise ValueError(f"{name} must be a tuple (n_features,) for dense models, "
-                         f"got {shape!r}")
-    return _validation.check_int(shape[0], name, 1)
+    if not isinstance(shape, (tuple, list)) or len(shape) == 0 or None in shape:
+        raise ValueError(f"{name} must be a tuple of sizes such as (n_features,) or "
+                         f"(height, width, channels), got {shape!r}")
+    return tuple(_validation.check_int(s, name, 1) for s in shape)
+
+
+def _flat_width(shape):
+    return math.prod(shape)
+
+
+def _require_flat(layer, input_shape, what="flat inputs (n_features,)"):
+    """Layers that work per feature take rank-1 inputs; others need a Flatten first."""
+    if len(input_shape) != 1:
+        raise ValueError(f"layer {layer.name!r} ({type(layer).__name__}) takes {what}, got "
+                         f"input shape {tuple(input_shape)}; add a Flatten() layer before it")
 
 
 class KerasTensor:
@@ -63,7 +76,9 @@ class Layer:
         Unique per process when omitted: the snake-cased class name, then ``_1``,
         ``_2``... (Keras's rule).
     input_shape : tuple, optional
-        ``(n_features,)``: declares the model's input when this is its first layer.
+        The input shape without the batch axis (``(n_features,)``, ``(steps, channels)``
+        or ``(height, width, channels)``): declares the model's input when this is its
+        first layer.
     """
 
     def __init__(self, name=None, *, input_shape=None):
@@ -72,7 +87,8 @@ class Layer:
         self.input_shape_arg = (None if input_shape is None
                                 else _check_shape(input_shape, "input_shape"))
         self.name = name or unique_name(_snake_case(type(self).__name__))
-        self.n_in = None
+        self.n_in = None         # flat input width (the engine's view); None: not built
+        self._in_shape = None    # input shape without the batch axis
         self._owner = None   # weakref to the model whose buffers this layer views
 
     @property
@@ -84,31 +100,43 @@ class Layer:
         from_logits warnings; None when the layer does not apply one."""
         return None
 
-    def _declared_width(self):
-        """The input width this layer declares (input_shape / input_dim), or None."""
+    def _declared_shape(self):
+        """The input shape this layer declares (input_shape / input_dim), or None."""
         return self.input_shape_arg
 
-    # --- sizes ----------------------------------------------------------------------------
-    def output_width(self, n_in):
-        return n_in
+    # --- shapes and sizes -----------------------------------------------------------------
+    def compute_output_shape(self, input_shape):
+        """The output shape (without the batch axis) for `input_shape` (Keras's name).
+        Raises ValueError when the layer cannot take that shape."""
+        return tuple(input_shape)
 
-    def param_count(self, n_in):
-        """Trainable parameters for an input of width n_in."""
+    def output_width(self, n_in):
+        """Flat output width for a flat input of width n_in (rank-1 inputs only)."""
+        return _flat_width(self.compute_output_shape((n_in,)))
+
+    def param_count(self, input_shape):
+        """Trainable parameters for an input of shape `input_shape`."""
         return 0
 
-    def stat_count(self, n_in):
+    def stat_count(self, input_shape):
         """Non-trainable statistics held in the model's auxiliary buffer."""
         return 0
 
     # --- binding to the model's buffers -------------------------------------------------------
-    def _bind(self, n_in, params, offset, aux, aux_offset):
+    def _bind(self, input_shape, params, offset, aux, aux_offset):
         """Take views of the model's buffers and put the layer's values in them (its
-        current ones if it was built for this width, else fresh ones).  Returns the
+        current ones if it was built for this shape, else fresh ones).  Returns the
         offsets after this layer."""
-        self.n_in = n_in
+        self._set_input_shape(input_shape)
         return offset, aux_offset
 
+    def _set_input_shape(self, input_shape):
+        self._in_shape = tuple(input_shape)
+        self.n_in = _flat_width(input_shape)
+
     def _spec(self, offset, aux_offset):
+        """The engine's description of this layer (a dict), or None for a layer that is
+        the identity on the flat row buffer (Flatten, Reshape) and is absorbed."""
         raise NotImplementedError(f"{type(self).__name__} has no engine spec")
 
     # --- weights (Keras's layer API) --------------------------------------------------------
@@ -188,19 +216,19 @@ class Layer:
 
     @property
     def input(self):
-        """``.shape`` is ``(None, n_in)`` once the layer is built."""
+        """``.shape`` is ``(None, *input_shape)`` once the layer is built."""
         if not self.built:
             raise AttributeError(f"Layer {self.name!r} has never been called and thus has "
                                  "no defined input.")
-        return KerasTensor((None, self.n_in), self._dtype_name(), f"{self.name}_input")
+        return KerasTensor((None, *self._in_shape), self._dtype_name(), f"{self.name}_input")
 
     @property
     def output(self):
         if not self.built:
             raise AttributeError(f"Layer {self.name!r} has never been called and thus has "
                                  "no defined output.")
-        return KerasTensor((None, self.output_width(self.n_in)), self._dtype_name(),
-                           f"{self.name}_output")
+        return KerasTensor((None, *self.compute_output_shape(self._in_shape)),
+                           self._dtype_name(), f"{self.name}_output")
 
     def get_config(self):
         return {"name": self.name}
@@ -210,21 +238,23 @@ class Layer:
         return cls(**config)
 
     def __call__(self, x):
-        """Apply the layer on its own (inference mode) to x of shape (n, n_in); returns
-        a Tensor (an ndarray with ``.numpy()``)."""
+        """Apply the layer on its own (inference mode) to x of shape (n, *input_shape);
+        returns a Tensor (an ndarray with ``.numpy()``) of shape (n, *output_shape)."""
         dtype = self._dtype() if self.built else np.float32
-        x = _validation.as_features(x, "x", dtype, self.n_in)
+        x = _validation.as_inputs(x, "x", dtype, self._in_shape)
         if not self.built:
-            self._build_standalone(x.shape[1], x.dtype)
-        return _wrap(self._call(x))
+            self._build_standalone(x.shape[1:], x.dtype)
+        out = self._call(x.reshape(x.shape[0], -1))
+        return _wrap(out.reshape(x.shape[0], *self.compute_output_shape(self._in_shape)))
 
     def _dtype(self):
         return np.float32
 
-    def _build_standalone(self, n_in, dtype):
-        params = np.zeros(self.param_count(n_in), dtype)
-        aux = np.zeros(self.stat_count(n_in), dtype)
-        self._bind(n_in, params, 0, aux, 0)
+    def _build_standalone(self, input_shape, dtype):
+        self.compute_output_shape(input_shape)   # raises on a shape the layer cannot take
+        params = np.zeros(self.param_count(input_shape), dtype)
+        aux = np.zeros(self.stat_count(input_shape), dtype)
+        self._bind(input_shape, params, 0, aux, 0)
 
     def _claim(self, model):
         """Record `model` as this layer's owner; ValueError if another model holds it."""
@@ -277,8 +307,8 @@ class InputLayer(Layer):
             raise ValueError("InputLayer: optional inputs are not supported by fastnn")
         super().__init__(name=name, input_shape=shape)
         self.input_dtype = None if dtype is None else _validation.check_dtype(dtype).name
-        self.shape = (None, self.input_shape_arg)
-        self.n_in = self.input_shape_arg
+        self.shape = (None, *self.input_shape_arg)
+        self._set_input_shape(self.input_shape_arg)
 
     @property
     def output(self):
@@ -291,7 +321,7 @@ class InputLayer(Layer):
         return x.copy()
 
     def get_config(self):
-        return {"name": self.name, "shape": (self.input_shape_arg,), "dtype": self.input_dtype}
+        return {"name": self.name, "shape": self.input_shape_arg, "dtype": self.input_dtype}
 
 
 def Input(shape=None, batch_size=None, dtype=None, sparse=None, ragged=None, batch_shape=None,
@@ -337,7 +367,7 @@ class Dense(Layer):
                  input_dim=None, input_shape=None, name=None):
         if input_dim is not None:
             input_dim = _validation.check_int(input_dim, "input_dim", 1)
-            if input_shape is not None and _check_shape(input_shape, "input_shape") != input_dim:
+            if input_shape is not None and _check_shape(input_shape, "input_shape") != (input_dim,):
                 raise ValueError("input_dim and input_shape disagree")
             input_shape = (input_dim,)
         super().__init__(name=name, input_shape=input_shape)
@@ -354,19 +384,21 @@ class Dense(Layer):
         self.kernel = None
         self.bias = None
 
-    def output_width(self, n_in):
-        return self.units
+    def compute_output_shape(self, input_shape):
+        _require_flat(self, input_shape)
+        return (self.units,)
 
     def _output_activation(self):
         return self.activation
 
-    def param_count(self, n_in):
-        return n_in * self.units + (self.units if self.use_bias else 0)
+    def param_count(self, input_shape):
+        return _flat_width(input_shape) * self.units + (self.units if self.use_bias else 0)
 
     def _dtype(self):
         return self.kernel.dtype
 
-    def _bind(self, n_in, params, offset, aux, aux_offset):
+    def _bind(self, input_shape, params, offset, aux, aux_offset):
+        n_in = _flat_width(input_shape)
         old = self._weight_list() if self.built and self.n_in == n_in else None
         size = n_in * self.units
         kernel = params[offset:offset + size].reshape(n_in, self.units)
@@ -380,8 +412,8 @@ class Dense(Layer):
             if bias is not None:
                 bias[...] = self.bias_initializer((self.units,), params.dtype)
         self.kernel, self.bias = kernel, bias
-        self.n_in = n_in
-        return offset + self.param_count(n_in), aux_offset
+        self._set_input_shape(input_shape)
+        return offset + self.param_count(input_shape), aux_offset
 
     def _spec(self, offset, aux_offset):
         return {"kind": "dense", "n_in": self.n_in, "n_out": self.units,
@@ -521,8 +553,12 @@ class Normalization(Layer):
         _validation._check_finite(arr, name)
         return np.atleast_1d(arr)
 
-    def stat_count(self, n_in):
-        return 2 * n_in
+    def compute_output_shape(self, input_shape):
+        _require_flat(self, input_shape)
+        return tuple(input_shape)
+
+    def stat_count(self, input_shape):
+        return 2 * _flat_width(input_shape)
 
     def adapt(self, data):
         """Learn the mean and population variance from data of shape (n, n_features)
@@ -530,7 +566,7 @@ class Normalization(Layer):
         x = _validation.as_features(data, "data", np.float64, self.n_in)
         if not self.built:   # Keras: an adapted layer is built
             self._stats = None
-            self._build_standalone(x.shape[1], np.float32)
+            self._build_standalone(x.shape[1:], np.float32)
         if self.axis is None:
             self._set_stats(np.array([x.mean()]), np.array([x.var()]))
         else:
@@ -552,11 +588,12 @@ class Normalization(Layer):
         self.variance = variance.astype(self.mean.dtype)
         self._std[...] = np.maximum(np.sqrt(self.variance), self.variance.dtype.type(self._EPSILON))
 
-    def _bind(self, n_in, params, offset, aux, aux_offset):
+    def _bind(self, input_shape, params, offset, aux, aux_offset):
+        n_in = _flat_width(input_shape)
         if self._stats is not None and self._stats[0].shape[0] not in (1, n_in):
             raise ValueError(f"Normalization has statistics for {self._stats[0].shape[0]} "
                              f"features but receives {n_in}")
-        self.n_in = n_in
+        self._set_input_shape(input_shape)
         self.mean = aux[aux_offset:aux_offset + n_in]
         self._std = aux[aux_offset + n_in:aux_offset + 2 * n_in]
         if self._stats is None:  # identity until adapted
@@ -604,8 +641,13 @@ class _ActivationLayer(Layer):
         self._slope = negative_slope
         self._compute_dtype = np.float32
 
-    def _bind(self, n_in, params, offset, aux, aux_offset):
-        self.n_in = n_in
+    def compute_output_shape(self, input_shape):
+        if self.activation is activations.softmax:   # the engine's softmax spans the row
+            _require_flat(self, input_shape)
+        return tuple(input_shape)
+
+    def _bind(self, input_shape, params, offset, aux, aux_offset):
+        self._set_input_shape(input_shape)
         self._compute_dtype = params.dtype
         return offset, aux_offset
 
@@ -725,6 +767,94 @@ class Softmax(_ActivationLayer):
         return cls(**config)
 
 
-LAYERS = {"Dense": Dense, "Dropout": Dropout, "Normalization": Normalization,
+# ----------------------------------------------------------------------------- shape layers
+# Rows are kept flat and C-ordered (channels last, row-major, as Keras), so Flatten and
+# Reshape change only the shape the model reports: they have no engine spec and cost
+# nothing.
+
+class _ShapeLayer(Layer):
+    def _bind(self, input_shape, params, offset, aux, aux_offset):
+        self.compute_output_shape(input_shape)
+        self._set_input_shape(input_shape)
+        self._compute_dtype = params.dtype
+        return offset, aux_offset
+
+    def _dtype(self):
+        return getattr(self, "_compute_dtype", np.float32)
+
+    def _spec(self, offset, aux_offset):
+        return None
+
+    def _call(self, x):
+        return x.copy()
+
+
+class Flatten(_ShapeLayer):
+    """Flattens each sample to one axis, in channels-last row-major order (as Keras).
+
+    Parameters
+    ----------
+    data_format : None or "channels_last"
+        Only channels-last data (Keras's default) is supported.
+    """
+
+    def __init__(self, data_format=None, *, name=None, input_shape=None):
+        if data_format not in (None, "channels_last"):
+            raise ValueError(f"Flatten: data_format must be None or 'channels_last', got "
+                             f"{data_format!r}")
+        super().__init__(name, input_shape=input_shape)
+        self.data_format = data_format
+
+    def compute_output_shape(self, input_shape):
+        return (_flat_width(input_shape),)
+
+    def get_config(self):
+        return {"name": self.name, "data_format": self.data_format}
+
+
+class Reshape(_ShapeLayer):
+    """Reshapes each sample to `target_shape` (C order); one entry may be -1.
+
+    Parameters
+    ----------
+    target_shape : tuple of int
+        The output shape without the batch axis, e.g. ``(8, 8, 1)``.
+    """
+
+    def __init__(self, target_shape, *, name=None, input_shape=None):
+        super().__init__(name, input_shape=input_shape)
+        if isinstance(target_shape, (int, np.integer)) and not isinstance(target_shape, bool):
+            target_shape = (target_shape,)
+        if not isinstance(target_shape, (tuple, list)) or not target_shape:
+            raise ValueError(f"target_shape must be a tuple of ints, got {target_shape!r}")
+        shape = tuple(_validation.check_int(s, "target_shape", -1) for s in target_shape)
+        if 0 in shape or shape.count(-1) > 1:
+            raise ValueError(f"target_shape entries must be >= 1, with at most one -1, got "
+                             f"{target_shape!r}")
+        self.target_shape = shape
+
+    def compute_output_shape(self, input_shape):
+        size, known = _flat_width(input_shape), -_flat_width(self.target_shape)
+        if -1 in self.target_shape:
+            if size % known:
+                raise ValueError(f"Reshape: cannot reshape input shape {tuple(input_shape)} "
+                                 f"to {self.target_shape}")
+            return tuple(size // known if s == -1 else s for s in self.target_shape)
+        if size != -known:
+            raise ValueError(f"Reshape: input shape {tuple(input_shape)} has {size} values, "
+                             f"target_shape {self.target_shape} has {-known}")
+        return self.target_shape
+
+    def get_config(self):
+        return {"name": self.name, "target_shape": self.target_shape}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["target_shape"] = tuple(config["target_shape"])
+        return cls(**config)
+
+
+LAYERS = {"Flatten": Flatten, "Reshape": Reshape, "Dense": Dense, "Dropout": Dropout, "Normalization": Normalization,
           "InputLayer": InputLayer, "Activation": Activation, "ReLU": ReLU,
           "LeakyReLU": LeakyReLU, "Softmax": Softmax}

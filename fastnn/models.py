@@ -30,7 +30,7 @@ from fastnn._tensor import Tensor as _Tensor
 from fastnn._tensor import wrap as _wrap
 from fastnn.activations import linear as _linear
 from fastnn.activations import serialize as _activation_name
-from fastnn.layers import InputLayer, KerasTensor, Layer, unique_name
+from fastnn.layers import InputLayer, KerasTensor, Layer, _check_shape, unique_name
 
 #: Target duration of one engine call during fit (seconds of compiled work).
 _CHUNK_SECONDS = 0.1
@@ -78,7 +78,9 @@ class Sequential:
         self.name = name or unique_name("sequential")
         self._layers = []
         self._input_layer = None
-        self._n_in = None
+        self._n_in = None           # flat input width (what the engine sees)
+        self._input_shape = None    # input shape without the batch axis
+        self._out_shape = None
         self._params = self._aux = None
         self._offsets = []
         self.optimizer = self.loss = None
@@ -121,27 +123,27 @@ class Sequential:
             self._input_layer = layer
             layer._set_owner(self)
             return
-        width = self._n_in
+        shape = self._input_shape
         if not self._layers:
-            # the first layer: the input width comes from Input, or from the layer's own
+            # the first layer: the input shape comes from Input, or from the layer's own
             # input_shape / input_dim (both given: they must agree)
-            declared, width = layer._declared_width(), self._input_width()
-            if None not in (declared, width) and declared != width:
-                raise ValueError(f"layer {layer.name!r} declares {declared} input features, "
-                                 f"but the model's Input has {width}")
-            width = declared if width is None else width
+            declared, shape = layer._declared_shape(), self._declared_input_shape()
+            if None not in (declared, shape) and declared != shape:
+                raise ValueError(f"layer {layer.name!r} declares input shape {declared}, "
+                                 f"but the model's Input has {shape}")
+            shape = declared if shape is None else shape
         self._layers.append(layer)
-        if width is not None:
+        if shape is not None:
             try:
-                self._build(width)
+                self._build(shape)
             except ValueError:   # e.g. an adapted Normalization of another width
                 self._layers.pop()
                 if self._layers:
-                    self._build(self._n_in)
+                    self._build(self._input_shape)
                 raise
         layer._set_owner(self)
 
-    def _input_width(self):
+    def _declared_input_shape(self):
         if self._input_layer is not None:
             return self._input_layer.input_shape_arg
         return None
@@ -155,50 +157,62 @@ class Sequential:
         layer = self._layers.pop()
         layer._set_owner(None)
         if self._layers and self.built:
-            self._build(self._n_in)
+            self._build(self._input_shape)
         elif not self._layers:
-            self._n_in = None
+            self._n_in = self._input_shape = None
             self._params = self._aux = None
             self._offsets = []
             self._train_engine = self._infer_engine = None
-            width = self._input_width()
-            if width is not None:
-                self._n_in = width
+            shape = self._declared_input_shape()
+            if shape is not None:
+                self._input_shape, self._n_in = shape, math.prod(shape)
 
     def build(self, input_shape=None):
-        """Create the weights for inputs of shape ``(None, n)`` / ``(n,)`` (or int n);
+        """Create the weights for inputs of shape ``input_shape``: Keras's batch shape
+        ``(None, *shape)`` (any batch size in place of None), a bare ``(n,)`` or an int n;
         None uses the declared input shape."""
         if input_shape is None:
-            input_shape = self._input_width() or (self._layers[0]._declared_width()
-                                                  if self._layers else None)
+            input_shape = self._declared_input_shape() or (
+                self._layers[0]._declared_shape() if self._layers else None)
             if input_shape is None:
                 raise ValueError("build: no input_shape given and none declared")
-        n_in = input_shape[-1] if isinstance(input_shape, (tuple, list)) else input_shape
-        n_in = _validation.check_int(n_in, "input_shape", 1)
+        elif isinstance(input_shape, (tuple, list)) and len(input_shape) >= 2:
+            input_shape = tuple(input_shape)[1:]    # drop the batch axis
+        input_shape = _check_shape(input_shape, "input_shape")
         if not self._layers:
             raise ValueError("the model has no layers; add some before building")
-        self._build(n_in)
+        self._build(input_shape)
 
-    def _build(self, n_in):
-        widths, width = [], n_in
+    def _layer_shapes(self, input_shape):
+        """Each layer's input shape, then the model's output shape; ValueError when a
+        layer cannot take the shape it would receive."""
+        shapes = [tuple(input_shape)]
         for layer in self._layers:
-            widths.append(width)
-            width = layer.output_width(width)
-        n_params = sum(layer.param_count(w) for layer, w in zip(self._layers, widths, strict=True))
-        n_stats = sum(layer.stat_count(w) for layer, w in zip(self._layers, widths, strict=True))
+            shapes.append(tuple(layer.compute_output_shape(shapes[-1])))
+        return shapes
+
+    def _build(self, input_shape):
+        if not isinstance(input_shape, tuple):
+            input_shape = (input_shape,)
+        all_shapes = self._layer_shapes(input_shape)
+        shapes = all_shapes[:-1]
+        n_params = sum(layer.param_count(s) for layer, s in zip(self._layers, shapes, strict=True))
+        n_stats = sum(layer.stat_count(s) for layer, s in zip(self._layers, shapes, strict=True))
         params, aux = np.zeros(n_params, self.dtype), np.zeros(n_stats, self.dtype)
         offsets, offset, aux_offset = [], 0, 0
-        for layer, w in zip(self._layers, widths, strict=True):
+        for layer, s in zip(self._layers, shapes, strict=True):
             offsets.append((offset, aux_offset))
-            offset, aux_offset = layer._bind(w, params, offset, aux, aux_offset)
-        self._params, self._aux, self._offsets, self._n_in = params, aux, offsets, n_in
+            offset, aux_offset = layer._bind(s, params, offset, aux, aux_offset)
+        self._params, self._aux, self._offsets = params, aux, offsets
+        self._input_shape, self._n_in = input_shape, math.prod(input_shape)
+        self._out_shape = all_shapes[-1]
         self._train_engine = self._infer_engine = None
 
-    def _output_width(self, n_in):
-        width = n_in
-        for layer in self._layers:
-            width = layer.output_width(width)
-        return width
+    def _output_shape(self):
+        return self._out_shape
+
+    def _output_width(self, n_in=None):
+        return math.prod(self._output_shape())
 
     def _require_layers(self):
         if not self._layers:
@@ -243,13 +257,13 @@ class Sequential:
     def input_shape(self):
         if not self.built:
             raise self._shape_error("input_shape")
-        return (None, self._n_in)
+        return (None, *self._input_shape)
 
     @property
     def output_shape(self):
         if not self.built or not self._layers:
             raise self._shape_error("output_shape")
-        return (None, self._output_width(self._n_in))
+        return (None, *self._output_shape())
 
     @property
     def inputs(self):
@@ -349,8 +363,14 @@ class Sequential:
 
     # ------------------------------------------------------------------------- engines
     def _specs(self):
-        return [layer._spec(off, aux_off) for layer, (off, aux_off) in
-                zip(self._layers, self._offsets, strict=True)]
+        """The engine's layer descriptions.  Flatten and Reshape are the identity on the
+        flat (C-order) row buffer and have no spec; a stack of only such layers becomes
+        one zero-rate Dropout, the engine's identity."""
+        specs = [layer._spec(off, aux_off) for layer, (off, aux_off) in
+                 zip(self._layers, self._offsets, strict=True)]
+        specs = [spec for spec in specs if spec is not None]
+        return specs or [{"kind": "dropout", "n_in": self._n_in, "n_out": self._n_in,
+                          "rate": 0.0}]
 
     def _variable_segments(self):
         """(offset, length) of each trainable variable in the flat parameter vector.
@@ -371,7 +391,7 @@ class Sequential:
             activation = self._output_activation()
             kernel, fused = self.loss.kernel_for(
                 None if activation is None else _activation_name(activation))
-            n_out = self._output_width(self._n_in)
+            n_out = self._output_width()
             codes = [metrics_module.resolve(m, self.loss.sparse, n_out)
                      for m in self._metric_names]
             threshold = 0.0 if self.loss.from_logits else 0.5
@@ -388,7 +408,11 @@ class Sequential:
 
     # ------------------------------------------------------------------------- data
     def _features(self, x, name="x"):
-        return _validation.as_features(x, name, self.dtype, self._n_in)
+        """(x as a 2-D C-order array of the model's dtype, x's shape without the batch
+        axis): x of shape (n, *input_shape) is validated against the model's input shape
+        (any shape while unbuilt) and flattened row by row (a view, no copy)."""
+        x = _validation.as_inputs(x, name, self.dtype, self._input_shape)
+        return x.reshape(x.shape[0], -1), x.shape[1:]
 
     def _targets(self, y, name, n, n_out):
         """(dense targets or None, int32 labels or None) for the compiled loss."""
@@ -412,11 +436,13 @@ class Sequential:
                 labels = y.argmax(axis=1).astype(np.intc)
         return _validation.class_weights(class_weight, labels, self.dtype)
 
-    def _validation_set(self, validation_data, n_in, n_out):
+    def _validation_set(self, validation_data, in_shape, n_out):
         if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
             raise ValueError("validation_data must be a tuple (x_val, y_val) or "
                              "(x_val, y_val, sample_weight_val)")
-        xv = _validation.as_features(validation_data[0], "validation_data[0]", self.dtype, n_in)
+        xv = _validation.as_inputs(validation_data[0], "validation_data[0]", self.dtype,
+                                   in_shape)
+        xv = xv.reshape(xv.shape[0], -1)
         yv, lv = self._targets(validation_data[1], "validation_data[1]", xv.shape[0], n_out)
         swv = None
         if len(validation_data) == 3 and validation_data[2] is not None:
@@ -491,14 +517,14 @@ class Sequential:
         validation_freq = _validation.check_int(validation_freq, "validation_freq", 1)
         callbacks = _check_callbacks(callbacks)
 
-        x = self._features(x)
-        n, n_in = x.shape
-        n_out = self._output_width(n_in)
+        x, in_shape = self._features(x)
+        n = x.shape[0]
+        n_out = self._checked_output_width(in_shape)
         y, labels = self._targets(y, "y", n, n_out)
         sw = self._weights_for(sample_weight, class_weight, y, labels, n)
         val = None
         if validation_data is not None:
-            val = self._validation_set(validation_data, n_in, n_out)
+            val = self._validation_set(validation_data, in_shape, n_out)
         elif validation_split > 0:
             n_train = int(n * (1 - validation_split))
             if n_train == 0 or n_train == n:
@@ -515,7 +541,7 @@ class Sequential:
         # everything is validated: from here on the model changes, one fit at a time
         with self._guard.fitting():
             if not self.built:
-                self._build(n_in)
+                self._build(in_shape)
             try:
                 return self._train(x, y, labels, sw, val, batch_size, initial_epoch, epochs,
                                    shuffle, verbose, callbacks, validation_freq)
@@ -628,13 +654,13 @@ class Sequential:
         """
         self._require_layers()
         self._require_compiled("train_on_batch")
-        x = self._features(x)
-        n, n_in = x.shape
-        y, labels = self._targets(y, "y", n, self._output_width(n_in))
+        x, in_shape = self._features(x)
+        n = x.shape[0]
+        y, labels = self._targets(y, "y", n, self._checked_output_width(in_shape))
         sw = self._weights_for(sample_weight, class_weight, y, labels, n)
         with self._guard.fitting():
             if not self.built:
-                self._build(n_in)
+                self._build(in_shape)
             engine = self._get_train_engine()
             self.optimizer._attach(engine, self._params.shape[0], self.dtype,
                                    self._variable_segments())
@@ -679,13 +705,14 @@ class Sequential:
         if steps is not None:
             steps = _validation.check_int(steps, "steps", 1)
         self._require_layers()
-        x = self._features(x)
+        x, in_shape = self._features(x)
         if steps is not None:
             x = x[:steps * batch_size]
-        if not callbacks and not verbose:
-            return self(x)
         if not self.built:
-            self._build(x.shape[1])
+            self._checked_output_width(in_shape)
+            self._build(in_shape)
+        if not callbacks and not verbose:
+            return self._flat_call(x)
         n_batches = math.ceil(x.shape[0] / batch_size)
         cbs = callbacks_module.CallbackList(
             callbacks, self, {"epochs": 1, "steps": n_batches, "verbose": verbose})
@@ -695,12 +722,12 @@ class Sequential:
             parts = []
             for b in range(n_batches):
                 cbs.call("on_predict_batch_begin", b, None)
-                part = self(x[b * batch_size:(b + 1) * batch_size])
+                part = self._flat_call(x[b * batch_size:(b + 1) * batch_size])
                 parts.append(part)
                 cbs.call("on_predict_batch_end", b, {"outputs": part})
             out = _wrap(np.concatenate(parts))
         else:
-            out = self(x)
+            out = self._flat_call(x)
         cbs.call("on_predict_end", None)
         bar.finish({})
         return out
@@ -716,7 +743,7 @@ class Sequential:
             raise ValueError("model(x, training=True) is not supported: fastnn applies "
                              "dropout only inside fit")
         engine = self._infer_engine
-        if engine is not None and type(x) is np.ndarray:
+        if engine is not None and type(x) is np.ndarray and self._flat_input:
             # fast path: a C-contiguous 2-D float32/float64 array goes straight to the
             # compiled entry, which casts, checks the width and finiteness (in the
             # model's dtype) and runs the forward pass on a per-call workspace (about a
@@ -727,10 +754,31 @@ class Sequential:
             except (TypeError, ValueError):
                 pass
         self._require_layers()
-        x = self._features(x)
+        x, in_shape = self._features(x)
         if not self.built:
-            self._build(x.shape[1])
-        return self._get_infer_engine().infer(x).view(_Tensor)
+            self._checked_output_width(in_shape)
+            self._build(in_shape)
+        return self._flat_call(x)
+
+    def _flat_call(self, x):
+        """Inference on validated, flattened rows; the output in the model's shape."""
+        out = self._get_infer_engine().infer(x)
+        if not self._flat_output:
+            out = out.reshape(x.shape[0], *self._output_shape())
+        return out.view(_Tensor)
+
+    @property
+    def _flat_input(self):
+        return self._input_shape is not None and len(self._input_shape) == 1
+
+    @property
+    def _flat_output(self):
+        return len(self._output_shape()) == 1
+
+    def _checked_output_width(self, in_shape):
+        """Flat output width for inputs of in_shape (the model's own when built);
+        ValueError, before anything changes, when a layer cannot take its input."""
+        return math.prod(self._layer_shapes(self._input_shape or in_shape)[-1])
 
     def evaluate(self, x=None, y=None, batch_size=None, verbose=0, sample_weight=None,
                  steps=None, callbacks=None, return_dict=False):
@@ -754,8 +802,8 @@ class Sequential:
         callbacks = _check_callbacks(callbacks)
         if steps is not None:
             steps = _validation.check_int(steps, "steps", 1)
-        x = self._features(x)
-        n_out = self._output_width(x.shape[1])
+        x, in_shape = self._features(x)
+        n_out = self._checked_output_width(in_shape)
         y, labels = self._targets(y, "y", x.shape[0], n_out)
         sw = _validation.as_sample_weight(sample_weight, x.shape[0], self.dtype)
         with self._guard.evaluating():
@@ -763,7 +811,7 @@ class Sequential:
                 rows = steps * batch_size
                 x, y, labels, sw = (None if a is None else a[:rows] for a in (x, y, labels, sw))
             if not self.built:
-                self._build(x.shape[1])
+                self._build(in_shape)
             cbs = None
             n_batches = math.ceil(x.shape[0] / batch_size)
             if callbacks:
