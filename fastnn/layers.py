@@ -855,6 +855,7 @@ class Reshape(_ShapeLayer):
         return cls(**config)
 
 
-LAYERS = {"Flatten": Flatten, "Reshape": Reshape, "Dense": Dense, "Dropout": Dropout, "Normalization": Normalization,
+LAYERS = {"Flatten": Flatten, "Reshape": Reshape, "Dense": Dense, "Dropout": Dropout,
+          "Normalization": Normalization,
           "InputLayer": InputLayer, "Activation": Activation, "ReLU": ReLU,
           "LeakyReLU": LeakyReLU, "Softmax": Softmax}

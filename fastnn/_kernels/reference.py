@@ -6,6 +6,7 @@ vectorised (no Python loop over rows), so that they are also a fair baseline.
 """
 import numpy as np
 
+from fastnn._kernels._shapes import geometry
 from fastnn._kernels.dense import ACTIVATIONS
 from fastnn._kernels.engine import LAYER_KINDS, OPTIMIZERS
 from fastnn._kernels.losses import LOSSES, METRICS
@@ -113,6 +114,98 @@ def dense_backward(x, w, z, a, da, activation, alpha, l2, dz_out, dw_out, db_out
             db_out += (2 * t(bias_l2)) * b + t(bias_l1) * np.sign(b)
     if dx_out is not None:
         np.matmul(dz_out, w.T, out=dx_out)
+
+
+# ----------------------------------------------------------------------------- convolution
+
+def _padded(x, g, value=0.0):
+    """x (n, h, w, c) padded as the window geometry `g` reads it."""
+    h, w, _, kh, kw, sh, sw, pt, pl, oh, ow, _ = g
+    pb, pr = max((oh - 1) * sh + kh - h - pt, 0), max((ow - 1) * sw + kw - w - pl, 0)
+    return np.pad(x, ((0, 0), (pt, pb), (pl, pr), (0, 0)), constant_values=value)
+
+
+def _window(g, i, j):
+    """Index of the (i, j) tap of every window in the padded input."""
+    oh, ow, sh, sw = g[9], g[10], g[5], g[6]
+    return (slice(None), slice(i, i + sh * (oh - 1) + 1, sh),
+            slice(j, j + sw * (ow - 1) + 1, sw), slice(None))
+
+
+def _im2col(x, g):
+    n, (c, kh, kw, oh, ow) = x.shape[0], (g[2], g[3], g[4], g[9], g[10])
+    xp, cols = _padded(x, g), np.empty((n, oh, ow, kh, kw, c), x.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            cols[:, :, :, i, j, :] = xp[_window(g, i, j)]
+    return cols.reshape(n * oh * ow, kh * kw * c)
+
+
+def _col2im(cols, g, n):
+    h, w, c, kh, kw, _, _, pt, pl, oh, ow, _ = g
+    dxp = np.zeros_like(_padded(np.zeros((n, h, w, c), cols.dtype), g))
+    cols = cols.reshape(n, oh, ow, kh, kw, c)
+    for i in range(kh):
+        for j in range(kw):
+            dxp[_window(g, i, j)] += cols[:, :, :, i, j, :]
+    return dxp[:, pt:pt + h, pl:pl + w, :]
+
+
+def _conv_geometry(x, w, strides, padding):
+    if w.shape[2] != x.shape[3]:
+        raise ValueError(f"kernel has {w.shape[2]} input channels, x has {x.shape[3]}")
+    return geometry(x.shape[1:4], w.shape[:2], tuple(strides), padding, w.shape[3])
+
+
+def conv_forward(x, w, b, strides, padding, activation, alpha, cols_out, z_out, a_out):
+    """z_out = im2col(x) @ w + b, a_out = act(z_out); cols_out receives the windows."""
+    g = _conv_geometry(x, w, strides, padding)
+    cols_out[...] = _im2col(x, g)
+    z = cols_out @ w.reshape(-1, w.shape[3])
+    if b is not None:
+        z += b
+    z_out[...] = z.reshape(z_out.shape)
+    a_out[...] = _act(z_out, activation, alpha)
+
+
+def conv_backward(x, w, b, z, a, da, strides, padding, activation, alpha, l2, dz_out, dw_out,
+                  db_out, dx_out, cols_out):
+    """dz = da * act'(z); dw = im2col(x)^T dz + 2 l2 w; db = sums of dz; dx =
+    col2im(dz w^T); cols_out is scratch."""
+    g = _conv_geometry(x, w, strides, padding)
+    dz_out[...] = _act_grad(z, a, da, activation, alpha)
+    dz = dz_out.reshape(-1, w.shape[3])
+    cols_out[...] = _im2col(x, g)
+    dw_out[...] = (cols_out.T @ dz).reshape(w.shape)
+    if l2 != 0:
+        dw_out += (2 * w.dtype.type(l2)) * w
+    if db_out is not None:
+        db_out[...] = dz.sum(axis=0)
+    if dx_out is not None:
+        dx_out[...] = _col2im(dz @ w.reshape(-1, w.shape[3]).T, g, x.shape[0])
+
+
+def maxpool_forward(x, pool_size, strides, padding, out, idx_out):
+    """out = window maxima of x; idx_out = window position (i * pool_w + j) of the first
+    maximum of each window."""
+    g = geometry(x.shape[1:4], tuple(pool_size), tuple(strides), padding, x.shape[3])
+    xp = _padded(x, g, -np.inf)
+    taps = np.stack([xp[_window(g, i, j)] for i in range(g[3]) for j in range(g[4])])
+    idx_out[...] = taps.argmax(axis=0)   # argmax keeps the first of equal maxima
+    out[...] = taps.max(axis=0)
+
+
+def maxpool_backward(dout, idx, pool_size, strides, padding, dx_out):
+    """dx_out = dout routed to the recorded maxima."""
+    n = dx_out.shape[0]
+    g = geometry(dx_out.shape[1:4], tuple(pool_size), tuple(strides), padding,
+                 dx_out.shape[3])
+    h, w, c, kh, kw, _, _, pt, pl, _, _, _ = g
+    dxp = np.zeros_like(_padded(np.zeros((n, h, w, c), dout.dtype), g))
+    for i in range(kh):
+        for j in range(kw):
+            dxp[_window(g, i, j)] += np.where(idx == i * kw + j, dout, 0).astype(dout.dtype)
+    dx_out[...] = dxp[:, pt:pt + h, pl:pl + w, :]
 
 
 # ----------------------------------------------------------------------------- losses
@@ -628,7 +721,8 @@ def _dropout_mask(seed, stream, shape):
 
 
 __all__ = ["ACTIVATIONS", "LOSSES", "METRICS", "LAYER_KINDS", "OPTIMIZERS",
-           "matmul", "activation_forward", "dense_forward", "dense_backward", "sparse_softmax_xent",
+           "matmul", "activation_forward", "dense_forward", "dense_backward", "conv_forward",
+           "conv_backward", "maxpool_forward", "maxpool_backward", "sparse_softmax_xent",
            "softmax_xent", "sigmoid_bce", "sparse_cce", "cce", "bce", "mse", "mae", "huber",
            "metric_sum", "adam_update", "adamw_update", "sgd_update", "rmsprop_update",
            "clip_by_norm", "clip_by_global_norm", "clip_by_value", "Engine"]
