@@ -29,7 +29,9 @@ def unique_name(prefix):
 
 
 def _snake_case(name):
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+    """Keras's rule: ``Conv2D`` -> ``conv2d``, ``MaxPooling2D`` -> ``max_pooling2d``."""
+    name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
 
 
 def _check_shape(shape, name):
@@ -859,3 +861,8 @@ LAYERS = {"Flatten": Flatten, "Reshape": Reshape, "Dense": Dense, "Dropout": Dro
           "Normalization": Normalization,
           "InputLayer": InputLayer, "Activation": Activation, "ReLU": ReLU,
           "LeakyReLU": LeakyReLU, "Softmax": Softmax}
+
+from fastnn._conv_layers import Conv1D, Conv2D, MaxPooling1D, MaxPooling2D  # noqa: E402
+
+LAYERS.update({"Conv1D": Conv1D, "Conv2D": Conv2D, "MaxPooling1D": MaxPooling1D,
+               "MaxPooling2D": MaxPooling2D})

@@ -381,9 +381,10 @@ class Sequential:
         rows = []
         for spec in self._specs():
             if "w_off" in spec:
-                rows.append((spec["w_off"], spec["n_in"] * spec["n_out"]))
+                rows.append((spec["w_off"], spec.get("w_size", spec["n_in"] * spec["n_out"])))
             if spec.get("b_off", -1) >= 0:
-                rows.append((spec["b_off"], spec["n_out"]))
+                rows.append((spec["b_off"], spec["geom"][11] if "geom" in spec
+                             else spec["n_out"]))
         return np.array(rows, dtype=np.int64).reshape(-1, 2)
 
     def _get_train_engine(self):

@@ -419,6 +419,10 @@ def sgd_update(w, g, velocity, learning_rate, momentum, nesterov):
 
 # ----------------------------------------------------------------------------- engine
 
+_TRAINABLE = ("dense", "conv")            # layer kinds with weights
+_RESHAPING = ("dense", "conv", "maxpool")  # kinds whose output width differs from the input's
+
+
 class Engine:
     """NumPy twin of the compiled Engine: same constructor, same methods, same results."""
 
@@ -433,15 +437,24 @@ class Engine:
             if spec.get("kind") not in LAYER_KINDS:
                 raise ValueError(f"Engine: unknown layer kind {spec.get('kind')!r}")
             _act_name(spec.get("activation", 0))
-            if spec["kind"] != "dense" and spec["n_in"] != spec["n_out"]:
+            if spec["kind"] in ("conv", "maxpool"):
+                if "geom" not in spec or "padding" not in spec:
+                    raise ValueError("Engine: a conv or maxpool layer needs 'geom' and "
+                                     "'padding'")
+                g = tuple(spec["geom"])
+                if geometry(g[:3], g[3:5], g[5:7], spec["padding"], g[11]) != g or (
+                        spec["n_in"], spec["n_out"]) != (g[0] * g[1] * g[2], g[9] * g[10] * g[11]):
+                    raise ValueError(f"Engine: bad window geometry {g!r}")
+            if spec["kind"] not in _RESHAPING and spec["n_in"] != spec["n_out"]:
                 raise ValueError(f"Engine: a {spec['kind']} layer keeps its width")
         if loss not in _LOSS:
             raise ValueError(f"Engine: unknown loss code {loss}")
         for code in metrics:
             if code not in _METRIC:
                 raise ValueError(f"Engine: unknown metric code {code}")
-        if fused and self.layers[-1]["kind"] not in ("dense", "activation"):
-            raise ValueError("Engine: a fused loss needs a Dense or activation output layer")
+        if fused and self.layers[-1]["kind"] not in ("dense", "activation", "conv"):
+            raise ValueError("Engine: a fused loss needs a Dense, Conv or activation output "
+                             "layer")
         self.params, self.aux = params, aux
         self.dtype = params.dtype
         self.grads = np.zeros_like(params)
@@ -454,7 +467,7 @@ class Engine:
         below = False
         for spec in self.layers:
             spec["need_dx"] = below
-            below = below or spec["kind"] == "dense"
+            below = below or spec["kind"] in _TRAINABLE
 
     def reserve(self, rows):
         self.max_rows = max(self.max_rows, rows)
@@ -502,6 +515,17 @@ class Engine:
             raise ValueError(f"Engine: unknown optimizer {kind!r}")
 
     def _views(self, spec):
+        if spec["kind"] == "conv":
+            g = spec["geom"]
+            shape, n_out = (g[3], g[4], g[2], g[11]), g[11]
+            size = int(np.prod(shape))
+            w = self.params[spec["w_off"]:spec["w_off"] + size].reshape(shape)
+            dw = self.grads[spec["w_off"]:spec["w_off"] + size].reshape(shape)
+            b = db = None
+            if spec.get("b_off", -1) >= 0:
+                b = self.params[spec["b_off"]:spec["b_off"] + n_out]
+                db = self.grads[spec["b_off"]:spec["b_off"] + n_out]
+            return w, b, dw, db
         n_in, n_out = spec["n_in"], spec["n_out"]
         w = self.params[spec["w_off"]:spec["w_off"] + n_in * n_out].reshape(n_in, n_out)
         dw = self.grads[spec["w_off"]:spec["w_off"] + n_in * n_out].reshape(n_in, n_out)
@@ -538,6 +562,25 @@ class Engine:
             elif kind == "activation":
                 a = _act(prev, spec.get("activation", 0), spec.get("alpha", 0.0))
                 cache.append((prev, prev, a))
+            elif kind == "conv":
+                w, b, _, _ = self._views(spec)
+                g, n = spec["geom"], prev.shape[0]
+                z = np.empty((n, g[9], g[10], g[11]), prev.dtype)
+                a = np.empty_like(z)
+                cols = np.empty((n * g[9] * g[10], g[2] * g[3] * g[4]), prev.dtype)
+                conv_forward(prev.reshape(n, g[0], g[1], g[2]), w, b, (g[5], g[6]),
+                             spec["padding"], spec.get("activation", 0), spec.get("alpha", 0.0),
+                             cols, z, a)
+                a = a.reshape(n, -1)
+                cache.append((prev, z.reshape(n, -1), a))
+            elif kind == "maxpool":
+                g, n = spec["geom"], prev.shape[0]
+                a = np.empty((n, g[9], g[10], g[11]), prev.dtype)
+                idx = np.empty_like(a)
+                maxpool_forward(prev.reshape(n, g[0], g[1], g[2]), (g[3], g[4]), (g[5], g[6]),
+                                spec["padding"], a, idx)
+                a = a.reshape(n, -1)
+                cache.append((prev, idx, a))
             else:
                 raise ValueError(f"Engine: unknown layer kind {kind!r}")
             prev = a
@@ -572,6 +615,23 @@ class Engine:
                                b=b, bias_l1=spec.get("bias_l1", 0.0) if has_bias else 0.0,
                                bias_l2=spec.get("bias_l2", 0.0) if has_bias else 0.0)
                 g = dx
+            elif kind == "conv":
+                w, b, dw, db = self._views(spec)
+                geo, n = spec["geom"], prev.shape[0]
+                x4 = prev.reshape(n, geo[0], geo[1], geo[2])
+                shape4 = (n, geo[9], geo[10], geo[11])
+                dz = np.empty(shape4, g.dtype)
+                dx = np.empty_like(x4) if spec["need_dx"] else None
+                cols = np.empty((n * geo[9] * geo[10], geo[2] * geo[3] * geo[4]), g.dtype)
+                conv_backward(x4, w, b, mid.reshape(shape4), a.reshape(shape4),
+                              g.reshape(shape4), (geo[5], geo[6]), spec["padding"], act,
+                              spec.get("alpha", 0.0), 0.0, dz, dw, db, dx, cols)
+                t = w.dtype.type
+                dw += (2 * t(spec.get("l2", 0.0))) * w + t(spec.get("l1", 0.0)) * np.sign(w)
+                if b is not None:
+                    db += ((2 * t(spec.get("bias_l2", 0.0))) * b
+                           + t(spec.get("bias_l1", 0.0)) * np.sign(b))
+                g = None if dx is None else dx.reshape(n, -1)
             elif kind not in LAYER_KINDS:
                 raise ValueError(f"Engine: unknown layer kind {kind!r}")
             elif not spec["need_dx"]:
@@ -585,6 +645,12 @@ class Engine:
                 g = g / self.aux[off + m:off + 2 * m]
             elif kind == "activation":
                 g = _act_grad(prev, a, g, act, spec.get("alpha", 0.0))
+            elif kind == "maxpool":
+                geo, n = spec["geom"], prev.shape[0]
+                dx = np.empty((n, geo[0], geo[1], geo[2]), g.dtype)
+                maxpool_backward(g.reshape(mid.shape), mid, (geo[3], geo[4]), (geo[5], geo[6]),
+                                 spec["padding"], dx)
+                g = dx.reshape(n, -1)
             else:
                 raise ValueError(f"Engine: unknown layer kind {kind!r}")
 
@@ -592,7 +658,7 @@ class Engine:
         """Kernel and bias penalties l1 * sum|v| + l2 * sum(v^2) of every Dense layer."""
         total = 0.0
         for spec in self.layers:
-            if spec["kind"] != "dense":
+            if spec["kind"] not in _TRAINABLE:
                 continue
             w, b, _, _ = self._views(spec)
             for v, l1, l2 in ((w, spec.get("l1", 0.0), spec.get("l2", 0.0)),
