@@ -120,3 +120,10 @@ def test_file_written_before_shapes_still_loads():
     assert model.input_shape == (None, 5)
     np.testing.assert_array_equal(model.predict(x[:6]), np.load(DATA / "format1_dense_pred.npy"))
     model.fit(x, (x[:, 0] > 0).astype(np.float32), epochs=1, verbose=0)
+
+
+def test_onnx_export_of_an_image_model_raises_clearly(tmp_path):
+    pytest.importorskip("onnx")
+    model = Sequential([Input(shape=(4, 4, 1)), Flatten(), Dense(2)])
+    with pytest.raises(ValueError, match="ONNX export covers dense models"):
+        model.export(tmp_path / "m.onnx", format="onnx")
