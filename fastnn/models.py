@@ -81,6 +81,7 @@ class Sequential:
         self._n_in = None           # flat input width (what the engine sees)
         self._input_shape = None    # input shape without the batch axis
         self._out_shape = None
+        self._flat_input = False
         self._params = self._aux = None
         self._offsets = []
         self.optimizer = self.loss = None
@@ -206,6 +207,7 @@ class Sequential:
         self._params, self._aux, self._offsets = params, aux, offsets
         self._input_shape, self._n_in = input_shape, math.prod(input_shape)
         self._out_shape = all_shapes[-1]
+        self._flat_input = len(input_shape) == 1   # model(x)'s fast path takes 2-D x only
         self._train_engine = self._infer_engine = None
 
     def _output_shape(self):
@@ -421,6 +423,14 @@ class Sequential:
             raise ValueError(f"{name} is required")
         if self.loss.sparse:
             return None, _validation.as_labels(y, name, n, n_out)
+        out_shape = self._out_shape if self.built else None
+        if out_shape is not None and len(out_shape) > 1:
+            # targets of an image-shaped output, (n, *output_shape), as flat rows
+            arr = _validation._real_array(y, name)
+            if arr.shape[1:] != out_shape:
+                raise ValueError(f"{name} must have shape (n, {', '.join(map(str, out_shape))})"
+                                 f" to match the model's output, got {arr.shape}")
+            y = arr.reshape(arr.shape[0], -1)
         return _validation.as_dense_targets(y, name, n, n_out, self.dtype), None
 
     def _weights_for(self, sample_weight, class_weight, y, labels, n):
@@ -767,10 +777,6 @@ class Sequential:
         if not self._flat_output:
             out = out.reshape(x.shape[0], *self._output_shape())
         return out.view(_Tensor)
-
-    @property
-    def _flat_input(self):
-        return self._input_shape is not None and len(self._input_shape) == 1
 
     @property
     def _flat_output(self):

@@ -201,3 +201,16 @@ def test_float64_and_dropout_compose():
     assert len(hist.history["loss"]) == 3
     assert model.predict(x).dtype == np.float64
     assert model.layers[0].kernel.dtype == np.float64
+
+
+def test_conv_output_takes_targets_of_its_shape():
+    model = Sequential([Conv2D(2, 3, padding="same", activation="sigmoid",
+                               input_shape=(5, 5, 1))])
+    model.compile(loss="binary_crossentropy")
+    rng = np.random.default_rng(0)
+    x, y = rng.random((7, 5, 5, 1)), (rng.random((7, 5, 5, 2)) > 0.5).astype(float)
+    model.fit(x, y, epochs=1, verbose=0)
+    assert model.predict(x).shape == (7, 5, 5, 2)
+    assert np.isfinite(model.evaluate(x, y))
+    with pytest.raises(ValueError, match=r"shape \(n, 5, 5, 2\)"):
+        model.fit(x, y.reshape(7, -1), verbose=0)
