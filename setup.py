@@ -30,7 +30,7 @@ DIRECTIVES = {
     "embedsignature": True,
 }
 
-MODULES = ["_omp", "dense", "losses", "optim", "engine"]
+MODULES = ["_omp", "dense", "conv", "losses", "optim", "engine"]
 
 # -O3 for vectorisation.  -fno-math-errno lets gcc use the vector sqrt in Adam, and
 # -fno-trapping-math lets it if-convert the selects in the exp/sigmoid/relu loops (measured:

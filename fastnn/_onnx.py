@@ -186,6 +186,9 @@ def to_onnx(model, opset_version=DEFAULT_OPSET):
     helper = onnx.helper
     from fastnn._version import __version__
 
+    if len(model._input_shape) != 1 or any(layer._spec(0, 0) is None for layer in model.layers):
+        raise ValueError("export: ONNX export covers dense models (inputs of shape "
+                         "(n_features,), no Flatten/Reshape/convolution layers)")
     graph = _Graph(onnx, model.dtype)
     n_out = model._n_in
     for index, (layer, spec) in enumerate(zip(model.layers, model._specs(), strict=True)):

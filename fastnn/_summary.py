@@ -7,14 +7,14 @@ def summary_text(model, line_length=None):
     count); an unbuilt model shows "?" shapes and no counts."""
     rows, trainable, fixed = [], 0, 0
     built = model.built
-    width = model._n_in
+    shape = model._input_shape
     for layer in model.layers:
         label = f"{layer.name} ({type(layer).__name__})"
         if not built:
             out, count = "?", "0 (unbuilt)"
         else:
-            width = layer.output_width(width)
-            out = f"(None, {width})"
+            shape = layer.compute_output_shape(shape)
+            out = "(" + ", ".join(["None", *(str(s) for s in shape)]) + ")"
             n_train = sum(int(np.size(w)) for w in layer.trainable_weights)
             n_all = layer.count_params()
             trainable, fixed = trainable + n_train, fixed + n_all - n_train

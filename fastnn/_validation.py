@@ -92,6 +92,24 @@ def as_features(x, name, dtype, n_features=None):
     return as_finite(arr, name, dtype)
 
 
+def as_inputs(x, name, dtype, shape=None):
+    """Non-empty, finite, C-contiguous array of `dtype` of shape ``(n, *shape)``; any
+    shape of rank >= 2 when `shape` is None.  Rank-1 shapes (and 2-D data when the shape
+    is unknown) go through `as_features`, so dense models see exactly its checks."""
+    if shape is not None and len(shape) == 1:
+        return as_features(x, name, dtype, shape[0])
+    arr = _real_array(x, name)
+    if shape is None and arr.ndim <= 2:
+        return as_features(arr, name, dtype)
+    if shape is not None and arr.shape[1:] != tuple(shape):
+        want = ", ".join(str(s) for s in shape)
+        raise ValueError(f"{name} must have shape (n_samples, {want}) to match the model's "
+                         f"input, got shape {arr.shape}")
+    if arr.size == 0:
+        raise ValueError(f"{name} must be non-empty, got shape {arr.shape}")
+    return as_finite(arr, name, dtype)
+
+
 def check_rows(n, other, name, other_name="x"):
     if other != n:
         raise ValueError(f"{name} has {other} rows but {other_name} has {n}")

@@ -33,9 +33,12 @@ class Initializer:
 
 
 def _fans(shape: tuple[int, ...]) -> tuple[int, int]:
+    """(fan_in, fan_out) as Keras computes them: a convolution kernel (..., c_in, filters)
+    counts its receptive field (the product of the leading axes) times the channels."""
     if len(shape) == 1:
         return shape[0], shape[0]
-    return shape[0], shape[1]
+    receptive = math.prod(shape[:-2])
+    return receptive * shape[-2], receptive * shape[-1]
 
 
 class RandomInitializer(Initializer):

@@ -9,6 +9,7 @@ Because the buffers belong to one model, a layer belongs to at most one model.
 from __future__ import annotations
 
 import itertools
+import math
 import re
 import weakref
 from typing import TYPE_CHECKING
@@ -40,17 +41,32 @@ def unique_name(prefix: str) -> str:
 
 
 def _snake_case(name: str) -> str:
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+    """Keras's rule: ``Conv2D`` -> ``conv2d``, ``MaxPooling2D`` -> ``max_pooling2d``."""
+    name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
 
 
-def _check_shape(shape: Any, name: str) -> int:
-    """A declared input shape (excluding the batch axis) as a feature count."""
+def _check_shape(shape: Any, name: str) -> tuple[int, ...]:
+    """A declared input shape (excluding the batch axis) as a tuple of ints >= 1:
+    ``(n_features,)``, ``(steps, channels)`` or ``(height, width, channels)``."""
     if isinstance(shape, (int, np.integer)) and not isinstance(shape, bool):
         shape = (int(shape),)
-    if not isinstance(shape, (tuple, list)) or len(shape) != 1:
-        raise ValueError(f"{name} must be a tuple (n_features,) for dense models, "
-                         f"got {shape!r}")
-    return _validation.check_int(shape[0], name, 1)
+    if not isinstance(shape, (tuple, list)) or len(shape) == 0 or None in shape:
+        raise ValueError(f"{name} must be a tuple of sizes such as (n_features,) or "
+                         f"(height, width, channels), got {shape!r}")
+    return tuple(_validation.check_int(s, name, 1) for s in shape)
+
+
+def _flat_width(shape: Sequence[int]) -> int:
+    return math.prod(shape)
+
+
+def _require_flat(layer: Layer, input_shape: Sequence[int],
+                  what: str = "flat inputs (n_features,)") -> None:
+    """Layers that work per feature take rank-1 inputs; others need a Flatten first."""
+    if len(input_shape) != 1:
+        raise ValueError(f"layer {layer.name!r} ({type(layer).__name__}) takes {what}, got "
+                         f"input shape {tuple(input_shape)}; add a Flatten() layer before it")
 
 
 class KerasTensor:
@@ -76,7 +92,9 @@ class Layer:
         Unique per process when omitted: the snake-cased class name, then ``_1``,
         ``_2``... (Keras's rule).
     input_shape : tuple, optional
-        ``(n_features,)``: declares the model's input when this is its first layer.
+        The input shape without the batch axis (``(n_features,)``, ``(steps, channels)``
+        or ``(height, width, channels)``): declares the model's input when this is its
+        first layer.
     """
 
     def __init__(self, name: str | None = None, *,
@@ -86,7 +104,8 @@ class Layer:
         self.input_shape_arg = (None if input_shape is None
                                 else _check_shape(input_shape, "input_shape"))
         self.name = name or unique_name(_snake_case(type(self).__name__))
-        self.n_in: int | None = None
+        self.n_in: int | None = None   # flat input width (the engine's view); None: not built
+        self._in_shape: tuple[int, ...] | None = None    # input shape without the batch axis
         self._owner: weakref.ref[Any] | None = None   # weakref to the model viewing this layer
 
     @property
@@ -98,32 +117,44 @@ class Layer:
         from_logits warnings; None when the layer does not apply one."""
         return None
 
-    def _declared_width(self) -> int | None:
-        """The input width this layer declares (input_shape / input_dim), or None."""
+    def _declared_shape(self) -> tuple[int, ...] | None:
+        """The input shape this layer declares (input_shape / input_dim), or None."""
         return self.input_shape_arg
 
-    # --- sizes ----------------------------------------------------------------------------
-    def output_width(self, n_in: int) -> int:
-        return n_in
+    # --- shapes and sizes -----------------------------------------------------------------
+    def compute_output_shape(self, input_shape: Sequence[int]) -> tuple[int, ...]:
+        """The output shape (without the batch axis) for `input_shape` (Keras's name).
+        Raises ValueError when the layer cannot take that shape."""
+        return tuple(input_shape)
 
-    def param_count(self, n_in: int) -> int:
-        """Trainable parameters for an input of width n_in."""
+    def output_width(self, n_in: int) -> int:
+        """Flat output width for a flat input of width n_in (rank-1 inputs only)."""
+        return _flat_width(self.compute_output_shape((n_in,)))
+
+    def param_count(self, input_shape: Sequence[int]) -> int:
+        """Trainable parameters for an input of shape `input_shape`."""
         return 0
 
-    def stat_count(self, n_in: int) -> int:
+    def stat_count(self, input_shape: Sequence[int]) -> int:
         """Non-trainable statistics held in the model's auxiliary buffer."""
         return 0
 
     # --- binding to the model's buffers -------------------------------------------------------
-    def _bind(self, n_in: int, params: FloatArray, offset: int, aux: FloatArray,
+    def _bind(self, input_shape: Sequence[int], params: FloatArray, offset: int, aux: FloatArray,
               aux_offset: int) -> tuple[int, int]:
         """Take views of the model's buffers and put the layer's values in them (its
-        current ones if it was built for this width, else fresh ones).  Returns the
+        current ones if it was built for this shape, else fresh ones).  Returns the
         offsets after this layer."""
-        self.n_in = n_in
+        self._set_input_shape(input_shape)
         return offset, aux_offset
 
-    def _spec(self, offset: int, aux_offset: int) -> dict[str, Any]:
+    def _set_input_shape(self, input_shape: Sequence[int]) -> None:
+        self._in_shape = tuple(input_shape)
+        self.n_in = _flat_width(input_shape)
+
+    def _spec(self, offset: int, aux_offset: int) -> dict[str, Any] | None:
+        """The engine's description of this layer (a dict), or None for a layer that is
+        the identity on the flat row buffer (Flatten, Reshape) and is absorbed."""
         raise NotImplementedError(f"{type(self).__name__} has no engine spec")
 
     # --- weights (Keras's layer API) --------------------------------------------------------
@@ -204,20 +235,20 @@ class Layer:
 
     @property
     def input(self) -> KerasTensor:
-        """``.shape`` is ``(None, n_in)`` once the layer is built."""
+        """``.shape`` is ``(None, *input_shape)`` once the layer is built."""
         if not self.built:
             raise AttributeError(f"Layer {self.name!r} has never been called and thus has "
                                  "no defined input.")
-        return KerasTensor((None, self.n_in), self._dtype_name(), f"{self.name}_input")
+        return KerasTensor((None, *self._in_shape),  # type: ignore[misc]  # built
+                           self._dtype_name(), f"{self.name}_input")
 
     @property
     def output(self) -> KerasTensor:
         if not self.built:
             raise AttributeError(f"Layer {self.name!r} has never been called and thus has "
                                  "no defined output.")
-        return KerasTensor((None, self.output_width(self.n_in)),  # type: ignore[arg-type]
-                           self._dtype_name(),
-                           f"{self.name}_output")
+        return KerasTensor((None, *self.compute_output_shape(self._in_shape)),  # type: ignore[arg-type]
+                           self._dtype_name(), f"{self.name}_output")
 
     def get_config(self) -> ConfigDict:
         return {"name": self.name}
@@ -227,13 +258,15 @@ class Layer:
         return cls(**config)
 
     def __call__(self, x: ArrayLike) -> _Tensor:
-        """Apply the layer on its own (inference mode) to x of shape (n, n_in); returns
-        a Tensor (an ndarray with ``.numpy()``)."""
+        """Apply the layer on its own (inference mode) to x of shape (n, *input_shape);
+        returns a Tensor (an ndarray with ``.numpy()``) of shape (n, *output_shape)."""
         dtype = self._dtype() if self.built else np.float32
-        x = _validation.as_features(x, "x", dtype, self.n_in)
+        x = _validation.as_inputs(x, "x", dtype, self._in_shape)
         if not self.built:
-            self._build_standalone(x.shape[1], x.dtype)
-        return _wrap(self._call(x))
+            self._build_standalone(x.shape[1:], x.dtype)
+        out = self._call(x.reshape(x.shape[0], -1))
+        return _wrap(out.reshape(x.shape[0], *self.compute_output_shape(
+            self._in_shape)))  # type: ignore[arg-type]  # built above
 
     def _call(self, x: FloatArray) -> FloatArray:
         """The layer's inference-mode output for validated x (per kind)."""
@@ -242,10 +275,11 @@ class Layer:
     def _dtype(self) -> DTypeLike:
         return np.float32
 
-    def _build_standalone(self, n_in: int, dtype: DTypeLike) -> None:
-        params = np.zeros(self.param_count(n_in), dtype)
-        aux = np.zeros(self.stat_count(n_in), dtype)
-        self._bind(n_in, params, 0, aux, 0)
+    def _build_standalone(self, input_shape: Sequence[int], dtype: DTypeLike) -> None:
+        self.compute_output_shape(input_shape)   # raises on a shape the layer cannot take
+        params = np.zeros(self.param_count(input_shape), dtype)
+        aux = np.zeros(self.stat_count(input_shape), dtype)
+        self._bind(input_shape, params, 0, aux, 0)
 
     def _claim(self, model: Any) -> None:
         """Record `model` as this layer's owner; ValueError if another model holds it."""
@@ -301,8 +335,8 @@ class InputLayer(Layer):
             raise ValueError("InputLayer: optional inputs are not supported by fastnn")
         super().__init__(name=name, input_shape=shape)
         self.input_dtype = None if dtype is None else _validation.check_dtype(dtype).name
-        self.shape = (None, self.input_shape_arg)
-        self.n_in = self.input_shape_arg
+        self.shape = (None, *self.input_shape_arg)  # type: ignore[misc]  # checked above
+        self._set_input_shape(self.input_shape_arg)  # type: ignore[arg-type]
 
     @property
     def output(self) -> KerasTensor:
@@ -315,7 +349,7 @@ class InputLayer(Layer):
         return x.copy()
 
     def get_config(self) -> ConfigDict:
-        return {"name": self.name, "shape": (self.input_shape_arg,), "dtype": self.input_dtype}
+        return {"name": self.name, "shape": self.input_shape_arg, "dtype": self.input_dtype}
 
 
 def Input(shape: int | Sequence[int] | None = None, batch_size: None = None,
@@ -367,7 +401,7 @@ class Dense(Layer):
                  name: str | None = None) -> None:
         if input_dim is not None:
             input_dim = _validation.check_int(input_dim, "input_dim", 1)
-            if input_shape is not None and _check_shape(input_shape, "input_shape") != input_dim:
+            if input_shape is not None and _check_shape(input_shape, "input_shape") != (input_dim,):
                 raise ValueError("input_dim and input_shape disagree")
             input_shape = (input_dim,)
         super().__init__(name=name, input_shape=input_shape)
@@ -385,20 +419,22 @@ class Dense(Layer):
         self.kernel: FloatArray = None  # type: ignore[assignment]
         self.bias: FloatArray | None = None
 
-    def output_width(self, n_in: int) -> int:
-        return self.units
+    def compute_output_shape(self, input_shape: Sequence[int]) -> tuple[int, ...]:
+        _require_flat(self, input_shape)
+        return (self.units,)
 
     def _output_activation(self) -> Callable[..., Any] | None:
         return self.activation
 
-    def param_count(self, n_in: int) -> int:
-        return n_in * self.units + (self.units if self.use_bias else 0)
+    def param_count(self, input_shape: Sequence[int]) -> int:
+        return _flat_width(input_shape) * self.units + (self.units if self.use_bias else 0)
 
     def _dtype(self) -> DTypeLike:
         return self.kernel.dtype
 
-    def _bind(self, n_in: int, params: FloatArray, offset: int, aux: FloatArray,
+    def _bind(self, input_shape: Sequence[int], params: FloatArray, offset: int, aux: FloatArray,
               aux_offset: int) -> tuple[int, int]:
+        n_in = _flat_width(input_shape)
         old = self._weight_list() if self.built and self.n_in == n_in else None
         size = n_in * self.units
         kernel = params[offset:offset + size].reshape(n_in, self.units)
@@ -412,8 +448,8 @@ class Dense(Layer):
             if bias is not None:
                 bias[...] = self.bias_initializer((self.units,), params.dtype)
         self.kernel, self.bias = kernel, bias
-        self.n_in = n_in
-        return offset + self.param_count(n_in), aux_offset
+        self._set_input_shape(input_shape)
+        return offset + self.param_count(input_shape), aux_offset
 
     def _spec(self, offset: int, aux_offset: int) -> dict[str, Any]:
         return {"kind": "dense", "n_in": self.n_in, "n_out": self.units,
@@ -575,8 +611,12 @@ class Normalization(Layer):
         _validation._check_finite(arr, name)
         return np.atleast_1d(arr)
 
-    def stat_count(self, n_in: int) -> int:
-        return 2 * n_in
+    def compute_output_shape(self, input_shape: Sequence[int]) -> tuple[int, ...]:
+        _require_flat(self, input_shape)
+        return tuple(input_shape)
+
+    def stat_count(self, input_shape: Sequence[int]) -> int:
+        return 2 * _flat_width(input_shape)
 
     def adapt(self, data: ArrayLike) -> None:
         """Learn the mean and population variance from data of shape (n, n_features)
@@ -592,7 +632,7 @@ class Normalization(Layer):
                           "data")
         if not self.built:   # Keras: an adapted layer is built
             self._stats = None
-            self._build_standalone(x.shape[1], np.float32)
+            self._build_standalone(x.shape[1:], np.float32)
         self._set_stats(mean, variance)
         self._from_data = True
         return None
@@ -628,15 +668,16 @@ class Normalization(Layer):
         self.variance = variance.astype(self.mean.dtype)
         self._std[...] = np.maximum(np.sqrt(self.variance), self.variance.dtype.type(self._EPSILON))
 
-    def _bind(self, n_in: int, params: FloatArray, offset: int, aux: FloatArray,
+    def _bind(self, input_shape: Sequence[int], params: FloatArray, offset: int, aux: FloatArray,
               aux_offset: int) -> tuple[int, int]:
+        n_in = _flat_width(input_shape)
         if self._stats is not None and self._stats[0].shape[0] not in (1, n_in):
             raise ValueError(f"Normalization has statistics for {self._stats[0].shape[0]} "
                              f"features but receives {n_in}")
         if self._stats is not None:   # given in float64: now the model's dtype is known
             self._check_range(*self._stats, aux.dtype,
                               "data" if getattr(self, "_from_data", False) else None)
-        self.n_in = n_in
+        self._set_input_shape(input_shape)
         self.mean = aux[aux_offset:aux_offset + n_in]
         self._std = aux[aux_offset + n_in:aux_offset + 2 * n_in]
         if self._stats is None:  # identity until adapted
@@ -687,9 +728,14 @@ class _ActivationLayer(Layer):
         self._compute_dtype: DTypeLike = np.float32
 
 
-    def _bind(self, n_in: int, params: FloatArray, offset: int, aux: FloatArray,
+    def compute_output_shape(self, input_shape: Sequence[int]) -> tuple[int, ...]:
+        if self.activation is activations.softmax:   # the engine's softmax spans the row
+            _require_flat(self, input_shape)
+        return tuple(input_shape)
+
+    def _bind(self, input_shape: Sequence[int], params: FloatArray, offset: int, aux: FloatArray,
               aux_offset: int) -> tuple[int, int]:
-        self.n_in = n_in
+        self._set_input_shape(input_shape)
         self._compute_dtype = params.dtype
         return offset, aux_offset
 
@@ -813,6 +859,103 @@ class Softmax(_ActivationLayer):
         return cls(**config)
 
 
-LAYERS = {"Dense": Dense, "Dropout": Dropout, "Normalization": Normalization,
+# ----------------------------------------------------------------------------- shape layers
+# Rows are kept flat and C-ordered (channels last, row-major, as Keras), so Flatten and
+# Reshape change only the shape the model reports: they have no engine spec and cost
+# nothing.
+
+class _ShapeLayer(Layer):
+    def _bind(self, input_shape: Sequence[int], params: FloatArray, offset: int, aux: FloatArray,
+              aux_offset: int) -> tuple[int, int]:
+        self.compute_output_shape(input_shape)
+        self._set_input_shape(input_shape)
+        self._compute_dtype = params.dtype
+        return offset, aux_offset
+
+    def _dtype(self) -> DTypeLike:
+        return getattr(self, "_compute_dtype", np.float32)
+
+    def _spec(self, offset: int, aux_offset: int) -> dict[str, Any] | None:
+        return None
+
+    def _call(self, x: FloatArray) -> FloatArray:
+        return x.copy()
+
+
+class Flatten(_ShapeLayer):
+    """Flattens each sample to one axis, in channels-last row-major order (as Keras).
+
+    Parameters
+    ----------
+    data_format : None or "channels_last"
+        Only channels-last data (Keras's default) is supported.
+    """
+
+    def __init__(self, data_format: str | None = None, *, name: str | None = None,
+                 input_shape: int | Sequence[int] | None = None) -> None:
+        if data_format not in (None, "channels_last"):
+            raise ValueError(f"Flatten: data_format must be None or 'channels_last', got "
+                             f"{data_format!r}")
+        super().__init__(name, input_shape=input_shape)
+        self.data_format = data_format
+
+    def compute_output_shape(self, input_shape: Sequence[int]) -> tuple[int, ...]:
+        return (_flat_width(input_shape),)
+
+    def get_config(self) -> ConfigDict:
+        return {"name": self.name, "data_format": self.data_format}
+
+
+class Reshape(_ShapeLayer):
+    """Reshapes each sample to `target_shape` (C order); one entry may be -1.
+
+    Parameters
+    ----------
+    target_shape : tuple of int
+        The output shape without the batch axis, e.g. ``(8, 8, 1)``.
+    """
+
+    def __init__(self, target_shape: int | Sequence[int], *, name: str | None = None,
+                 input_shape: int | Sequence[int] | None = None) -> None:
+        super().__init__(name, input_shape=input_shape)
+        if isinstance(target_shape, (int, np.integer)) and not isinstance(target_shape, bool):
+            target_shape = (target_shape,)
+        if not isinstance(target_shape, (tuple, list)) or not target_shape:
+            raise ValueError(f"target_shape must be a tuple of ints, got {target_shape!r}")
+        shape = tuple(_validation.check_int(s, "target_shape", -1) for s in target_shape)
+        if 0 in shape or shape.count(-1) > 1:
+            raise ValueError(f"target_shape entries must be >= 1, with at most one -1, got "
+                             f"{target_shape!r}")
+        self.target_shape = shape
+
+    def compute_output_shape(self, input_shape: Sequence[int]) -> tuple[int, ...]:
+        size, known = _flat_width(input_shape), -_flat_width(self.target_shape)
+        if -1 in self.target_shape:
+            if size % known:
+                raise ValueError(f"Reshape: cannot reshape input shape {tuple(input_shape)} "
+                                 f"to {self.target_shape}")
+            return tuple(size // known if s == -1 else s for s in self.target_shape)
+        if size != -known:
+            raise ValueError(f"Reshape: input shape {tuple(input_shape)} has {size} values, "
+                             f"target_shape {self.target_shape} has {-known}")
+        return self.target_shape
+
+    def get_config(self) -> ConfigDict:
+        return {"name": self.name, "target_shape": self.target_shape}
+
+    @classmethod
+    def from_config(cls, config: ConfigDict) -> Reshape:
+        config = dict(config)
+        config["target_shape"] = tuple(config["target_shape"])
+        return cls(**config)
+
+
+LAYERS = {"Flatten": Flatten, "Reshape": Reshape, "Dense": Dense, "Dropout": Dropout,
+          "Normalization": Normalization,
           "InputLayer": InputLayer, "Activation": Activation, "ReLU": ReLU,
           "LeakyReLU": LeakyReLU, "Softmax": Softmax}
+
+from fastnn._conv_layers import Conv1D, Conv2D, MaxPooling1D, MaxPooling2D  # noqa: E402
+
+LAYERS.update({"Conv1D": Conv1D, "Conv2D": Conv2D, "MaxPooling1D": MaxPooling1D,
+               "MaxPooling2D": MaxPooling2D})

@@ -33,7 +33,7 @@ from fastnn._tensor import Tensor as _Tensor
 from fastnn._tensor import wrap as _wrap
 from fastnn.activations import linear as _linear
 from fastnn.activations import serialize as _activation_name
-from fastnn.layers import InputLayer, KerasTensor, Layer, unique_name
+from fastnn.layers import InputLayer, KerasTensor, Layer, _check_shape, unique_name
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
@@ -111,7 +111,10 @@ class Sequential:
         self.name = name or unique_name("sequential")
         self._layers: list[Layer] = []
         self._input_layer: InputLayer | None = None
-        self._n_in: int | None = None
+        self._n_in: int | None = None           # flat input width (what the engine sees)
+        self._input_shape: tuple[int, ...] | None = None    # without the batch axis
+        self._out_shape: tuple[int, ...] | None = None
+        self._flat_input = False
         self._params = self._aux = None  # type: ignore[assignment]
         self._offsets: list[tuple[int, int]] = []
         self.optimizer = self.loss = None  # type: ignore[assignment]
@@ -155,27 +158,27 @@ class Sequential:
             self._input_layer = layer
             layer._set_owner(self)
             return
-        width = self._n_in
+        shape = self._input_shape
         if not self._layers:
-            # the first layer: the input width comes from Input, or from the layer's own
+            # the first layer: the input shape comes from Input, or from the layer's own
             # input_shape / input_dim (both given: they must agree)
-            declared, width = layer._declared_width(), self._input_width()
-            if None not in (declared, width) and declared != width:
-                raise ValueError(f"layer {layer.name!r} declares {declared} input features, "
-                                 f"but the model's Input has {width}")
-            width = declared if width is None else width
+            declared, shape = layer._declared_shape(), self._declared_input_shape()
+            if None not in (declared, shape) and declared != shape:
+                raise ValueError(f"layer {layer.name!r} declares input shape {declared}, "
+                                 f"but the model's Input has {shape}")
+            shape = declared if shape is None else shape
         self._layers.append(layer)
-        if width is not None:
+        if shape is not None:
             try:
-                self._build(width)
+                self._build(shape)
             except ValueError:   # e.g. an adapted Normalization of another width
                 self._layers.pop()
                 if self._layers:
-                    self._build(self._n_in)  # type: ignore[arg-type]  # built: an int
+                    self._build(self._input_shape)
                 raise
         layer._set_owner(self)
 
-    def _input_width(self) -> int | None:
+    def _declared_input_shape(self) -> tuple[int, ...] | None:
         if self._input_layer is not None:
             return self._input_layer.input_shape_arg
         return None
@@ -189,51 +192,63 @@ class Sequential:
         layer = self._layers.pop()
         layer._set_owner(None)
         if self._layers and self.built:
-            self._build(self._n_in)  # type: ignore[arg-type]  # built: an int
+            self._build(self._input_shape)
         elif not self._layers:
-            self._n_in = None
+            self._n_in = self._input_shape = None
             self._params = self._aux = None  # type: ignore[assignment]
             self._offsets = []
             self._train_engine = self._infer_engine = None
-            width = self._input_width()
-            if width is not None:
-                self._n_in = width
+            shape = self._declared_input_shape()
+            if shape is not None:
+                self._input_shape, self._n_in = shape, math.prod(shape)
 
     def build(self, input_shape: int | Sequence[int | None] | None = None) -> None:
-        """Create the weights for inputs of shape ``(None, n)`` / ``(n,)`` (or int n);
+        """Create the weights for inputs of shape ``input_shape``: Keras's batch shape
+        ``(None, *shape)`` (any batch size in place of None), a bare ``(n,)`` or an int n;
         None uses the declared input shape."""
         if input_shape is None:
-            input_shape = self._input_width() or (self._layers[0]._declared_width()
-                                                  if self._layers else None)
+            input_shape = self._declared_input_shape() or (
+                self._layers[0]._declared_shape() if self._layers else None)
             if input_shape is None:
                 raise ValueError("build: no input_shape given and none declared")
-        n_in = input_shape[-1] if isinstance(input_shape, (tuple, list)) else input_shape
-        n_in = _validation.check_int(n_in, "input_shape", 1)
+        elif isinstance(input_shape, (tuple, list)) and len(input_shape) >= 2:
+            input_shape = tuple(input_shape)[1:]    # drop the batch axis
+        input_shape = _check_shape(input_shape, "input_shape")
         if not self._layers:
             raise ValueError("the model has no layers; add some before building")
-        self._build(n_in)
+        self._build(input_shape)
 
-    def _build(self, n_in: int) -> None:
-        widths, width = [], n_in
+    def _layer_shapes(self, input_shape: Sequence[int]) -> list[tuple[int, ...]]:
+        """Each layer's input shape, then the model's output shape; ValueError when a
+        layer cannot take the shape it would receive."""
+        shapes = [tuple(input_shape)]
         for layer in self._layers:
-            widths.append(width)
-            width = layer.output_width(width)
-        n_params = sum(layer.param_count(w) for layer, w in zip(self._layers, widths, strict=True))
-        n_stats = sum(layer.stat_count(w) for layer, w in zip(self._layers, widths, strict=True))
+            shapes.append(tuple(layer.compute_output_shape(shapes[-1])))
+        return shapes
+
+    def _build(self, input_shape: Any) -> None:
+        if not isinstance(input_shape, tuple):
+            input_shape = (input_shape,)
+        all_shapes = self._layer_shapes(input_shape)
+        shapes = all_shapes[:-1]
+        n_params = sum(layer.param_count(s) for layer, s in zip(self._layers, shapes, strict=True))
+        n_stats = sum(layer.stat_count(s) for layer, s in zip(self._layers, shapes, strict=True))
         params, aux = np.zeros(n_params, self.dtype), np.zeros(n_stats, self.dtype)
-        offsets: list[tuple[int, int]] = []
-        offset, aux_offset = 0, 0
-        for layer, w in zip(self._layers, widths, strict=True):
+        offsets, offset, aux_offset = [], 0, 0
+        for layer, s in zip(self._layers, shapes, strict=True):
             offsets.append((offset, aux_offset))
-            offset, aux_offset = layer._bind(w, params, offset, aux, aux_offset)
-        self._params, self._aux, self._offsets, self._n_in = params, aux, offsets, n_in
+            offset, aux_offset = layer._bind(s, params, offset, aux, aux_offset)
+        self._params, self._aux, self._offsets = params, aux, offsets
+        self._input_shape, self._n_in = input_shape, math.prod(input_shape)
+        self._out_shape = all_shapes[-1]
+        self._flat_input = len(input_shape) == 1   # model(x)'s fast path takes 2-D x only
         self._train_engine = self._infer_engine = None
 
-    def _output_width(self, n_in: int) -> int:
-        width = n_in
-        for layer in self._layers:
-            width = layer.output_width(width)
-        return width
+    def _output_shape(self) -> tuple[int, ...]:
+        return self._out_shape  # type: ignore[return-value]  # built
+
+    def _output_width(self, n_in: int | None = None) -> int:
+        return math.prod(self._output_shape())
 
     def _require_layers(self) -> None:
         if not self._layers:
@@ -275,16 +290,16 @@ class Sequential:
                               "build / fit first.")
 
     @property
-    def input_shape(self) -> tuple[None, int]:
+    def input_shape(self) -> tuple[int | None, ...]:
         if not self.built:
             raise self._shape_error("input_shape")
-        return (None, self._n_in)  # type: ignore[return-value]  # built: an int
+        return (None, *self._input_shape)  # type: ignore[misc]  # built: a tuple
 
     @property
-    def output_shape(self) -> tuple[None, int]:
+    def output_shape(self) -> tuple[int | None, ...]:
         if not self.built or not self._layers:
             raise self._shape_error("output_shape")
-        return (None, self._output_width(self._n_in))  # type: ignore[arg-type]  # built
+        return (None, *self._output_shape())
 
     @property
     def inputs(self) -> list[KerasTensor]:
@@ -387,8 +402,14 @@ class Sequential:
 
     # ------------------------------------------------------------------------- engines
     def _specs(self) -> list[dict[str, Any]]:
-        return [layer._spec(off, aux_off) for layer, (off, aux_off) in
-                zip(self._layers, self._offsets, strict=True)]
+        """The engine's layer descriptions.  Flatten and Reshape are the identity on the
+        flat (C-order) row buffer and have no spec; a stack of only such layers becomes
+        one zero-rate Dropout, the engine's identity."""
+        specs = [layer._spec(off, aux_off) for layer, (off, aux_off) in
+                 zip(self._layers, self._offsets, strict=True)]
+        specs = [spec for spec in specs if spec is not None]
+        return specs or [{"kind": "dropout", "n_in": self._n_in, "n_out": self._n_in,
+                          "rate": 0.0}]
 
     def _variable_segments(self) -> NDArray[np.int64]:
         """(offset, length) of each trainable variable in the flat parameter vector.
@@ -399,9 +420,10 @@ class Sequential:
         rows = []
         for spec in self._specs():
             if "w_off" in spec:
-                rows.append((spec["w_off"], spec["n_in"] * spec["n_out"]))
+                rows.append((spec["w_off"], spec.get("w_size", spec["n_in"] * spec["n_out"])))
             if spec.get("b_off", -1) >= 0:
-                rows.append((spec["b_off"], spec["n_out"]))
+                rows.append((spec["b_off"], spec["geom"][11] if "geom" in spec
+                             else spec["n_out"]))
         return np.array(rows, dtype=np.int64).reshape(-1, 2)
 
     def _get_train_engine(self) -> Engine:
@@ -409,7 +431,7 @@ class Sequential:
             activation = self._output_activation()
             kernel, fused = self.loss.kernel_for(
                 None if activation is None else _activation_name(activation))
-            n_out = self._output_width(self._n_in)  # type: ignore[arg-type]  # built
+            n_out = self._output_width()
             codes = [metrics_module.resolve(m, self.loss.sparse, n_out)
                      for m in self._metric_names]
             threshold = 0.0 if self.loss.from_logits else 0.5
@@ -427,8 +449,13 @@ class Sequential:
         return self._infer_engine
 
     # ------------------------------------------------------------------------- data
-    def _features(self, x: ArrayLike | None, name: str = "x") -> FloatArray:
-        return _validation.as_features(x, name, self.dtype, self._n_in)
+    def _features(self, x: ArrayLike | None, name: str = "x"
+                  ) -> tuple[FloatArray, tuple[int, ...]]:
+        """(x as a 2-D C-order array of the model's dtype, x's shape without the batch
+        axis): x of shape (n, *input_shape) is validated against the model's input shape
+        (any shape while unbuilt) and flattened row by row (a view, no copy)."""
+        x = _validation.as_inputs(x, name, self.dtype, self._input_shape)
+        return x.reshape(x.shape[0], -1), x.shape[1:]
 
     def _targets(self, y: ArrayLike | None, name: str, n: int, n_out: int
                  ) -> tuple[FloatArray | None, NDArray[np.intc] | None]:
@@ -437,6 +464,14 @@ class Sequential:
             raise ValueError(f"{name} is required")
         if self.loss.sparse:
             return None, _validation.as_labels(y, name, n, n_out)
+        out_shape = self._out_shape if self.built else None
+        if out_shape is not None and len(out_shape) > 1:
+            # targets of an image-shaped output, (n, *output_shape), as flat rows
+            arr = _validation._real_array(y, name)
+            if arr.shape[1:] != out_shape:
+                raise ValueError(f"{name} must have shape (n, {', '.join(map(str, out_shape))})"
+                                 f" to match the model's output, got {arr.shape}")
+            y = arr.reshape(arr.shape[0], -1)
         return _validation.as_dense_targets(y, name, n, n_out, self.dtype), None
 
     def _weights_for(self, sample_weight: ArrayLike | None, class_weight: ClassWeight | None,
@@ -454,12 +489,14 @@ class Sequential:
                 labels = y.argmax(axis=1).astype(np.intc)
         return _validation.class_weights(class_weight, labels, self.dtype)
 
-    def _validation_set(self, validation_data: ValidationData, n_in: int, n_out: int
-                        ) -> tuple[Any, Any, Any, Any]:
+    def _validation_set(self, validation_data: ValidationData, in_shape: tuple[int, ...],
+                        n_out: int) -> tuple[Any, Any, Any, Any]:
         if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
             raise ValueError("validation_data must be a tuple (x_val, y_val) or "
                              "(x_val, y_val, sample_weight_val)")
-        xv = _validation.as_features(validation_data[0], "validation_data[0]", self.dtype, n_in)
+        xv = _validation.as_inputs(validation_data[0], "validation_data[0]", self.dtype,
+                                   in_shape)
+        xv = xv.reshape(xv.shape[0], -1)
         yv, lv = self._targets(validation_data[1], "validation_data[1]", xv.shape[0], n_out)
         swv = None
         if len(validation_data) == 3 and validation_data[2] is not None:
@@ -538,14 +575,14 @@ class Sequential:
         validation_freq = _validation.check_int(validation_freq, "validation_freq", 1)
         callbacks = _check_callbacks(callbacks)
 
-        x = self._features(x)
-        n, n_in = x.shape
-        n_out = self._output_width(n_in)
+        x, in_shape = self._features(x)
+        n = x.shape[0]
+        n_out = self._checked_output_width(in_shape)
         y, labels = self._targets(y, "y", n, n_out)
         sw = self._weights_for(sample_weight, class_weight, y, labels, n)
         val: tuple[Any, Any, Any, Any] | None = None
         if validation_data is not None:
-            val = self._validation_set(validation_data, n_in, n_out)
+            val = self._validation_set(validation_data, in_shape, n_out)
         elif validation_split > 0:
             n_train = int(n * (1 - validation_split))
             if n_train == 0 or n_train == n:
@@ -563,7 +600,7 @@ class Sequential:
         # everything is validated: from here on the model changes, one fit at a time
         with self._guard.fitting():
             if not self.built:
-                self._build(n_in)
+                self._build(in_shape)
             try:
                 return self._train(x, y, labels, sw, val, batch_size, initial_epoch, epochs,
                                    shuffle, verbose, callbacks, validation_freq)
@@ -697,13 +734,13 @@ class Sequential:
         """
         self._require_layers()
         self._require_compiled("train_on_batch")
-        x = self._features(x)
-        n, n_in = x.shape
-        y, labels = self._targets(y, "y", n, self._output_width(n_in))
+        x, in_shape = self._features(x)
+        n = x.shape[0]
+        y, labels = self._targets(y, "y", n, self._checked_output_width(in_shape))
         sw = self._weights_for(sample_weight, class_weight, y, labels, n)
         with self._guard.fitting():
             if not self.built:
-                self._build(n_in)
+                self._build(in_shape)
             engine = self._get_train_engine()
             self.optimizer._attach(engine, self._params.shape[0], self.dtype,
                                    self._variable_segments())
@@ -765,13 +802,14 @@ class Sequential:
         if steps is not None:
             steps = _validation.check_int(steps, "steps", 1)
         self._require_layers()
-        x = self._features(x)
+        x, in_shape = self._features(x)
         if steps is not None:
             x = x[:steps * batch_size]
-        if not callbacks and not verbose:
-            return self(x)
         if not self.built:
-            self._build(x.shape[1])
+            self._checked_output_width(in_shape)
+            self._build(in_shape)
+        if not callbacks and not verbose:
+            return self._flat_call(x)
         n_batches = math.ceil(x.shape[0] / batch_size)
         cbs = callbacks_module.CallbackList(
             callbacks, self, {"epochs": 1, "steps": n_batches, "verbose": verbose})
@@ -781,12 +819,12 @@ class Sequential:
             parts = []
             for b in range(n_batches):
                 cbs.call("on_predict_batch_begin", b, None)
-                part = self(x[b * batch_size:(b + 1) * batch_size])
+                part = self._flat_call(x[b * batch_size:(b + 1) * batch_size])
                 parts.append(part)
                 cbs.call("on_predict_batch_end", b, {"outputs": part})
             out = _wrap(np.concatenate(parts))
         else:
-            out = self(x)
+            out = self._flat_call(x)
         cbs.call("on_predict_end", None)
         bar.finish({})
         return out
@@ -802,7 +840,7 @@ class Sequential:
             raise ValueError("model(x, training=True) is not supported: fastnn applies "
                              "dropout only inside fit")
         engine = self._infer_engine
-        if engine is not None and type(x) is np.ndarray:
+        if engine is not None and type(x) is np.ndarray and self._flat_input:
             # fast path: a C-contiguous 2-D float32/float64 array goes straight to the
             # compiled entry, which casts, checks the width and finiteness (in the
             # model's dtype) and runs the forward pass on a per-call workspace (about a
@@ -813,10 +851,27 @@ class Sequential:
             except (TypeError, ValueError):
                 pass
         self._require_layers()
-        x = self._features(x)
+        x, in_shape = self._features(x)
         if not self.built:
-            self._build(x.shape[1])
-        return self._get_infer_engine().infer(x)
+            self._checked_output_width(in_shape)
+            self._build(in_shape)
+        return self._flat_call(x)
+
+    def _flat_call(self, x: FloatArray) -> _Tensor:
+        """Inference on validated, flattened rows; the output in the model's shape."""
+        out = self._get_infer_engine().infer(x)
+        if not self._flat_output:
+            out = out.reshape(x.shape[0], *self._output_shape())
+        return out.view(_Tensor)
+
+    @property
+    def _flat_output(self) -> bool:
+        return len(self._output_shape()) == 1
+
+    def _checked_output_width(self, in_shape: tuple[int, ...]) -> int:
+        """Flat output width for inputs of in_shape (the model's own when built);
+        ValueError, before anything changes, when a layer cannot take its input."""
+        return math.prod(self._layer_shapes(self._input_shape or in_shape)[-1])
 
     @overload
     def evaluate(self, x: ArrayLike | None = ..., y: ArrayLike | None = ...,
@@ -864,8 +919,8 @@ class Sequential:
         callbacks = _check_callbacks(callbacks)
         if steps is not None:
             steps = _validation.check_int(steps, "steps", 1)
-        x = self._features(x)
-        n_out = self._output_width(x.shape[1])
+        x, in_shape = self._features(x)
+        n_out = self._checked_output_width(in_shape)
         y, labels = self._targets(y, "y", x.shape[0], n_out)
         sw = _validation.as_sample_weight(sample_weight, x.shape[0], self.dtype)
         with self._guard.evaluating():
@@ -876,8 +931,8 @@ class Sequential:
                 labels = None if labels is None else labels[:rows]
                 sw = None if sw is None else sw[:rows]
             if not self.built:
-                self._build(x.shape[1])
-            cbs: callbacks_module.CallbackList | None = None
+                self._build(in_shape)
+            cbs = None
             n_batches = math.ceil(x.shape[0] / batch_size)
             if callbacks:
                 cbs = callbacks_module.CallbackList(

@@ -53,9 +53,14 @@ def to_bytes(model: Sequential) -> bytes:
         "dtype": model.dtype.name,
         "layers": [{"class": type(layer).__name__, "config": layer.get_config()}
                    for layer in model.layers],
-        "input_dim": model._n_in,
+        # dense models keep format 1's "input_dim" (files byte-compatible with earlier
+        # releases); other input shapes are recorded in full
+        "input_dim": model._n_in if model._input_shape is None or len(model._input_shape) == 1
+        else None,
         "compile": None,
     }
+    if config["input_dim"] is None and model._input_shape is not None:
+        config["input_shape"] = list(model._input_shape)
     arrays: dict[str, NDArray[Any]] = {}
     if model.built:
         for i, w in enumerate(model.get_weights()):
@@ -137,7 +142,7 @@ def _parse(data: bytes) -> tuple[dict[str, Any], dict[str, NDArray[Any]]]:
         dtype = _DTYPES.get(_field(entry, "dtype", str))
         shape = _field(entry, "shape", list)
         offset, nbytes = _field(entry, "offset", int), _field(entry, "nbytes", int)
-        if dtype is None or len(shape) > 2 or not all(
+        if dtype is None or len(shape) > 4 or not all(
                 isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in shape):
             raise _corrupt(f"bad description of array {name!r}")
         # exact Python integers: np.prod would wrap around (or overflow) on huge shapes
@@ -170,10 +175,15 @@ def from_bytes(data: bytes | bytearray | memoryview) -> Sequential:
                 raise _corrupt(f"unknown layer class {spec.get('class')!r}")
             layers.append(cls.from_config(_field(spec, "config", dict)))
         n_in = config.get("input_dim")
+        if "input_shape" in config:
+            if n_in is not None:
+                raise ValueError("both input_dim and input_shape given")
+            n_in = layers_module._check_shape(_field(config, "input_shape", list),
+                                              "input_shape")
         _check_weight_sizes(layers, n_in, arrays)  # before anything is allocated
         model = Sequential(layers, name=config.get("name"), dtype=_field(config, "dtype", str))
         if n_in is not None:
-            model.build(n_in)
+            model.build((None, n_in) if isinstance(n_in, int) else (None, *n_in))
             n_weights = len(model.get_weights())
             model.set_weights([arrays[f"weight_{i}"] for i in range(n_weights)])
         compiled = config.get("compile")
@@ -205,14 +215,18 @@ def _check_weight_sizes(layers: list[layers_module.Layer], n_in: Any,
         if first is not None:  # the model would build itself with fresh weights
             raise ValueError("layer 0 declares input_dim but the file holds no weights")
         return
-    if not isinstance(n_in, int) or isinstance(n_in, bool) or n_in < 1:
+    if isinstance(n_in, tuple):
+        shape = n_in
+    elif not isinstance(n_in, int) or isinstance(n_in, bool) or n_in < 1:
         raise ValueError(f"bad input_dim {n_in!r}")
-    if first is not None and first != n_in:
+    else:
+        shape = (n_in,)
+    if first is not None and (first,) != shape:
         raise ValueError(f"layer 0 declares input_dim {first}, the model {n_in}")
-    expected, width = 0, n_in
+    expected = 0
     for layer in layers:
-        expected += layer.param_count(width) + layer.stat_count(width)
-        width = layer.output_width(width)
+        expected += layer.param_count(shape) + layer.stat_count(shape)
+        shape = layer.compute_output_shape(shape)
     held = sum(a.size for name, a in arrays.items() if name.startswith("weight_"))
     if expected != held:
         raise ValueError(f"the layers need {expected} weights, the file holds {held}")

@@ -26,15 +26,15 @@ void *realloc(void *p, size_t n) { count++; return __libc_realloc(p, n); }
 CHILD = """
 import ctypes, numpy as np, fastnn
 from fastnn import Sequential
-from fastnn.layers import Dense, Dropout
+from fastnn.layers import Conv1D, Dense, Dropout, Flatten, MaxPooling1D
 count = ctypes.CDLL(None).fnn_test_malloc_count
 rng = np.random.default_rng(0)
-x = rng.standard_normal((600, 16)).astype(np.float32)
+x = rng.standard_normal((600, {x_shape})).astype(np.float32)
 y = rng.integers(0, 4, 600)
 
 def mallocs(batch_size):
     fastnn.set_random_seed(0)
-    model = Sequential([Dense(12, activation="relu"), Dropout(0.1), Dense(4)])
+    model = Sequential({layers})
     model.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     model.fit(x, y, epochs=1, batch_size=batch_size, verbose=0)   # warm-up: builds buffers
     before = count()
@@ -48,12 +48,19 @@ print(mallocs(1), mallocs(600))
 
 @pytest.mark.skipif(not sys.platform.startswith("linux") or shutil.which("cc") is None,
                     reason="needs glibc and a C compiler")
-def test_fit_mallocs_do_not_grow_with_the_number_of_batches(tmp_path, run_python):
+@pytest.mark.parametrize("x_shape, layers", [
+    ("16", '[Dense(12, activation="relu"), Dropout(0.1), Dense(4)]'),
+    ("8, 2", '[Conv1D(3, 3, padding="same", activation="relu"), MaxPooling1D(), Flatten(), '
+             'Dropout(0.1), Dense(4)]'),
+], ids=["dense", "conv"])
+def test_fit_mallocs_do_not_grow_with_the_number_of_batches(tmp_path, run_python, x_shape,
+                                                             layers):
     lib = tmp_path / "count.so"
     (tmp_path / "count.c").write_text(COUNTER)
     subprocess.run(["cc", "-shared", "-fPIC", "-O1", "-o", str(lib), str(tmp_path / "count.c")],
                    check=True)
-    out = run_python(["-c", textwrap.dedent(CHILD)], env=dict(os.environ, LD_PRELOAD=str(lib)),
+    child = textwrap.dedent(CHILD).replace("{x_shape}", x_shape).replace("{layers}", layers)
+    out = run_python(["-c", child], env=dict(os.environ, LD_PRELOAD=str(lib)),
                      check=True).stdout
     per_row, full_batch = map(int, out.split())
     # 1200 steps against 2: any allocation per batch would add >= 1198 mallocs

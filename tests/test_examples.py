@@ -80,3 +80,15 @@ def test_readme_quick_start_runs_and_is_right(capsys):
     assert accuracy >= 0.99
     assert namespace["W1"].shape == (64, 25)
     assert isinstance(namespace["loss"], float) and namespace["accuracy"] >= 0.99
+
+
+def test_digits_cnn_reaches_098(run_python):
+    accuracy, out = run_example(run_python, "digits_cnn.py", "--verbose", "0")
+    assert accuracy >= 0.98
+    assert re.search(r"^fit time: [0-9.]+ s for 25 epochs$", out, re.MULTILINE)
+
+
+def test_ecg_conv1d_course_architecture_learns(run_python):
+    accuracy, out = run_example(run_python, "ecg_conv1d.py")
+    assert accuracy >= 0.85
+    assert "course CNN (31 parameters)" in out and "Dense 100 -> 1 -> 1 (103 parameters)" in out

@@ -5,6 +5,7 @@ signature in fastnn._kernels.reference; the tests keep the two in step.
 """
 from fastnn._kernels._blas_import import load_blas
 from fastnn._kernels._omp import get_num_threads, openmp_available, set_num_threads
+from fastnn._kernels.conv import conv_backward, conv_forward, maxpool_backward, maxpool_forward
 from fastnn._kernels.dense import (
     ACTIVATIONS,
     GEMM_METHODS,
@@ -42,6 +43,7 @@ from fastnn._kernels.optim import (
 
 KERNEL_NAMES = (
     "matmul", "activation_forward", "dense_forward", "dense_backward",
+    "conv_forward", "conv_backward", "maxpool_forward", "maxpool_backward",
     "sparse_softmax_xent", "softmax_xent", "sigmoid_bce", "sparse_cce", "cce", "bce", "mse",
     "mae", "huber", "metric_sum", "adam_update", "adamw_update", "sgd_update", "rmsprop_update",
     "clip_by_norm", "clip_by_global_norm", "clip_by_value", "Engine",
@@ -50,7 +52,8 @@ KERNEL_NAMES = (
 __all__ = ["load_blas", "ACTIVATIONS", "GEMM_METHODS", "CHUNK", "PARALLEL_MIN", "LOSSES",
            "METRICS", "LAYER_KINDS", "OPTIMIZERS", "KERNEL_NAMES", "openmp_available",
            "set_num_threads", "get_num_threads", "matmul", "activation_forward", "dense_forward",
-           "dense_backward", "sparse_softmax_xent", "softmax_xent", "sigmoid_bce", "sparse_cce",
+           "dense_backward", "conv_forward", "conv_backward", "maxpool_forward",
+           "maxpool_backward", "sparse_softmax_xent", "softmax_xent", "sigmoid_bce", "sparse_cce",
            "cce", "bce", "mse", "mae", "huber", "metric_sum", "adam_update", "adamw_update",
            "sgd_update", "rmsprop_update", "clip_by_norm", "clip_by_global_norm",
            "clip_by_value", "Engine"]

@@ -78,6 +78,9 @@ cdef extern from "numpy/arrayobject.h":
 
 from fastnn._kernels._act cimport ACT_COUNT, ACT_LINEAR, activation_block, activation_grad
 from fastnn._kernels._blas cimport GEMM_AUTO, GEMM_ROWS, ensure_blas
+from fastnn._kernels._conv cimport (ConvGeom, conv_backward_core, conv_forward_core,
+                                    conv_patch, conv_positions, maxpool_backward_core,
+                                    maxpool_forward_core)
 from fastnn._kernels._csrc cimport fnn_denormals_off, fnn_denormals_restore, fnn_uniform
 from fastnn._kernels._dense cimport (Penalty, dense_backward_core, dense_forward_core,
                                      penalty_value)
@@ -94,7 +97,9 @@ cdef enum:
     LAYER_DROPOUT = 1
     LAYER_NORMALIZATION = 2
     LAYER_ACTIVATION = 3
-    LAYER_COUNT = 4
+    LAYER_CONV = 4               # Conv1D / Conv2D (1-D: h = kh = 1)
+    LAYER_MAXPOOL = 5            # MaxPooling1D / MaxPooling2D
+    LAYER_COUNT = 6
 
 cdef enum:
     MAX_METRICS = 8
@@ -120,7 +125,8 @@ _ERRORS = {ERR_LAYER: "unknown layer kind", ERR_ACTIVATION: "unknown activation"
            ERR_OPTIMIZER: "unknown optimizer"}
 
 LAYER_KINDS = {"dense": LAYER_DENSE, "dropout": LAYER_DROPOUT,
-               "normalization": LAYER_NORMALIZATION, "activation": LAYER_ACTIVATION}
+               "normalization": LAYER_NORMALIZATION, "activation": LAYER_ACTIVATION,
+               "conv": LAYER_CONV, "maxpool": LAYER_MAXPOOL}
 OPTIMIZERS = {"sgd": OPT_SGD, "adam": OPT_ADAM, "rmsprop": OPT_RMSPROP, "adamw": OPT_ADAMW}
 
 
@@ -134,6 +140,8 @@ ctypedef struct Layer:
     Py_ssize_t w_off, b_off      # into params/grads; b_off < 0: no bias
     Py_ssize_t aux_off           # Normalization: mean at aux_off, std at aux_off + n_out
     bint need_dx                 # propagate the gradient into this layer's input
+    ConvGeom geom                # Conv / MaxPool: window geometry (n_in = h*w*c,
+                                 # n_out = oh*ow*f); the kernel is (kh*kw*c, f) at w_off
 
 
 ctypedef struct Net:
@@ -161,6 +169,7 @@ ctypedef struct Work:
     Py_ssize_t* z_off
     Py_ssize_t* a_off
     Py_ssize_t* g_off
+    Py_ssize_t* s_off            # per-kind scratch (Conv: im2col columns), -1: none
     void** outs                  # each layer's output block in the current pass
     Py_ssize_t x_off, y_off, sw_off
     int* labels
@@ -226,6 +235,14 @@ cdef void _forward(Net* net, Work* w, const floating* x, Py_ssize_t n, bint trai
                     a[i * m + j] = (prev[i * m + j] - aux[lay.aux_off + j]) / aux[lay.aux_off + m + j]
         elif lay.kind == LAYER_ACTIVATION:
             activation_block(n, lay.n_out, prev, lay.act, <floating>lay.alpha, a)
+        elif lay.kind == LAYER_CONV:
+            conv_forward_core(n, &lay.geom, prev, params + lay.w_off,
+                              params + lay.b_off if lay.b_off >= 0 else NULL, lay.act,
+                              <floating>lay.alpha, ws + w.s_off[l], ws + w.z_off[l], a,
+                              GEMM_AUTO if training else GEMM_ROWS)
+        elif lay.kind == LAYER_MAXPOOL:
+            # z holds each maximum's window position for the backward pass
+            maxpool_forward_core(n, &lay.geom, prev, a, ws + w.z_off[l])
         else:
             w.error = ERR_LAYER
             return
@@ -287,9 +304,29 @@ cdef void _backward(Net* net, Work* w, const floating* x, Py_ssize_t n,
             # dx = g * act'(input); softmax: dx = a * (g - rowsum(g * a))
             memcpy(dx, g, size * sizeof(floating))
             activation_grad(n, lay.n_out, inp, ws + w.a_off[l], act, <floating>lay.alpha, dx)
+        elif lay.kind == LAYER_CONV:
+            conv_backward_core(n, &lay.geom, inp, params + lay.w_off,
+                               params + lay.b_off if lay.b_off >= 0 else NULL,
+                               ws + w.z_off[l], ws + w.a_off[l], act, <floating>lay.alpha,
+                               &lay.pen, g, ws + w.s_off[l], grads + lay.w_off,
+                               grads + lay.b_off if lay.b_off >= 0 else NULL, dx)
+        elif lay.kind == LAYER_MAXPOOL:
+            if dx != NULL:
+                maxpool_backward_core(n, &lay.geom, g, ws + w.z_off[l], dx)
         else:
             w.error = ERR_LAYER
             return
+
+
+cdef inline Py_ssize_t _kernel_size(const Layer* lay) noexcept nogil:
+    """Entries of a Dense or Conv kernel."""
+    if lay.kind == LAYER_CONV:
+        return conv_patch(&lay.geom) * lay.geom.f
+    return lay.n_in * lay.n_out
+
+
+cdef inline Py_ssize_t _bias_size(const Layer* lay) noexcept nogil:
+    return lay.geom.f if lay.kind == LAYER_CONV else lay.n_out
 
 
 cdef double _penalty(Net* net, floating dummy) noexcept nogil:
@@ -302,13 +339,13 @@ cdef double _penalty(Net* net, floating dummy) noexcept nogil:
     cdef floating* params = <floating*>net.params
     for l in range(net.n_layers):
         lay = &net.layers[l]
-        if lay.kind != LAYER_DENSE:
+        if lay.kind != LAYER_DENSE and lay.kind != LAYER_CONV:
             continue
         if lay.pen.l1 != 0 or lay.pen.l2 != 0:
-            total += penalty_value(lay.n_in * lay.n_out, params + lay.w_off,
+            total += penalty_value(_kernel_size(lay), params + lay.w_off,
                                    lay.pen.l1, lay.pen.l2)
         if lay.b_off >= 0 and (lay.pen.bias_l1 != 0 or lay.pen.bias_l2 != 0):
-            total += penalty_value(lay.n_out, params + lay.b_off, lay.pen.bias_l1,
+            total += penalty_value(_bias_size(lay), params + lay.b_off, lay.pen.bias_l1,
                                    lay.pen.bias_l2)
     return total
 
@@ -324,7 +361,7 @@ cdef double _loss_and_metrics(Net* net, Work* w, const floating* x, Py_ssize_t n
     cdef const floating* pred = out
     cdef double loss
     if net.fused:
-        if net.layers[last].kind == LAYER_DENSE:
+        if net.layers[last].kind == LAYER_DENSE or net.layers[last].kind == LAYER_CONV:
             pred = ws + w.z_off[last]
         elif last > 0:  # an activation layer: its input holds the logits
             pred = <const floating*>w.outs[last - 1]
@@ -480,20 +517,21 @@ cdef enum:
 
 
 def _workspace_layout(Py_ssize_t rows, Py_ssize_t n_in, widths, needs_z, a_is_z,
-                      Py_ssize_t itemsize):
+                      Py_ssize_t itemsize, scratch=None):
     """Element offsets of every block of a workspace for batches of `rows` rows.
 
     `widths`, `needs_z` and `a_is_z` describe each layer: its output width, whether it
-    keeps a z block (pre-activation or dropout mask), and whether its output a is z.
-    Every block starts on a 64-byte boundary.  Returns a dict of Python ints: lists "z",
-    "a", "g" (one offset per layer; z is -1 when absent), "x", "y", "sw" and "size" (total
-    elements).  All arithmetic is in Py_ssize_t with overflow checks, so a workspace of
+    keeps a z block (pre-activation, dropout mask or pooling argmax), and whether its
+    output a is z; `scratch` (optional) the elements per row of the layer's own scratch
+    block (Conv: its im2col columns), 0 for none.  Every block starts on a 64-byte
+    boundary.  Returns a dict of Python ints: lists "z", "a", "g", "s" (one offset per
+    layer; z and s are -1 when absent), "x", "y", "sw" and "size" (total elements).  All arithmetic is in Py_ssize_t with overflow checks, so a workspace of
     more than 2**31 elements is laid out exactly (tested on paper sizes).
     """
     cdef Py_ssize_t off = 0, per_line = _ALIGN // itemsize, width, l, n_layers = len(widths)
     if rows < 1 or n_in < 1 or n_layers == 0 or itemsize < 1 or _ALIGN % itemsize:
         raise ValueError("_workspace_layout: bad sizes")
-    z, a, g = [], [], []
+    z, a, g, s = [], [], [], []
     for l in range(n_layers):
         width = widths[l]
         if needs_z[l]:
@@ -508,7 +546,12 @@ def _workspace_layout(Py_ssize_t rows, Py_ssize_t n_in, widths, needs_z, a_is_z,
             off = _block_end(off, _product(rows, width), per_line)
         g.append(off)
         off = _block_end(off, _product(rows, width), per_line)
-    layout = {"z": z, "a": a, "g": g, "x": off}
+        if scratch is not None and scratch[l] > 0:
+            s.append(off)
+            off = _block_end(off, _product(rows, scratch[l]), per_line)
+        else:
+            s.append(-1)
+    layout = {"z": z, "a": a, "g": g, "s": s, "x": off}
     off = _block_end(off, _product(rows, n_in), per_line)
     layout["y"] = off
     off = _block_end(off, _product(rows, widths[n_layers - 1]), per_line)
@@ -530,6 +573,14 @@ cdef Py_ssize_t _block_end(Py_ssize_t start, Py_ssize_t size, Py_ssize_t per_lin
     return (start + size + per_line - 1) // per_line * per_line
 
 
+cdef Py_ssize_t _scratch_per_row(const Layer* lay) noexcept:
+    """Elements per batch row of a layer's own scratch block (each kind declares its
+    needs here): Conv keeps its im2col columns, every other kind none."""
+    if lay.kind == LAYER_CONV:
+        return conv_positions(&lay.geom) * conv_patch(&lay.geom)
+    return 0
+
+
 cdef class Workspace:
     """Scratch memory for one engine call at a time (see the module notes on threads)."""
     cdef Work w
@@ -539,12 +590,13 @@ cdef class Workspace:
 
     def __cinit__(self, Py_ssize_t n_layers):
         self.n_layers = n_layers
-        self.w.z_off = <Py_ssize_t*>calloc(3 * n_layers, sizeof(Py_ssize_t))
+        self.w.z_off = <Py_ssize_t*>calloc(4 * n_layers, sizeof(Py_ssize_t))
         self.w.outs = <void**>calloc(n_layers, sizeof(void*))
         if self.w.z_off == NULL or self.w.outs == NULL:
             raise MemoryError()
         self.w.a_off = self.w.z_off + n_layers
         self.w.g_off = self.w.z_off + 2 * n_layers
+        self.w.s_off = self.w.z_off + 3 * n_layers
         self.w.rows = 0
         self.w.base = NULL
         self.w.labels = NULL
@@ -561,18 +613,25 @@ cdef class Workspace:
         if rows <= self.w.rows:
             return 0
         kinds = [net.layers[l].kind for l in range(net.n_layers)]
+        for l in range(net.n_layers):
+            # a Conv GEMM has rows * oh * ow rows, which BLAS takes as an int
+            if kinds[l] == LAYER_CONV and rows > INT_MAX // conv_positions(&net.layers[l].geom):
+                raise ValueError(f"Engine: {rows} rows of {conv_positions(&net.layers[l].geom)}"
+                                 f" windows (layer {l}) exceed BLAS's 32-bit sizes")
         layout = _workspace_layout(
             rows, net.n_in, [net.layers[l].n_out for l in range(net.n_layers)],
-            [k == LAYER_DENSE or k == LAYER_DROPOUT for k in kinds],
-            [kinds[l] == LAYER_DENSE and net.layers[l].act == ACT_LINEAR
+            [k in (LAYER_DENSE, LAYER_DROPOUT, LAYER_CONV, LAYER_MAXPOOL) for k in kinds],
+            [kinds[l] in (LAYER_DENSE, LAYER_CONV) and net.layers[l].act == ACT_LINEAR
              for l in range(net.n_layers)],
-            np.dtype(dtype).itemsize)
+            np.dtype(dtype).itemsize,
+            [_scratch_per_row(&net.layers[l]) for l in range(net.n_layers)])
         block = _aligned_zeros(layout["size"], dtype)
         labels = _aligned_zeros(rows, np.intc)
         for l in range(net.n_layers):
             self.w.z_off[l] = layout["z"][l] if layout["z"][l] >= 0 else layout["a"][l]
             self.w.a_off[l] = layout["a"][l]
             self.w.g_off[l] = layout["g"][l]
+            self.w.s_off[l] = layout["s"][l]
         self.w.x_off, self.w.y_off, self.w.sw_off = layout["x"], layout["y"], layout["sw"]
         self._block, self._labels = block, labels
         self.w.base = _data_ptr(block)
@@ -665,18 +724,25 @@ cdef class Engine:
         trainable_below = False
         for l in range(n_layers):
             self.net.layers[l].need_dx = trainable_below
-            if self.net.layers[l].kind == LAYER_DENSE:
+            if self.net.layers[l].kind == LAYER_DENSE or self.net.layers[l].kind == LAYER_CONV:
                 trainable_below = True
         last = self.net.layers[n_layers - 1]
-        if fused and last.kind != LAYER_DENSE and last.kind != LAYER_ACTIVATION:
-            raise ValueError("Engine: a fused loss needs a Dense or activation output layer")
+        if fused and last.kind not in (LAYER_DENSE, LAYER_ACTIVATION, LAYER_CONV):
+            raise ValueError("Engine: a fused loss needs a Dense, Conv or activation output "
+                             "layer")
         self.net.n_in = self.net.layers[0].n_in
         self.net.n_out = last.n_out
         self.net.row_work = 0
         for l in range(n_layers):
             lay = &self.net.layers[l]
-            self.net.row_work += (lay.n_in * lay.n_out if lay.kind == LAYER_DENSE
-                                  else lay.n_out)
+            if lay.kind == LAYER_DENSE:
+                self.net.row_work += lay.n_in * lay.n_out
+            elif lay.kind == LAYER_CONV:
+                self.net.row_work += lay.n_out * conv_patch(&lay.geom)
+            elif lay.kind == LAYER_MAXPOOL:
+                self.net.row_work += lay.n_out * lay.geom.kh * lay.geom.kw
+            else:
+                self.net.row_work += lay.n_out
         self.net.n_params = params.shape[0]
         if loss < 0 or loss >= LOSS_COUNT:
             raise ValueError(f"Engine: unknown loss code {loss}")
@@ -1166,7 +1232,9 @@ cdef int _read_layer(dict spec, Layer* lay, Py_ssize_t n_params, Py_ssize_t n_au
         raise ValueError("Engine: layer widths must be >= 1")
     if lay.n_in > INT_MAX or lay.n_out > INT_MAX:
         raise ValueError("Engine: layer widths must fit BLAS's 32-bit sizes")
-    if lay.kind != LAYER_DENSE and lay.n_in != lay.n_out:
+    if lay.kind in (LAYER_CONV, LAYER_MAXPOOL):
+        _read_geometry(spec, lay)
+    elif lay.kind != LAYER_DENSE and lay.n_in != lay.n_out:
         raise ValueError(f"Engine: a {kind} layer keeps its width (n_in == n_out)")
     lay.alpha = spec.get("alpha", 0.0)
     lay.pen.l1, lay.pen.l2 = spec.get("l1", 0.0), spec.get("l2", 0.0)
@@ -1185,13 +1253,40 @@ cdef int _read_layer(dict spec, Layer* lay, Py_ssize_t n_params, Py_ssize_t n_au
         lay.seed = layer_seed
     lay.w_off, lay.b_off = spec.get("w_off", 0), spec.get("b_off", -1)
     lay.aux_off = spec.get("aux_off", 0)
-    if lay.kind == LAYER_DENSE and (
-            lay.w_off < 0 or lay.w_off + lay.n_in * lay.n_out > n_params
-            or lay.b_off + lay.n_out > n_params):
+    if (lay.kind == LAYER_DENSE or lay.kind == LAYER_CONV) and (
+            lay.w_off < 0 or lay.w_off + _kernel_size(lay) > n_params
+            or lay.b_off + _bias_size(lay) > n_params):
         raise ValueError("Engine: parameter offsets out of range")
     if lay.kind == LAYER_NORMALIZATION and (
             lay.aux_off < 0 or lay.aux_off + 2 * lay.n_out > n_aux):
         raise ValueError("Engine: statistics offsets out of range")
+    return 0
+
+
+cdef int _read_geometry(dict spec, Layer* lay) except -1:
+    """Conv / MaxPool: the window geometry ("geom", fastnn._kernels._shapes.geometry's
+    tuple), checked against the layer's widths and recomputed from "padding"."""
+    from fastnn._kernels._shapes import geometry
+    if "geom" not in spec or "padding" not in spec:
+        raise ValueError("Engine: a conv or maxpool layer needs 'geom' and 'padding'")
+    g = tuple(spec["geom"])
+    if len(g) != 12 or any(not isinstance(v, int) or v < 0 for v in g):
+        raise ValueError(f"Engine: bad window geometry {g!r}")
+    h, w, c, kh, kw, sh, sw, pt, pl, oh, ow, f = g
+    if min(h, w, c, kh, kw, sh, sw, f) < 1:
+        raise ValueError(f"Engine: bad window geometry {g!r}")
+    if geometry((h, w, c), (kh, kw), (sh, sw), spec.get("padding"), f) != g:
+        raise ValueError(f"Engine: window geometry {g!r} does not follow padding="
+                         f"{spec.get('padding')!r}")
+    if lay.kind == LAYER_MAXPOOL and f != c:
+        raise ValueError("Engine: a pooling layer keeps its channels")
+    if lay.n_in != h * w * c or lay.n_out != oh * ow * f:
+        raise ValueError("Engine: window geometry does not match the layer's widths")
+    if kh * kw * c > INT_MAX or oh * ow > INT_MAX:
+        raise ValueError("Engine: window sizes must fit BLAS's 32-bit sizes")
+    lay.geom.h, lay.geom.w, lay.geom.c, lay.geom.kh, lay.geom.kw = h, w, c, kh, kw
+    lay.geom.sh, lay.geom.sw, lay.geom.pt, lay.geom.pl = sh, sw, pt, pl
+    lay.geom.oh, lay.geom.ow, lay.geom.f = oh, ow, f
     return 0
 
 

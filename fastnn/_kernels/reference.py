@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from fastnn._kernels._shapes import geometry
 from fastnn._kernels.dense import ACTIVATIONS
 from fastnn._kernels.engine import LAYER_KINDS, OPTIMIZERS
 from fastnn._kernels.losses import LOSSES, METRICS
@@ -123,6 +124,98 @@ def dense_backward(x, w, z, a, da, activation, alpha, l2, dz_out, dw_out, db_out
             db_out += (2 * t(bias_l2)) * b + t(bias_l1) * np.sign(b)
     if dx_out is not None:
         np.matmul(dz_out, w.T, out=dx_out)
+
+
+# ----------------------------------------------------------------------------- convolution
+
+def _padded(x, g, value=0.0):
+    """x (n, h, w, c) padded as the window geometry `g` reads it."""
+    h, w, _, kh, kw, sh, sw, pt, pl, oh, ow, _ = g
+    pb, pr = max((oh - 1) * sh + kh - h - pt, 0), max((ow - 1) * sw + kw - w - pl, 0)
+    return np.pad(x, ((0, 0), (pt, pb), (pl, pr), (0, 0)), constant_values=value)
+
+
+def _window(g, i, j):
+    """Index of the (i, j) tap of every window in the padded input."""
+    oh, ow, sh, sw = g[9], g[10], g[5], g[6]
+    return (slice(None), slice(i, i + sh * (oh - 1) + 1, sh),
+            slice(j, j + sw * (ow - 1) + 1, sw), slice(None))
+
+
+def _im2col(x, g):
+    n, (c, kh, kw, oh, ow) = x.shape[0], (g[2], g[3], g[4], g[9], g[10])
+    xp, cols = _padded(x, g), np.empty((n, oh, ow, kh, kw, c), x.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            cols[:, :, :, i, j, :] = xp[_window(g, i, j)]
+    return cols.reshape(n * oh * ow, kh * kw * c)
+
+
+def _col2im(cols, g, n):
+    h, w, c, kh, kw, _, _, pt, pl, oh, ow, _ = g
+    dxp = np.zeros_like(_padded(np.zeros((n, h, w, c), cols.dtype), g))
+    cols = cols.reshape(n, oh, ow, kh, kw, c)
+    for i in range(kh):
+        for j in range(kw):
+            dxp[_window(g, i, j)] += cols[:, :, :, i, j, :]
+    return dxp[:, pt:pt + h, pl:pl + w, :]
+
+
+def _conv_geometry(x, w, strides, padding):
+    if w.shape[2] != x.shape[3]:
+        raise ValueError(f"kernel has {w.shape[2]} input channels, x has {x.shape[3]}")
+    return geometry(x.shape[1:4], w.shape[:2], tuple(strides), padding, w.shape[3])
+
+
+def conv_forward(x, w, b, strides, padding, activation, alpha, cols_out, z_out, a_out):
+    """z_out = im2col(x) @ w + b, a_out = act(z_out); cols_out receives the windows."""
+    g = _conv_geometry(x, w, strides, padding)
+    cols_out[...] = _im2col(x, g)
+    z = cols_out @ w.reshape(-1, w.shape[3])
+    if b is not None:
+        z += b
+    z_out[...] = z.reshape(z_out.shape)
+    a_out[...] = _act(z_out, activation, alpha)
+
+
+def conv_backward(x, w, b, z, a, da, strides, padding, activation, alpha, l2, dz_out, dw_out,
+                  db_out, dx_out, cols_out):
+    """dz = da * act'(z); dw = im2col(x)^T dz + 2 l2 w; db = sums of dz; dx =
+    col2im(dz w^T); cols_out is scratch."""
+    g = _conv_geometry(x, w, strides, padding)
+    dz_out[...] = _act_grad(z, a, da, activation, alpha)
+    dz = dz_out.reshape(-1, w.shape[3])
+    cols_out[...] = _im2col(x, g)
+    dw_out[...] = (cols_out.T @ dz).reshape(w.shape)
+    if l2 != 0:
+        dw_out += (2 * w.dtype.type(l2)) * w
+    if db_out is not None:
+        db_out[...] = dz.sum(axis=0)
+    if dx_out is not None:
+        dx_out[...] = _col2im(dz @ w.reshape(-1, w.shape[3]).T, g, x.shape[0])
+
+
+def maxpool_forward(x, pool_size, strides, padding, out, idx_out):
+    """out = window maxima of x; idx_out = window position (i * pool_w + j) of the first
+    maximum of each window."""
+    g = geometry(x.shape[1:4], tuple(pool_size), tuple(strides), padding, x.shape[3])
+    xp = _padded(x, g, -np.inf)
+    taps = np.stack([xp[_window(g, i, j)] for i in range(g[3]) for j in range(g[4])])
+    idx_out[...] = taps.argmax(axis=0)   # argmax keeps the first of equal maxima
+    out[...] = taps.max(axis=0)
+
+
+def maxpool_backward(dout, idx, pool_size, strides, padding, dx_out):
+    """dx_out = dout routed to the recorded maxima."""
+    n = dx_out.shape[0]
+    g = geometry(dx_out.shape[1:4], tuple(pool_size), tuple(strides), padding,
+                 dx_out.shape[3])
+    h, w, c, kh, kw, _, _, pt, pl, _, _, _ = g
+    dxp = np.zeros_like(_padded(np.zeros((n, h, w, c), dout.dtype), g))
+    for i in range(kh):
+        for j in range(kw):
+            dxp[_window(g, i, j)] += np.where(idx == i * kw + j, dout, 0).astype(dout.dtype)
+    dx_out[...] = dxp[:, pt:pt + h, pl:pl + w, :]
 
 
 # ----------------------------------------------------------------------------- losses
@@ -336,6 +429,10 @@ def sgd_update(w, g, velocity, learning_rate, momentum, nesterov):
 
 # ----------------------------------------------------------------------------- engine
 
+_TRAINABLE = ("dense", "conv")            # layer kinds with weights
+_RESHAPING = ("dense", "conv", "maxpool")  # kinds whose output width differs from the input's
+
+
 class Engine:
     """NumPy twin of the compiled Engine: same constructor, same methods, same results."""
 
@@ -350,7 +447,15 @@ class Engine:
             if spec.get("kind") not in LAYER_KINDS:
                 raise ValueError(f"Engine: unknown layer kind {spec.get('kind')!r}")
             _act_name(spec.get("activation", 0))
-            if spec["kind"] != "dense" and spec["n_in"] != spec["n_out"]:
+            if spec["kind"] in ("conv", "maxpool"):
+                if "geom" not in spec or "padding" not in spec:
+                    raise ValueError("Engine: a conv or maxpool layer needs 'geom' and "
+                                     "'padding'")
+                g = tuple(spec["geom"])
+                if geometry(g[:3], g[3:5], g[5:7], spec["padding"], g[11]) != g or (
+                        spec["n_in"], spec["n_out"]) != (g[0] * g[1] * g[2], g[9] * g[10] * g[11]):
+                    raise ValueError(f"Engine: bad window geometry {g!r}")
+            if spec["kind"] not in _RESHAPING and spec["n_in"] != spec["n_out"]:
                 raise ValueError(f"Engine: a {spec['kind']} layer keeps its width")
             seed = spec.get("seed")
             if seed is not None and (spec["kind"] != "dropout" or not isinstance(seed, int)
@@ -361,8 +466,9 @@ class Engine:
         for code in metrics:
             if code not in _METRIC:
                 raise ValueError(f"Engine: unknown metric code {code}")
-        if fused and self.layers[-1]["kind"] not in ("dense", "activation"):
-            raise ValueError("Engine: a fused loss needs a Dense or activation output layer")
+        if fused and self.layers[-1]["kind"] not in ("dense", "activation", "conv"):
+            raise ValueError("Engine: a fused loss needs a Dense, Conv or activation output "
+                             "layer")
         self.params, self.aux = params, aux
         self.dtype = params.dtype
         self.grads = np.zeros_like(params)
@@ -376,7 +482,7 @@ class Engine:
         below = False
         for spec in self.layers:
             spec["need_dx"] = below
-            below = below or spec["kind"] == "dense"
+            below = below or spec["kind"] in _TRAINABLE
 
     def reserve(self, rows):
         self.max_rows = max(self.max_rows, rows)
@@ -424,6 +530,17 @@ class Engine:
             raise ValueError(f"Engine: unknown optimizer {kind!r}")
 
     def _views(self, spec):
+        if spec["kind"] == "conv":
+            g = spec["geom"]
+            shape, n_out = (g[3], g[4], g[2], g[11]), g[11]
+            size = int(np.prod(shape))
+            w = self.params[spec["w_off"]:spec["w_off"] + size].reshape(shape)
+            dw = self.grads[spec["w_off"]:spec["w_off"] + size].reshape(shape)
+            b = db = None
+            if spec.get("b_off", -1) >= 0:
+                b = self.params[spec["b_off"]:spec["b_off"] + n_out]
+                db = self.grads[spec["b_off"]:spec["b_off"] + n_out]
+            return w, b, dw, db
         n_in, n_out = spec["n_in"], spec["n_out"]
         w = self.params[spec["w_off"]:spec["w_off"] + n_in * n_out].reshape(n_in, n_out)
         dw = self.grads[spec["w_off"]:spec["w_off"] + n_in * n_out].reshape(n_in, n_out)
@@ -464,6 +581,25 @@ class Engine:
             elif kind == "activation":
                 a = _act(prev, spec.get("activation", 0), spec.get("alpha", 0.0))
                 cache.append((prev, prev, a))
+            elif kind == "conv":
+                w, b, _, _ = self._views(spec)
+                g, n = spec["geom"], prev.shape[0]
+                z = np.empty((n, g[9], g[10], g[11]), prev.dtype)
+                a = np.empty_like(z)
+                cols = np.empty((n * g[9] * g[10], g[2] * g[3] * g[4]), prev.dtype)
+                conv_forward(prev.reshape(n, g[0], g[1], g[2]), w, b, (g[5], g[6]),
+                             spec["padding"], spec.get("activation", 0), spec.get("alpha", 0.0),
+                             cols, z, a)
+                a = a.reshape(n, -1)
+                cache.append((prev, z.reshape(n, -1), a))
+            elif kind == "maxpool":
+                g, n = spec["geom"], prev.shape[0]
+                a = np.empty((n, g[9], g[10], g[11]), prev.dtype)
+                idx = np.empty_like(a)
+                maxpool_forward(prev.reshape(n, g[0], g[1], g[2]), (g[3], g[4]), (g[5], g[6]),
+                                spec["padding"], a, idx)
+                a = a.reshape(n, -1)
+                cache.append((prev, idx, a))
             else:
                 raise ValueError(f"Engine: unknown layer kind {kind!r}")
             prev = a
@@ -498,6 +634,23 @@ class Engine:
                                b=b, bias_l1=spec.get("bias_l1", 0.0) if has_bias else 0.0,
                                bias_l2=spec.get("bias_l2", 0.0) if has_bias else 0.0)
                 g = dx
+            elif kind == "conv":
+                w, b, dw, db = self._views(spec)
+                geo, n = spec["geom"], prev.shape[0]
+                x4 = prev.reshape(n, geo[0], geo[1], geo[2])
+                shape4 = (n, geo[9], geo[10], geo[11])
+                dz = np.empty(shape4, g.dtype)
+                dx = np.empty_like(x4) if spec["need_dx"] else None
+                cols = np.empty((n * geo[9] * geo[10], geo[2] * geo[3] * geo[4]), g.dtype)
+                conv_backward(x4, w, b, mid.reshape(shape4), a.reshape(shape4),
+                              g.reshape(shape4), (geo[5], geo[6]), spec["padding"], act,
+                              spec.get("alpha", 0.0), 0.0, dz, dw, db, dx, cols)
+                t = w.dtype.type
+                dw += (2 * t(spec.get("l2", 0.0))) * w + t(spec.get("l1", 0.0)) * np.sign(w)
+                if b is not None:
+                    db += ((2 * t(spec.get("bias_l2", 0.0))) * b
+                           + t(spec.get("bias_l1", 0.0)) * np.sign(b))
+                g = None if dx is None else dx.reshape(n, -1)
             elif kind not in LAYER_KINDS:
                 raise ValueError(f"Engine: unknown layer kind {kind!r}")
             elif not spec["need_dx"]:
@@ -511,6 +664,12 @@ class Engine:
                 g = g / self.aux[off + m:off + 2 * m]
             elif kind == "activation":
                 g = _act_grad(prev, a, g, act, spec.get("alpha", 0.0))
+            elif kind == "maxpool":
+                geo, n = spec["geom"], prev.shape[0]
+                dx = np.empty((n, geo[0], geo[1], geo[2]), g.dtype)
+                maxpool_backward(g.reshape(mid.shape), mid, (geo[3], geo[4]), (geo[5], geo[6]),
+                                 spec["padding"], dx)
+                g = dx.reshape(n, -1)
             else:
                 raise ValueError(f"Engine: unknown layer kind {kind!r}")
 
@@ -518,7 +677,7 @@ class Engine:
         """Kernel and bias penalties l1 * sum|v| + l2 * sum(v^2) of every Dense layer."""
         total = 0.0
         for spec in self.layers:
-            if spec["kind"] != "dense":
+            if spec["kind"] not in _TRAINABLE:
                 continue
             w, b, _, _ = self._views(spec)
             for v, l1, l2 in ((w, spec.get("l1", 0.0), spec.get("l2", 0.0)),
@@ -656,7 +815,8 @@ def _dropout_mask(seed, stream, shape):
 
 
 __all__ = ["ACTIVATIONS", "LOSSES", "METRICS", "LAYER_KINDS", "OPTIMIZERS",
-           "matmul", "activation_forward", "dense_forward", "dense_backward", "sparse_softmax_xent",
+           "matmul", "activation_forward", "dense_forward", "dense_backward", "conv_forward",
+           "conv_backward", "maxpool_forward", "maxpool_backward", "sparse_softmax_xent",
            "softmax_xent", "sigmoid_bce", "sparse_cce", "cce", "bce", "mse", "mae", "huber",
            "metric_sum", "adam_update", "adamw_update", "sgd_update", "rmsprop_update",
            "clip_by_norm", "clip_by_global_norm", "clip_by_value", "Engine"]

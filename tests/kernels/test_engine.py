@@ -13,7 +13,20 @@ from fastnn._kernels.engine import _workspace_layout
 import fastnn
 import fastnn._kernels as kernels
 from fastnn._kernels import LOSSES, METRICS, reference
-from fastnn.layers import Activation, Dense, Dropout, LeakyReLU, Normalization, ReLU, Softmax
+from fastnn.layers import (
+    Activation,
+    Conv1D,
+    Conv2D,
+    Dense,
+    Dropout,
+    Flatten,
+    LeakyReLU,
+    MaxPooling1D,
+    MaxPooling2D,
+    Normalization,
+    ReLU,
+    Softmax,
+)
 from fastnn.regularizers import L1, L1L2, L2
 
 TWINS = (kernels.Engine, reference.Engine)
@@ -75,6 +88,23 @@ STACKS = {
                           3, "sigmoid_bce", True, "binary", ["binary_accuracy"]),
     "act-softmax-mse": (lambda: [Dense(4, "tanh"), Softmax()], 3, "mse", False, "dense",
                         ["mae"]),
+    # convolution stacks: n_in is the input shape (batch axis excluded)
+    "conv2d-sparse-fused": (lambda: [Conv2D(3, 3, padding="same", activation="relu",
+                                            kernel_regularizer=L2(0.01)),
+                                     MaxPooling2D(padding="same"),
+                                     Conv2D(4, (2, 3), strides=2, activation="tanh"),
+                                     Flatten(), Dropout(0.2), Dense(3, "softmax")],
+                            (7, 6, 2), "sparse_softmax_xent", True, "labels",
+                            ["sparse_categorical_accuracy"]),
+    "conv1d-ecg": (lambda: [Conv1D(2, 20, strides=10, activation="relu"),
+                            Conv1D(1, 5, strides=2, activation="sigmoid", padding="same"),
+                            Flatten(), Dense(1, "sigmoid")],
+                   (100, 1), "sigmoid_bce", True, "binary", ["binary_accuracy"]),
+    "conv1d-out-fused": (lambda: [MaxPooling1D(3, strides=1, padding="same"),
+                                  Conv1D(2, 3, strides=2, activation="sigmoid", padding="same",
+                                         kernel_regularizer=L1L2(0.01, 0.02),
+                                         bias_regularizer=L2(0.1))],
+                         (9, 2), "sigmoid_bce", True, "binary", ["binary_accuracy"]),
 }
 
 OPTIMIZERS = {
@@ -99,7 +129,8 @@ class Case:
     def __init__(self, stack, dtype, rng, n=23, weighted=False):
         factory, n_in, self.loss, self.fused, self.target, metrics = STACKS[stack]
         model = fastnn.Sequential(factory(), dtype=dtype)
-        model.build(n_in)
+        model.build((None, *n_in) if isinstance(n_in, tuple) else n_in)
+        n_in = model._n_in
         self.dtype = np.dtype(dtype)
         self.specs = model._specs()
         self.segments = model._variable_segments()
@@ -815,7 +846,7 @@ def test_constructor_rejects_unknown_codes():
     mse = LOSSES["mse"]
     for twin in TWINS:
         with pytest.raises(ValueError):
-            twin([dict(layers[0], kind="conv"), layers[1]], params, aux, mse, False, [], 0.5)
+            twin([dict(layers[0], kind="lstm"), layers[1]], params, aux, mse, False, [], 0.5)
         with pytest.raises(ValueError):
             twin([dict(layers[0], activation=len(kernels.ACTIVATIONS)), layers[1]], params,
                  aux, mse, False, [], 0.5)
@@ -832,7 +863,7 @@ def test_constructor_rejects_unknown_codes():
 
 # what -> (index, compiled code, twin code, the calls that reach the switch)
 UNKNOWN = {
-    "layer": (1, 99, "conv", ("infer", "evaluate", "train")),
+    "layer": (1, 99, "lstm", ("infer", "evaluate", "train")),
     "activation": (0, 99, 99, ("infer", "evaluate", "train")),
     "loss": (0, 99, 99, ("evaluate", "train")),
     "metric": (0, 99, 99, ("evaluate", "train")),

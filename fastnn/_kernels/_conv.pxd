@@ -1,0 +1,161 @@
+# Convolution and max-pooling cores shared by conv.pyx and the training engine
+# (design note in conv.pyx).  A 1-D layer is the 2-D case with h = kh = sh = 1.
+from cython cimport floating
+from libc.string cimport memcpy, memset
+
+from fastnn._kernels._blas cimport GEMM_AUTO, gemm_rowmajor
+from fastnn._kernels._dense cimport Penalty, dense_backward_core, dense_forward_core
+
+
+ctypedef struct ConvGeom:
+    # input (h, w, c), window (kh, kw), strides (sh, sw), padding before (pt, pl),
+    # output (oh, ow, f); f = c for pooling
+    Py_ssize_t h, w, c, kh, kw, sh, sw, pt, pl, oh, ow, f
+
+
+cdef inline Py_ssize_t conv_positions(const ConvGeom* g) noexcept nogil:
+    return g.oh * g.ow
+
+
+cdef inline Py_ssize_t conv_patch(const ConvGeom* g) noexcept nogil:
+    """Length of one im2col row: kh * kw * c (the kernel's rows, Keras order)."""
+    return g.kh * g.kw * g.c
+
+
+cdef inline void im2col(Py_ssize_t n, const ConvGeom* g, const floating* x,
+                        floating* cols) noexcept nogil:
+    """cols[(s, oh, ow), (i, j, ch)] = x[s, oh*sh - pt + i, ow*sw - pl + j, ch], 0 in the
+    padding.  x (n, h, w, c), cols (n*oh*ow, kh*kw*c), both C order."""
+    cdef Py_ssize_t s, oh, ow, i, j, hi, wi, k = conv_patch(g), c = g.c
+    cdef floating* row
+    for s in range(n):
+        for oh in range(g.oh):
+            for ow in range(g.ow):
+                row = cols + ((s * g.oh + oh) * g.ow + ow) * k
+                wi = ow * g.sw - g.pl
+                for i in range(g.kh):
+                    hi = oh * g.sh - g.pt + i
+                    if hi < 0 or hi >= g.h:
+                        memset(row + i * g.kw * c, 0, g.kw * c * sizeof(floating))
+                    elif wi >= 0 and wi + g.kw <= g.w:
+                        # the whole kernel row lies inside: one contiguous copy
+                        memcpy(row + i * g.kw * c, x + ((s * g.h + hi) * g.w + wi) * c,
+                               g.kw * c * sizeof(floating))
+                    else:
+                        for j in range(g.kw):
+                            if wi + j < 0 or wi + j >= g.w:
+                                memset(row + (i * g.kw + j) * c, 0, c * sizeof(floating))
+                            else:
+                                memcpy(row + (i * g.kw + j) * c,
+                                       x + ((s * g.h + hi) * g.w + wi + j) * c,
+                                       c * sizeof(floating))
+
+
+cdef inline void col2im(Py_ssize_t n, const ConvGeom* g, const floating* cols,
+                        floating* dx) noexcept nogil:
+    """dx = the adjoint of im2col: every column entry added back to the input position it
+    was read from (padding entries dropped).  Rows are added in order (deterministic)."""
+    cdef Py_ssize_t s, oh, ow, i, j, ch, hi, wi, k = conv_patch(g), c = g.c
+    cdef const floating* src
+    cdef floating* dst
+    memset(dx, 0, n * g.h * g.w * c * sizeof(floating))
+    for s in range(n):
+        for oh in range(g.oh):
+            for ow in range(g.ow):
+                src = cols + ((s * g.oh + oh) * g.ow + ow) * k
+                for i in range(g.kh):
+                    hi = oh * g.sh - g.pt + i
+                    if hi < 0 or hi >= g.h:
+                        continue
+                    for j in range(g.kw):
+                        wi = ow * g.sw - g.pl + j
+                        if wi < 0 or wi >= g.w:
+                            continue
+                        dst = dx + ((s * g.h + hi) * g.w + wi) * c
+                        for ch in range(c):
+                            dst[ch] = dst[ch] + src[(i * g.kw + j) * c + ch]
+
+
+cdef inline void conv_forward_core(Py_ssize_t n, const ConvGeom* g, const floating* x,
+                                   const floating* w, const floating* b, int act,
+                                   floating alpha, floating* cols, floating* z,
+                                   floating* a, int method) noexcept nogil:
+    """z = im2col(x) @ w + b, a = act(z): Dense's GEMM + bias + activation over the
+    n*oh*ow window rows; z and a (n, oh, ow, f) are channels-last.  Sizes checked by the
+    caller (n*oh*ow, kh*kw*c and f fit BLAS's int).  `method` is Dense's GEMM choice
+    (the engine's inference takes the row-exact product, as for Dense)."""
+    im2col(n, g, x, cols)
+    dense_forward_core(n * conv_positions(g), conv_patch(g), g.f, cols, w, b, act, alpha,
+                       z, a, method)
+
+
+cdef inline void conv_backward_core(Py_ssize_t n, const ConvGeom* g, const floating* x,
+                                    const floating* w, const floating* b, const floating* z,
+                                    const floating* a, int act, floating alpha,
+                                    const Penalty* pen, floating* gz, floating* cols,
+                                    floating* dw, floating* db, floating* dx) noexcept nogil:
+    """gz: da in, dz out.  dw = cols^T dz (+ penalty), db = column sums of dz, and
+    (dx not NULL) dx = col2im(dz w^T).  `cols` is scratch of n*oh*ow*kh*kw*c elements:
+    rebuilt from x here, then reused for dz w^T once dw is written."""
+    im2col(n, g, x, cols)
+    dense_backward_core(n * conv_positions(g), conv_patch(g), g.f, cols, w, b, z, a, act,
+                        alpha, pen, gz, dw, db, NULL)
+    if dx != NULL:
+        # dz w^T into cols (its columns are no longer needed), then back onto the input
+        gemm_rowmajor(False, True, <int>(n * conv_positions(g)), <int>conv_patch(g),
+                      <int>g.f, 1, gz, w, 0, cols, GEMM_AUTO)
+        col2im(n, g, cols, dx)
+
+
+cdef inline void maxpool_forward_core(Py_ssize_t n, const ConvGeom* g, const floating* x,
+                                      floating* out, floating* idx) noexcept nogil:
+    """out[s, oh, ow, ch] = max of x over the window (padding never wins); idx = the
+    window position i * kw + j of the first maximum (a small integer, exact in float),
+    read by the backward pass.  x (n, h, w, c), out and idx (n, oh, ow, c)."""
+    cdef Py_ssize_t s, oh, ow, i, j, ch, hi, wi, c = g.c
+    cdef const floating* src
+    cdef floating* o
+    cdef floating* d
+    cdef bint first
+    for s in range(n):
+        for oh in range(g.oh):
+            for ow in range(g.ow):
+                o = out + ((s * g.oh + oh) * g.ow + ow) * c
+                d = idx + ((s * g.oh + oh) * g.ow + ow) * c
+                first = True
+                for i in range(g.kh):
+                    hi = oh * g.sh - g.pt + i
+                    if hi < 0 or hi >= g.h:
+                        continue
+                    for j in range(g.kw):
+                        wi = ow * g.sw - g.pl + j
+                        if wi < 0 or wi >= g.w:
+                            continue
+                        src = x + ((s * g.h + hi) * g.w + wi) * c
+                        if first:
+                            memcpy(o, src, c * sizeof(floating))
+                            for ch in range(c):
+                                d[ch] = <floating>(i * g.kw + j)
+                            first = False
+                        else:
+                            for ch in range(c):
+                                if src[ch] > o[ch]:   # ties keep the first (TF, torch)
+                                    o[ch] = src[ch]
+                                    d[ch] = <floating>(i * g.kw + j)
+
+
+cdef inline void maxpool_backward_core(Py_ssize_t n, const ConvGeom* g, const floating* gout,
+                                       const floating* idx, floating* dx) noexcept nogil:
+    """dx = gout routed to each window's recorded maximum (summed where windows
+    overlap, in output order)."""
+    cdef Py_ssize_t s, oh, ow, ch, pos, hi, wi, c = g.c, o
+    memset(dx, 0, n * g.h * g.w * c * sizeof(floating))
+    for s in range(n):
+        for oh in range(g.oh):
+            for ow in range(g.ow):
+                o = ((s * g.oh + oh) * g.ow + ow) * c
+                for ch in range(c):
+                    pos = <Py_ssize_t>idx[o + ch]
+                    hi = oh * g.sh - g.pt + pos // g.kw
+                    wi = ow * g.sw - g.pl + pos % g.kw
+                    dx[((s * g.h + hi) * g.w + wi) * c + ch] += gout[o + ch]
