@@ -93,8 +93,10 @@ def _openblas_candidates():
 
     root = os.path.dirname(os.path.dirname(os.path.realpath(scipy.__file__)))
     bundled = set()
-    for folder in ("scipy.libs", os.path.join("scipy", ".libs"), os.path.join("scipy", ".dylibs")):
-        bundled.update(os.path.realpath(p) for p in glob.glob(os.path.join(root, folder, "*openblas*")))
+    for folder in ("scipy.libs", os.path.join("scipy", ".libs"),
+                   os.path.join("scipy", ".dylibs")):
+        pattern = os.path.join(root, folder, "*openblas*")
+        bundled.update(os.path.realpath(p) for p in glob.glob(pattern))
     if bundled:
         return sorted(bundled)
     try:  # Linux: the OpenBLAS libraries this process has mapped
