@@ -12,6 +12,9 @@
  * default threads slower than one thread on a loaded machine).  The caller also sleeps
  * on a condition variable while the last tasks finish elsewhere.
  *
+ * When the workers do not pay (their cores are busy with other processes), the caller
+ * backs off and runs the next jobs' tasks alone for a while (fnn_pool_judge).
+ *
  * One job at a time: a caller that finds the pool busy (another Python thread training
  * at the same moment) runs its tasks itself, serially.  Workers are created at first
  * use and re-created lazily in a forked child (pthread_atfork resets the state: the
@@ -42,6 +45,7 @@ static int fnn_pool_has_threads(void) { return 0; }
 #else
 
 #include <pthread.h>
+#include <time.h>
 
 typedef struct {
     fnn_task_fn fn;
@@ -62,8 +66,18 @@ static struct {
     int workers;              /* workers started */
     int busy;                 /* a caller owns the pool */
     int atfork;               /* the fork handler is registered */
+    int skip;                 /* jobs still to run on the caller alone (back-off) */
+    int backoff;              /* the next back-off length */
 } fnn_pool = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, PTHREAD_COND_INITIALIZER,
-              NULL, 0, 0, 0, 0, 0};
+              NULL, 0, 0, 0, 0, 0, 0, 0};
+
+#define FNN_POOL_MAX_BACKOFF 256
+
+static double fnn_pool_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
 
 /* Hand out tasks until none are left; returns how many this thread ran. */
 static int fnn_pool_drain(fnn_job *job) {
@@ -108,6 +122,7 @@ static void fnn_pool_after_fork_child(void) {
     pthread_cond_init(&fnn_pool.finished, NULL);
     fnn_pool.job = NULL;
     fnn_pool.active = fnn_pool.workers = fnn_pool.busy = 0;
+    fnn_pool.skip = fnn_pool.backoff = 0;
 }
 
 /* Start workers up to `want` (under the lock); returns how many exist. */
@@ -130,12 +145,39 @@ static int fnn_pool_grow(int want) {
     return fnn_pool.workers;
 }
 
+/* Adapting to the CPUs actually free.  The workers may sit on cores that other processes
+ * keep busy; a task a worker started then finishes only when the scheduler gives it a
+ * slice again, and the caller waits for it.  After each job the caller compares the time
+ * the job took with what it would have taken alone (its own time per task times the
+ * tasks); when the helpers did not pay, the next jobs run on the caller alone, 1, 2, 4 ...
+ * up to FNN_POOL_MAX_BACKOFF of them, and then the pool is tried again.  Alone, the caller
+ * runs the very same tasks, so this changes timing only, never results. */
+static void fnn_pool_judge(double start, double own_end, double end, int own, int ntasks) {
+    if (own == 0) { /* the workers did everything while the caller waited: they pay */
+        fnn_pool.backoff = 0;
+        return;
+    }
+    double alone = (own_end - start) / own * ntasks;
+    if (end - start < 0.95 * alone) {
+        fnn_pool.backoff = 0;
+    } else {
+        fnn_pool.backoff = fnn_pool.backoff ? 2 * fnn_pool.backoff : 1;
+        if (fnn_pool.backoff > FNN_POOL_MAX_BACKOFF) fnn_pool.backoff = FNN_POOL_MAX_BACKOFF;
+        fnn_pool.skip = fnn_pool.backoff;
+    }
+}
+
 static void fnn_pool_run(int threads, int ntasks, fnn_task_fn fn, void *ctx) {
     fnn_job job = {fn, ctx, ntasks, threads - 1, 0, 0};
     int helpers;
     if (threads <= 1 || ntasks <= 1) goto serial;
     pthread_mutex_lock(&fnn_pool.lock);
     if (fnn_pool.busy) { /* another caller's job is running: do ours alone */
+        pthread_mutex_unlock(&fnn_pool.lock);
+        goto serial;
+    }
+    if (fnn_pool.skip > 0) { /* backing off (see fnn_pool_judge) */
+        fnn_pool.skip--;
         pthread_mutex_unlock(&fnn_pool.lock);
         goto serial;
     }
@@ -150,7 +192,9 @@ static void fnn_pool_run(int threads, int ntasks, fnn_task_fn fn, void *ctx) {
     pthread_cond_broadcast(&fnn_pool.wake);
     pthread_mutex_unlock(&fnn_pool.lock);
 
+    double start = fnn_pool_now();
     int ran = fnn_pool_drain(&job);
+    double own_end = fnn_pool_now();
 
     pthread_mutex_lock(&fnn_pool.lock);
     job.done += ran;
@@ -159,6 +203,7 @@ static void fnn_pool_run(int threads, int ntasks, fnn_task_fn fn, void *ctx) {
         pthread_cond_wait(&fnn_pool.finished, &fnn_pool.lock);
     fnn_pool.job = NULL;
     fnn_pool.busy = 0;
+    fnn_pool_judge(start, own_end, fnn_pool_now(), ran, ntasks);
     pthread_mutex_unlock(&fnn_pool.lock);
     return;
 serial:
