@@ -63,7 +63,9 @@ def _hook_blas_threads():
         return
     from fastnn._kernels import _pool
 
-    _pool.set_blas_thread_functions(*blas_thread_functions())
+    # without a pool (no pthreads) BLAS's own threads are the only parallelism: keep them
+    if _pool.pool_available():
+        _pool.set_blas_thread_functions(*blas_thread_functions())
     _hooked = True
 
 
@@ -112,7 +114,8 @@ def _thread_functions(path):
     import os
 
     try:  # only a library already loaded (by scipy); never load one
-        dynlib = ctypes.CDLL(path, mode=getattr(os, "RTLD_NOLOAD", 0) | os.RTLD_LOCAL)
+        dynlib = ctypes.CDLL(path, mode=getattr(os, "RTLD_NOLOAD", 0)
+                             | getattr(os, "RTLD_LOCAL", 0))
     except OSError:
         return 0, 0
     for prefix in ("scipy_", ""):
