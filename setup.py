@@ -30,7 +30,7 @@ DIRECTIVES = {
     "embedsignature": True,
 }
 
-MODULES = ["_omp", "dense", "conv", "losses", "optim", "engine"]
+MODULES = ["_omp", "_pool", "dense", "conv", "losses", "optim", "engine"]
 
 # -O3 for vectorisation.  -fno-math-errno lets gcc use the vector sqrt in Adam, and
 # -fno-trapping-math lets it if-convert the selects in the exp/sigmoid/relu loops (measured:
@@ -91,7 +91,8 @@ class BuildExt(build_ext):
             link_args = []
         else:
             openmp = [] if no_openmp else openmp_flags()
-            compile_args, link_args = COMPILE_ARGS + openmp, openmp
+            # -pthread: csrc/fnn_pool.h's workers (libc has them on recent glibc)
+            compile_args, link_args = COMPILE_ARGS + openmp + ["-pthread"], openmp + ["-pthread"]
         for ext in self.extensions:
             ext.extra_compile_args = compile_args
             ext.extra_link_args = link_args

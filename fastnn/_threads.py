@@ -1,4 +1,17 @@
-"""Thread count for fastnn's OpenMP loops and for the BLAS it calls."""
+"""Thread count for fastnn's loops and GEMMs.
+
+The threading policy (measured in benchmarks/bench_threads.py, issue 11): fastnn's GEMMs
+go through scipy's OpenBLAS, whose own thread pool hands work off between threads for
+every call; on a loaded machine those hand-offs made the default threads up to 8x slower
+than one thread.  So inside fastnn BLAS runs single-threaded (its thread count is set to 1
+around each GEMM large enough for OpenBLAS to thread, and restored right after: Python
+code, callbacks included, always sees the user's setting), and fastnn splits a GEMM of at
+least ~4M multiply-adds itself into row or column blocks of the output, one BLAS call per
+block, handed out one at a time to the calling thread and a persistent pool of workers
+that sleep on a condition variable between GEMMs (csrc/fnn_pool.h).  A thread slowed by
+another process on its core takes fewer blocks; smaller GEMMs (the digits net's) stay on
+the calling thread.  Results depend on the thread count only, never on timing.
+"""
 import os
 
 from fastnn._kernels import _omp
@@ -23,13 +36,16 @@ _blas_limiter = None
 
 
 def set_num_threads(n: int) -> None:
-    """Use `n` threads in fastnn's parallel loops and in BLAS.
+    """Use `n` threads in fastnn's parallel loops and GEMMs, and limit BLAS to `n`.
 
     Parameters
     ----------
     n : int
-        Number of threads, >= 1.  Without OpenMP fastnn's own loops run serially,
-        but BLAS is still limited to `n` threads.
+        Number of threads, >= 1.  ``1`` runs everything serially on the calling thread.
+        Large GEMMs are split over `n` threads of fastnn's own pool (pthreads; serial
+        where the platform has none); the optimizer kernels called directly use OpenMP
+        (serial without it).  The BLAS libraries loaded in the process are also limited
+        to `n` threads (threadpoolctl), as before.
     """
     global _num_threads, _blas_limiter
     if isinstance(n, bool) or not isinstance(n, int):
@@ -50,5 +66,6 @@ def set_num_threads(n: int) -> None:
 def get_num_threads() -> int:
     """Threads fastnn uses: the cores available to the process unless OMP_NUM_THREADS or
     set_num_threads says otherwise.  BLAS keeps its own default (OPENBLAS_NUM_THREADS or
-    the cores) until set_num_threads is called, so that ``import fastnn`` stays light."""
+    the cores) for code outside fastnn until set_num_threads is called, so that
+    ``import fastnn`` stays light; inside fastnn it runs single-threaded."""
     return _num_threads

@@ -342,3 +342,26 @@ def test_loss_objects_check_range_after_the_cast():
     loss = SparseCategoricalCrossentropy(from_logits=True)
     with pytest.raises(ValueError, match="sample_weight .*float32"):
         loss([0], np.array([[0.1, 0.2, 0.3]], np.float32), sample_weight=[BIG])
+
+
+def test_finiteness_check_allocates_nothing_the_size_of_the_data():
+    # issue 11 part 4: np.isfinite(x).all() made a bool temporary of x.size bytes (25% of
+    # float32 data) on every fit/predict; the compiled scan allocates nothing
+    import tracemalloc
+
+    from fastnn import _validation
+
+    x = np.ones((20_000, 100), np.float32)  # 8 MB: its isfinite temporary would be 2 MB
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        out = _validation.as_features(x, "x", np.dtype(np.float32))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert out is x  # float32 C-contiguous input is used as it is
+    assert peak < x.nbytes // 100
+    bad = x.copy()
+    bad[-1, -1] = np.nan
+    with pytest.raises(ValueError, match="x contains NaN or infinity"):
+        _validation.as_features(bad, "x", np.dtype(np.float32))

@@ -14,7 +14,7 @@ from fastnn._kernels.dense import (
     dense_forward,
     matmul,
 )
-from fastnn._kernels.engine import LAYER_KINDS, OPTIMIZERS, Engine
+from fastnn._kernels.engine import LAYER_KINDS, OPTIMIZERS, Engine, all_finite
 from fastnn._kernels.losses import (
     LOSSES,
     METRICS,
@@ -46,7 +46,7 @@ KERNEL_NAMES = (
     "conv_forward", "conv_backward", "maxpool_forward", "maxpool_backward",
     "sparse_softmax_xent", "softmax_xent", "sigmoid_bce", "sparse_cce", "cce", "bce", "mse",
     "mae", "huber", "metric_sum", "adam_update", "adamw_update", "sgd_update", "rmsprop_update",
-    "clip_by_norm", "clip_by_global_norm", "clip_by_value", "Engine",
+    "clip_by_norm", "clip_by_global_norm", "clip_by_value", "all_finite", "Engine",
 )
 
 __all__ = ["load_blas", "ACTIVATIONS", "GEMM_METHODS", "CHUNK", "PARALLEL_MIN", "LOSSES",
@@ -56,4 +56,4 @@ __all__ = ["load_blas", "ACTIVATIONS", "GEMM_METHODS", "CHUNK", "PARALLEL_MIN", 
            "maxpool_backward", "sparse_softmax_xent", "softmax_xent", "sigmoid_bce", "sparse_cce",
            "cce", "bce", "mse", "mae", "huber", "metric_sum", "adam_update", "adamw_update",
            "sgd_update", "rmsprop_update", "clip_by_norm", "clip_by_global_norm",
-           "clip_by_value", "Engine"]
+           "clip_by_value", "all_finite", "Engine"]

@@ -11,6 +11,8 @@ from cython cimport floating
 
 from fastnn._kernels._csrc cimport (fnn_gemm_rows_f32, fnn_gemm_rows_f64, fnn_gemm_small_f32,
                                     fnn_gemm_small_f64, fnn_gemm_small_ok)
+from fastnn._kernels._omp cimport current_num_threads
+from fastnn._kernels._pool cimport blas_serial_enter, blas_serial_exit, pool_run
 
 cdef extern from "fnn_blas.h":
     ctypedef void (*fnn_sgemm_fn)(char*, char*, int*, int*, int*, float*, float*, int*, float*,
@@ -83,12 +85,56 @@ cdef inline void gemm_rowmajor(bint trans_a, bint trans_b, int m, int n, int k,
         else:
             fnn_gemm_small_f64(trans_a, trans_b, m, n, k, a, b, beta == 1, c)
         return
+    cdef long work = <long>m * n * k
+    if work < BLAS_SERIAL_MIN or not blas_serial_enter():
+        # small enough that OpenBLAS runs it on the calling thread anyway (or BLAS's
+        # threads are not ours to switch): one call, as BLAS decides
+        _gemm_call(trans_a, trans_b, m, n, k, alpha, a, m if trans_a else k, b,
+                   k if trans_b else n, beta, c)
+        return
+    cdef int threads = current_num_threads()
+    if threads > 1 and work >= PARALLEL_MIN_WORK:
+        _gemm_split(trans_a, trans_b, m, n, k, alpha, a, b, beta, c, threads)
+    else:
+        _gemm_call(trans_a, trans_b, m, n, k, alpha, a, m if trans_a else k, b,
+                   k if trans_b else n, beta, c)
+    blas_serial_exit()
+
+
+cdef enum:
+    # OpenBLAS runs a GEMM of at most 65536 * 4 multiply-adds on the calling thread
+    # (interface/gemm.c, GEMM_MULTITHREAD_THRESHOLD): below that BLAS's threads need no
+    # switching off, and the small GEMMs of small nets pay nothing for it
+    BLAS_SERIAL_MIN = 262144
+    # fastnn splits a GEMM over its pool from this many multiply-adds (about 1e7 flops,
+    # ~0.1 ms on one core): below it, waking a worker and re-packing the shared operand
+    # per block cost more than the second core gives
+    PARALLEL_MIN_WORK = 4194304
+    # tasks per thread: enough that a thread slowed by another process on its core
+    # takes fewer of them, few enough that the shared operand is not re-packed too often
+    TASKS_PER_THREAD = 4
+    BLOCK_ALIGN = 16     # block edges on multiples of the SGEMM kernels' unroll
+
+
+ctypedef struct GemmSplit:
+    # one GEMM cut into blocks of whole rows (or columns) of C; see _gemm_split
+    bint trans_a, trans_b, by_rows
+    int m, n, k, block
+    double alpha, beta
+    const void* a
+    const void* b
+    void* c
+
+
+cdef inline void _gemm_call(bint trans_a, bint trans_b, int m, int n, int k, floating alpha,
+                            const floating* a, int lda, const floating* b, int ldb,
+                            floating beta, floating* c) noexcept nogil:
+    """One BLAS call: C[m, n] (row stride n) = alpha op(A) op(B) + beta C, with A's and
+    B's row strides lda and ldb (row-major)."""
     # A row-major matrix is its transpose in column-major, so C^T = op(B)^T op(A)^T:
     # BLAS gets B first, with the same transpose flags; no copies are made.
     cdef char ta = b'T' if trans_a else b'N'
     cdef char tb = b'T' if trans_b else b'N'
-    cdef int lda = m if trans_a else k
-    cdef int ldb = k if trans_b else n
     cdef int ldc = n
     if floating is float:
         fnn_sgemm(&tb, &ta, &n, &m, &k, &alpha, <float*>b, &ldb, <float*>a, &lda, &beta, c,
@@ -96,3 +142,71 @@ cdef inline void gemm_rowmajor(bint trans_a, bint trans_b, int m, int n, int k,
     else:
         fnn_dgemm(&tb, &ta, &n, &m, &k, &alpha, <double*>b, &ldb, <double*>a, &lda, &beta, c,
                   &ldc)
+
+
+cdef inline void _gemm_block(GemmSplit* s, int task, floating* c) noexcept nogil:
+    """Block `task` of a split GEMM: rows (or columns) [task * block, ...) of C."""
+    cdef int start = task * s.block
+    cdef const floating* a = <const floating*>s.a
+    cdef const floating* b = <const floating*>s.b
+    cdef int lda = s.m if s.trans_a else s.k
+    cdef int ldb = s.k if s.trans_b else s.n
+    cdef int size
+    if s.by_rows:  # C[i0:i1, :] = op(A)[i0:i1, :] op(B)
+        size = min(s.block, s.m - start)
+        _gemm_call(s.trans_a, s.trans_b, size, s.n, s.k, <floating>s.alpha,
+                   a + (start if s.trans_a else <Py_ssize_t>start * s.k), lda, b, ldb,
+                   <floating>s.beta, c + <Py_ssize_t>start * s.n)
+    else:  # C[:, j0:j1] = op(A) op(B)[:, j0:j1]; C's rows keep their stride n
+        size = min(s.block, s.n - start)
+        _gemm_strided_c(s.trans_a, s.trans_b, s.m, size, s.k, <floating>s.alpha, a, lda,
+                        b + (<Py_ssize_t>start * s.k if s.trans_b else start), ldb,
+                        <floating>s.beta, c + start, s.n)
+
+
+cdef inline void _gemm_strided_c(bint trans_a, bint trans_b, int m, int n, int k,
+                                 floating alpha, const floating* a, int lda,
+                                 const floating* b, int ldb, floating beta, floating* c,
+                                 int ldc) noexcept nogil:
+    """_gemm_call with C's row stride ldc (a block of C's columns)."""
+    cdef char ta = b'T' if trans_a else b'N'
+    cdef char tb = b'T' if trans_b else b'N'
+    if floating is float:
+        fnn_sgemm(&tb, &ta, &n, &m, &k, &alpha, <float*>b, &ldb, <float*>a, &lda, &beta, c,
+                  &ldc)
+    else:
+        fnn_dgemm(&tb, &ta, &n, &m, &k, &alpha, <double*>b, &ldb, <double*>a, &lda, &beta, c,
+                  &ldc)
+
+
+cdef inline void _split_task_f32(void* ctx, int task) noexcept nogil:
+    _gemm_block((<GemmSplit*>ctx), task, <float*>(<GemmSplit*>ctx).c)
+
+
+cdef inline void _split_task_f64(void* ctx, int task) noexcept nogil:
+    _gemm_block((<GemmSplit*>ctx), task, <double*>(<GemmSplit*>ctx).c)
+
+
+cdef inline void _gemm_split(bint trans_a, bint trans_b, int m, int n, int k, floating alpha,
+                             const floating* a, const floating* b, floating beta, floating* c,
+                             int threads) noexcept nogil:
+    """C = alpha op(A) op(B) + beta C as single-threaded BLAS calls on blocks of C, run on
+    fastnn's pool.  C is cut along its longer side: cutting rows re-packs op(B) (k x n)
+    for every block, cutting columns re-packs op(A) (m x k), so the cut re-packs the
+    smaller one.  Every element of C is computed by one BLAS call over the whole k, and
+    the blocks depend only on the shape and the thread count, never on which thread runs
+    which block: the same thread count gives the same bits."""
+    cdef GemmSplit s
+    cdef int dim, block, ntasks
+    s.trans_a, s.trans_b, s.m, s.n, s.k = trans_a, trans_b, m, n, k
+    s.alpha, s.beta, s.a, s.b, s.c = alpha, beta, a, b, c
+    s.by_rows = m >= n
+    dim = m if s.by_rows else n
+    block = (dim + threads * TASKS_PER_THREAD - 1) // (threads * TASKS_PER_THREAD)
+    block = (block + BLOCK_ALIGN - 1) // BLOCK_ALIGN * BLOCK_ALIGN
+    s.block = block
+    ntasks = (dim + block - 1) // block
+    if floating is float:
+        pool_run(threads, ntasks, _split_task_f32, &s)
+    else:
+        pool_run(threads, ntasks, _split_task_f64, &s)

@@ -814,7 +814,12 @@ def _dropout_mask(seed, stream, shape):
     return ((bits >> np.uint64(11)).astype(np.float64) / 9007199254740992.0).reshape(shape)
 
 
-__all__ = ["ACTIVATIONS", "LOSSES", "METRICS", "LAYER_KINDS", "OPTIMIZERS",
+def all_finite(x):
+    """NumPy twin of the compiled check (which allocates nothing)."""
+    return bool(np.isfinite(x).all())
+
+
+__all__ = ["ACTIVATIONS", "LOSSES", "METRICS", "LAYER_KINDS", "OPTIMIZERS", "all_finite",
            "matmul", "activation_forward", "dense_forward", "dense_backward", "conv_forward",
            "conv_backward", "maxpool_forward", "maxpool_backward", "sparse_softmax_xent",
            "softmax_xent", "sigmoid_bce", "sparse_cce", "cce", "bce", "mse", "mae", "huber",

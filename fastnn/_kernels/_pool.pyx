@@ -1,0 +1,55 @@
+"""fastnn's worker pool and the switch that keeps BLAS single-threaded inside fastnn.
+
+The only module that includes csrc/fnn_pool.h, so that the process has one pool; the
+other kernel modules reach it through the cdef functions declared in _pool.pxd.  See
+the header for the design (sleeping workers, dynamic task hand-out, BLAS limited to one
+thread around each large GEMM and restored after it).  Importing this module starts no
+thread: workers start at the first GEMM large enough to be split.
+"""
+
+cdef extern from "fnn_pool.h" nogil:
+    ctypedef void (*fnn_task_fn)(void* ctx, int task) noexcept nogil
+    void fnn_pool_run(int threads, int ntasks, fnn_task_fn fn, void* ctx)
+    int fnn_pool_workers()
+    int fnn_pool_has_threads()
+    void fnn_blas_thread_functions(void* setter, void* getter)
+    int fnn_blas_serial_enter()
+    void fnn_blas_serial_exit()
+    bint fnn_blas_controlled "(fnn_blas_set_threads != NULL)"
+
+
+cdef void pool_run(int threads, int ntasks, task_fn fn, void* ctx) noexcept nogil:
+    fnn_pool_run(threads, ntasks, <fnn_task_fn>fn, ctx)
+
+
+cdef bint blas_serial_enter() noexcept nogil:
+    return fnn_blas_serial_enter() != 0
+
+
+cdef void blas_serial_exit() noexcept nogil:
+    fnn_blas_serial_exit()
+
+
+def set_blas_thread_functions(size_t setter, size_t getter):
+    """Addresses of the BLAS's ``void set_num_threads(int)`` and ``int get_num_threads()``
+    (0, 0: leave BLAS's threads alone)."""
+    if (setter == 0) != (getter == 0):
+        raise ValueError("set_blas_thread_functions: give both functions or neither")
+    fnn_blas_thread_functions(<void*>setter, <void*>getter)
+
+
+def blas_thread_control():
+    """True when fastnn can switch BLAS's threads off around its GEMMs (and so splits
+    large GEMMs over its own pool)."""
+    return bool(fnn_blas_controlled)
+
+
+def pool_workers():
+    """Worker threads started so far (0 before the first split GEMM, or without
+    pthreads)."""
+    return fnn_pool_workers()
+
+
+def pool_available():
+    """True when the pool can run threads (built with pthreads)."""
+    return bool(fnn_pool_has_threads())
