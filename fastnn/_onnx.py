@@ -4,8 +4,7 @@ Design: each layer reports its computation as the spec dict the compiled engine
 reads (``Layer._spec``: ``kind``, widths, activation code...).  One table maps each
 layer kind to a function that appends that layer's ONNX nodes; another maps each
 activation to its nodes.  A kind or activation missing from a table raises, so a
-new layer cannot be exported silently wrong: it needs its own entry here (conv,
-pooling and flatten layers plug in the same way).
+new layer cannot be exported silently wrong: it needs its own entry here.
 
 The graph computes exactly what ``model.predict`` does, in the model's dtype
 (float32 or float64), with a dynamic batch dimension:
@@ -17,7 +16,21 @@ The graph computes exactly what ``model.predict`` does, in the model's dtype
 - Normalization: ``(x - mean) / std`` with the layer's stored ``std``, which is
   already ``max(sqrt(variance), 1e-7)``, so the served model divides by the very
   same numbers;
-- activation layers (kind "activation"): the activation's nodes.
+- activation layers (kind "activation"): the activation's nodes;
+- Conv1D/Conv2D (kind "conv") and MaxPooling1D/2D (kind "maxpool"): tensors stay
+  channels last (NHWC) between layers, as in fastnn's rows, so each is wrapped in
+  ``Transpose(0, 3, 1, 2)`` ... ``Transpose(0, 2, 3, 1)`` around ONNX's NCHW ``Conv``
+  (kernel (kh, kw, c_in, f) -> (f, c_in, kh, kw), bias as its third input) or
+  ``MaxPool``, with explicit pads from the layer's geometry: top/left as TensorFlow's
+  "same" rule gives them, bottom/right whatever makes the output size the layer's
+  (ONNX's MaxPool, like TensorFlow's, never lets a padded cell win).  A 1-D layer is
+  the 2-D one at height 1 (``Reshape`` to (batch, 1, steps, c) and back); a
+  convolution's activation follows over the channel axis.  onnxruntime has no float64
+  Conv on the CPU, so a float64 model's convolutions are written as ``Pad``, then per
+  window tap a strided ``Slice`` times that tap's (c_in, f) kernel (``MatMul``), all
+  summed with the bias (``Sum``), on the NHWC tensor directly;
+- Flatten and Reshape (no engine spec): ``Reshape`` to (batch, *output shape); C-order
+  on channels-last tensors is exactly fastnn's row layout.
 
 The ``onnx`` package is imported here only, when a model is exported.
 """
@@ -62,6 +75,17 @@ class _Graph:
         array = np.ascontiguousarray(array, dtype=self.dtype)
         self.initializers.append(self.onnx.numpy_helper.from_array(array, name))
         return name
+
+    def shape(self, stem, dims):
+        """An int64 shape tensor for Reshape; 0 keeps the batch dimension."""
+        name = self.fresh(stem)
+        self.initializers.append(self.onnx.numpy_helper.from_array(
+            np.asarray([0, *dims], dtype=np.int64), name))
+        return name
+
+    def reshape(self, stem, dims):
+        return self.node("Reshape", [self.current, self.shape(f"{stem}/shape", dims)],
+                         f"{stem}/Reshape")
 
     def node(self, op, inputs, stem, **attributes):
         """Append one node; its single output becomes the current tensor."""
@@ -123,7 +147,8 @@ def _activation(graph, stem, code, alpha):
 
 
 # --------------------------------------------------------------------------- layer kinds
-def _dense(graph, layer, spec, stem):
+# Each takes the layer's input shape (without the batch axis) as its last argument.
+def _dense(graph, layer, spec, stem, in_shape):
     inputs = [graph.current, graph.constant(f"{stem}/kernel", layer.kernel)]
     if getattr(layer, "bias", None) is not None:
         inputs.append(graph.constant(f"{stem}/bias", layer.bias))
@@ -131,19 +156,104 @@ def _dense(graph, layer, spec, stem):
     return _activation(graph, stem, spec["activation"], spec.get("alpha", 0.0))
 
 
-def _dropout(graph, layer, spec, stem):
+def _dropout(graph, layer, spec, stem, in_shape):
     return graph.current
 
 
-def _normalization(graph, layer, spec, stem):
+def _normalization(graph, layer, spec, stem, in_shape):
     mean = graph.constant(f"{stem}/mean", layer.mean)
     std = graph.constant(f"{stem}/std", layer._std)
     centred = graph.node("Sub", [graph.current, mean], f"{stem}/Sub")
     return graph.node("Div", [centred, std], f"{stem}/Div")
 
 
-def _activation_layer(graph, layer, spec, stem):
+def _activation_layer(graph, layer, spec, stem, in_shape):
     return _activation(graph, stem, spec["activation"], spec.get("alpha", 0.0))
+
+
+def _window_pads(geom):
+    """ONNX pads [top, left, bottom, right]: the geometry's top/left, and at the end as
+    many as the last window needs beyond the input (0 when it ends inside, "valid")."""
+    h, w, _, kh, kw, sh, sw, pt, pl, oh, ow, _ = geom
+    return [pt, pl, max((oh - 1) * sh + kh - h - pt, 0), max((ow - 1) * sw + kw - w - pl, 0)]
+
+
+def _windowed(graph, stem, geom, in_shape, op, extra_inputs, **attributes):
+    """Reshape to NHWC (1-D: height 1), transpose to NCHW, `op`, back to NHWC."""
+    h, w, c, kh, kw, sh, sw = geom[:7]
+    if len(in_shape) != 3:
+        graph.reshape(f"{stem}/as2d", (h, w, c))
+    graph.node("Transpose", [graph.current], f"{stem}/to_nchw", perm=[0, 3, 1, 2])
+    graph.node(op, [graph.current, *extra_inputs], f"{stem}/{op}", pads=_window_pads(geom),
+               strides=[sh, sw], **attributes)
+    graph.node("Transpose", [graph.current], f"{stem}/to_nhwc", perm=[0, 2, 3, 1])
+    if len(in_shape) != 3:
+        graph.reshape(f"{stem}/as1d", (geom[10], geom[11]))
+    return graph.current
+
+
+def _conv(graph, layer, spec, stem, in_shape):
+    geom = spec["geom"]
+    h, w, c, kh, kw = geom[:5]
+    kernel = np.asarray(layer.kernel).reshape(kh, kw, c, geom[11])
+    bias = getattr(layer, "bias", None)
+    if graph.dtype == np.float64:
+        _conv_by_matmul(graph, stem, geom, in_shape, kernel, bias)
+    else:
+        inputs = [graph.constant(f"{stem}/kernel", kernel.transpose(3, 2, 0, 1))]
+        if bias is not None:
+            inputs.append(graph.constant(f"{stem}/bias", bias))
+        _windowed(graph, stem, geom, in_shape, "Conv", inputs, kernel_shape=[kh, kw])
+    return _activation(graph, stem, spec["activation"], spec.get("alpha", 0.0))
+
+
+def _conv_by_matmul(graph, stem, geom, in_shape, kernel, bias):
+    """The convolution on NHWC as a sum over the window's taps of strided slices times
+    the tap's (c_in, f) kernel: onnxruntime's CPU Conv has no float64 kernel, while
+    Pad, Slice, MatMul and Sum do, so float64 models are served in float64."""
+    h, w, c, kh, kw, sh, sw, pt, pl, oh, ow, f = geom
+    if len(in_shape) != 3:
+        graph.reshape(f"{stem}/as2d", (h, w, c))
+    top, left, bottom, right = _window_pads(geom)
+    if top or left or bottom or right:
+        pads = np.asarray([0, top, left, 0, 0, bottom, right, 0], dtype=np.int64)
+        name = graph.fresh(f"{stem}/pads")
+        graph.initializers.append(graph.onnx.numpy_helper.from_array(pads, name))
+        graph.node("Pad", [graph.current, name], f"{stem}/Pad")
+    padded = graph.current
+
+    def ints(values):
+        name = graph.fresh(f"{stem}/slice")
+        graph.initializers.append(graph.onnx.numpy_helper.from_array(
+            np.asarray(values, dtype=np.int64), name))
+        return name
+
+    axes, steps = ints([1, 2]), ints([sh, sw])
+    terms = []
+    for i in range(kh):
+        for j in range(kw):
+            tap = graph.node("Slice", [padded, ints([i, j]),
+                                       ints([i + (oh - 1) * sh + 1, j + (ow - 1) * sw + 1]),
+                                       axes, steps], f"{stem}/Slice")
+            terms.append(graph.node("MatMul", [tap, graph.constant(f"{stem}/kernel", kernel[i, j])],
+                                    f"{stem}/MatMul"))
+    if bias is not None:
+        terms.append(graph.constant(f"{stem}/bias", bias))
+    if len(terms) > 1:
+        graph.node("Sum", terms, f"{stem}/Sum")
+    if len(in_shape) != 3:
+        graph.reshape(f"{stem}/as1d", (ow, f))
+    return graph.current
+
+
+def _maxpool(graph, layer, spec, stem, in_shape):
+    geom = spec["geom"]
+    return _windowed(graph, stem, geom, in_shape, "MaxPool", [],
+                     kernel_shape=[geom[3], geom[4]])
+
+
+def _reshape(graph, layer, spec, stem, in_shape):
+    return graph.reshape(stem, spec["shape"])
 
 
 LAYER_NODES = {
@@ -151,15 +261,32 @@ LAYER_NODES = {
     "dropout": _dropout,
     "normalization": _normalization,
     "activation": _activation_layer,
+    "conv": _conv,
+    "maxpool": _maxpool,
+    "reshape": _reshape,
 }
 
 
-def _layer_nodes(graph, layer, spec, stem):
+def _layer_nodes(graph, layer, spec, stem, in_shape):
     emit = LAYER_NODES.get(spec.get("kind"))
     if emit is None:
         raise ValueError(f"export: layer {stem!r} ({type(layer).__name__}, kind "
                          f"{spec.get('kind')!r}) has no ONNX mapping")
-    emit(graph, layer, spec, stem)
+    emit(graph, layer, spec, stem, in_shape)
+
+
+def _layer_spec(layer, offset, aux_offset, out_shape):
+    """The layer's engine spec; Flatten and Reshape, which have none (they only rename
+    the row's shape), export as a reshape to their output shape."""
+    from fastnn.layers import Flatten, Reshape
+
+    spec = layer._spec(offset, aux_offset)
+    if spec is None and isinstance(layer, (Flatten, Reshape)):
+        return {"kind": "reshape", "shape": tuple(out_shape)}
+    if spec is None:
+        raise ValueError(f"export: layer {layer.name!r} ({type(layer).__name__}) has no "
+                         "ONNX mapping")
+    return spec
 
 
 # --------------------------------------------------------------------------- the model
@@ -179,22 +306,21 @@ def check_opset(opset_version):
 def to_onnx(model, opset_version=DEFAULT_OPSET):
     """The ONNX ModelProto of a built Sequential model.
 
-    Input ``"input"`` of shape (batch, n_features) and output ``"output"`` of shape
-    (batch, n_outputs), both of the model's dtype; ``batch`` is dynamic.
+    Input ``"input"`` of shape (batch, *input shape) and output ``"output"`` of shape
+    (batch, *output shape), both channels last and of the model's dtype, as
+    ``model.predict``'s; ``batch`` is dynamic.
     """
     onnx = _import_onnx()
     helper = onnx.helper
     from fastnn._version import __version__
 
-    if len(model._input_shape) != 1 or any(layer._spec(0, 0) is None for layer in model.layers):
-        raise ValueError("export: ONNX export covers dense models (inputs of shape "
-                         "(n_features,), no Flatten/Reshape/convolution layers)")
     graph = _Graph(onnx, model.dtype)
-    n_out = model._n_in
-    for index, (layer, spec) in enumerate(zip(model.layers, model._specs(), strict=True)):
+    shapes = model._layer_shapes(model._input_shape)
+    for index, (layer, (offset, aux_offset)) in enumerate(
+            zip(model.layers, model._offsets, strict=True)):
         stem = layer.name or f"{type(layer).__name__.lower()}_{index}"
-        _layer_nodes(graph, layer, spec, stem)
-        n_out = spec["n_out"]
+        spec = _layer_spec(layer, offset, aux_offset, shapes[index + 1])
+        _layer_nodes(graph, layer, spec, stem, shapes[index])
     if graph.current == INPUT_NAME:
         # nothing but identities (or no layers with nodes): the output still needs a node
         graph.node("Identity", [INPUT_NAME], OUTPUT_NAME)
@@ -203,8 +329,8 @@ def to_onnx(model, opset_version=DEFAULT_OPSET):
     elem = helper.np_dtype_to_tensor_dtype(graph.dtype)
     body = helper.make_graph(
         graph.nodes, model.name,
-        [helper.make_tensor_value_info(INPUT_NAME, elem, ["batch", model._n_in])],
-        [helper.make_tensor_value_info(OUTPUT_NAME, elem, ["batch", n_out])],
+        [helper.make_tensor_value_info(INPUT_NAME, elem, ["batch", *shapes[0]])],
+        [helper.make_tensor_value_info(OUTPUT_NAME, elem, ["batch", *shapes[-1]])],
         initializer=graph.initializers)
     opsets = [helper.make_opsetid("", opset_version)]
     proto = helper.make_model(body, opset_imports=opsets, producer_name="fastnn",

@@ -5,7 +5,18 @@ import pytest
 import fastnn
 from fastnn import Sequential, activations
 from fastnn._kernels import ACTIVATIONS
-from fastnn.layers import Dense, Dropout, Layer, Normalization
+from fastnn.layers import (
+    Conv1D,
+    Conv2D,
+    Dense,
+    Dropout,
+    Flatten,
+    Layer,
+    MaxPooling1D,
+    MaxPooling2D,
+    Normalization,
+    Reshape,
+)
 from fastnn.losses import SparseCategoricalCrossentropy
 
 onnx = pytest.importorskip("onnx")
@@ -31,11 +42,11 @@ def export(model, tmp_path, **kwargs):
 
 
 def randomize_biases(model, rng):
-    # zero biases (the initial ones) would leave the bias input of Gemm untested
+    # zero biases (the initial ones) would leave the bias input of Gemm/Conv untested
     weights = []
     for layer in model.layers:
         arrays = [w.copy() for w in layer.weights]
-        if isinstance(layer, Dense) and layer.use_bias:
+        if isinstance(layer, (Dense, Conv1D, Conv2D)) and layer.use_bias:
             arrays[1] = rng.standard_normal(arrays[1].shape)
         weights += arrays
     model.set_weights(weights)
@@ -210,3 +221,99 @@ def test_unbuilt_model_and_unknown_layer_kind_raise(tmp_path):
     with pytest.raises(ValueError, match="mystery"):
         model.export(tmp_path / "m.onnx", format="onnx")
     assert not (tmp_path / "m.onnx").exists()
+
+
+# --------------------------------------------------------------------------- images
+# (strides, padding) of the convolutions and poolings: every combination, so the
+# asymmetric "same" pads and the unused tail of "valid" windows both occur
+WINDOWS = [(1, "valid"), (1, "same"), (2, "valid"), (2, "same")]
+
+
+def assert_image_model_matches(model, tmp_path, rng, scale=2.0):
+    randomize_biases(model, rng)
+    path = export(model, tmp_path)
+    proto = onnx.load(str(path))
+    dims = [d.dim_value for d in proto.graph.input[0].type.tensor_type.shape.dim[1:]]
+    assert tuple(dims) == model.input_shape[1:]
+    dims = [d.dim_value for d in proto.graph.output[0].type.tensor_type.shape.dim[1:]]
+    assert tuple(dims) == model.output_shape[1:]
+    for n in BATCHES:
+        x = (scale * rng.standard_normal((n, *model.input_shape[1:]))).astype(model.dtype)
+        assert_matches_predict(model, path, x)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("activation", ACTS)
+@pytest.mark.parametrize("strides, padding", WINDOWS)
+def test_conv2d_models_match_predict(tmp_path, dtype, activation, strides, padding):
+    rng = np.random.default_rng([ACTS.index(activation), strides, len(padding)])
+    model = Sequential([
+        Conv2D(5, (3, 2), strides=strides, padding=padding, activation=activation,
+               input_shape=(10, 7, 3)),
+        MaxPooling2D((2, 3), strides=(strides, 1), padding=padding),
+        Conv2D(4, 2, padding="same", activation="tanh", use_bias=False),
+        Flatten(),
+        Dense(6, activation=activation),
+    ], dtype=dtype)
+    assert_image_model_matches(model, tmp_path, rng)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("activation", ACTS)
+@pytest.mark.parametrize("strides, padding", WINDOWS)
+def test_conv1d_models_match_predict(tmp_path, dtype, activation, strides, padding):
+    rng = np.random.default_rng([ACTS.index(activation), strides, len(padding), 1])
+    model = Sequential([
+        Conv1D(6, 3, strides=strides, padding=padding, activation=activation,
+               input_shape=(13, 2)),
+        MaxPooling1D(3, strides=strides, padding=padding),
+        Reshape((-1, 3)),       # (steps, 6) -> (2 * steps, 3): a new sequence
+        Conv1D(4, 2, padding="same", activation="relu"),
+        Flatten(),
+        Dense(5, activation=activation),
+    ], dtype=dtype)
+    assert_image_model_matches(model, tmp_path, rng)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_image_shaped_outputs_match_predict(tmp_path, dtype):
+    # the graph's output keeps the model's output shape: (batch, h, w, f) and (batch, l, f)
+    rng = np.random.default_rng(7)
+    for layers in (
+            [Conv2D(3, 3, padding="same", input_shape=(6, 5, 2)), MaxPooling2D(padding="same")],
+            [Conv1D(4, 2, strides=2, input_shape=(9, 3)), MaxPooling1D(2, padding="same")],
+            [Flatten(input_shape=(4, 3, 2)), Dense(12), Reshape((3, 2, 2)),
+             Conv2D(2, (2, 1), activation="sigmoid")],
+            [Reshape((6, 4), input_shape=(24,)), Conv1D(3, 3, activation="swish")]):
+        model = Sequential(layers, dtype=dtype)
+        assert_image_model_matches(model, tmp_path, rng)
+    assert model.output_shape == (None, 4, 3)
+
+
+def test_flatten_and_reshape_only_model_exports(tmp_path):
+    model = Sequential([Flatten(input_shape=(2, 3, 4)), Reshape((4, 6))])
+    x = np.arange(2 * 24, dtype=np.float32).reshape(2, 2, 3, 4)
+    np.testing.assert_array_equal(run_onnx(export(model, tmp_path), x), model.predict(x))
+
+
+def test_trained_digits_cnn_matches_predict(tmp_path):
+    # the model of examples/digits_cnn.py, briefly trained
+    from sklearn.datasets import load_digits
+
+    x, y = load_digits(return_X_y=True)
+    x = (x / 16.0).astype(np.float32).reshape(-1, 8, 8, 1)
+    fastnn.set_random_seed(0)
+    model = Sequential([
+        fastnn.Input(shape=(8, 8, 1)),
+        Conv2D(16, (3, 3), activation="relu", padding="same"),
+        MaxPooling2D((2, 2)),
+        Conv2D(32, (3, 3), activation="relu"),
+        Flatten(),
+        Dense(10),
+    ])
+    model.compile(optimizer="adam", loss=SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(x, y, epochs=2, batch_size=32, verbose=0)
+    path = export(model, tmp_path)
+    assert_matches_predict(model, path, x)
+    assert_matches_predict(model, path, x[:1])
+    assert (run_onnx(path, x).argmax(1) == model.predict(x).argmax(1)).all()

@@ -122,8 +122,13 @@ def test_file_written_before_shapes_still_loads():
     model.fit(x, (x[:, 0] > 0).astype(np.float32), epochs=1, verbose=0)
 
 
-def test_onnx_export_of_an_image_model_raises_clearly(tmp_path):
+def test_onnx_export_of_an_image_model_takes_images(tmp_path):
+    # image models export since the conv/pooling/flatten ONNX mappings (tests/test_onnx.py)
     pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
     model = Sequential([Input(shape=(4, 4, 1)), Flatten(), Dense(2)])
-    with pytest.raises(ValueError, match="ONNX export covers dense models"):
-        model.export(tmp_path / "m.onnx", format="onnx")
+    model.export(tmp_path / "m.onnx", format="onnx")
+    x = np.random.default_rng(0).standard_normal((3, 4, 4, 1)).astype(np.float32)
+    session = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(session.run(None, {"input": x})[0], model.predict(x),
+                               rtol=1e-5, atol=1e-6)
