@@ -65,7 +65,33 @@ def _check_step(step: float) -> float:
     return _validation.check_float(step, "step", low=0)
 
 
-class ExponentialDecay(LearningRateSchedule):
+class _DecaySchedule(LearningRateSchedule):
+    """What ExponentialDecay and InverseTimeDecay share: their arguments, checks and
+    config, and the progress ``step / decay_steps`` (floored with `staircase`)."""
+
+    def __init__(self, initial_learning_rate: float, decay_steps: float, decay_rate: float,
+                 staircase: bool, name: str) -> None:
+        _check_decay_args(initial_learning_rate, decay_steps, decay_rate, staircase)
+        self.initial_learning_rate = initial_learning_rate
+        self.decay_steps = decay_steps
+        self.decay_rate = decay_rate
+        self.staircase = staircase
+        self.name = _check_name(name)
+
+    def __call__(self, step: float) -> float:
+        return float(self._values(np.array([_check_step(step)]))[0])
+
+    def _progress(self, steps: NDArray[np.int64]) -> NDArray[np.float64]:
+        p = np.asarray(steps, dtype=np.float64) / float(self.decay_steps)
+        return np.floor(p) if self.staircase else p
+
+    def get_config(self) -> ConfigDict:
+        return {"initial_learning_rate": self.initial_learning_rate,
+                "decay_steps": self.decay_steps, "decay_rate": self.decay_rate,
+                "staircase": self.staircase, "name": self.name}
+
+
+class ExponentialDecay(_DecaySchedule):
     """``initial_learning_rate * decay_rate ** (step / decay_steps)`` (Keras).
 
     Parameters
@@ -83,29 +109,14 @@ class ExponentialDecay(LearningRateSchedule):
 
     def __init__(self, initial_learning_rate: float, decay_steps: float, decay_rate: float,
                  staircase: bool = False, name: str = "ExponentialDecay") -> None:
-        _check_decay_args(initial_learning_rate, decay_steps, decay_rate, staircase)
-        self.initial_learning_rate = initial_learning_rate
-        self.decay_steps = decay_steps
-        self.decay_rate = decay_rate
-        self.staircase = staircase
-        self.name = _check_name(name)
-
-    def __call__(self, step: float) -> float:
-        return float(self._values(np.array([_check_step(step)]))[0])
+        super().__init__(initial_learning_rate, decay_steps, decay_rate, staircase, name)
 
     def _values(self, steps: NDArray[np.int64]) -> NDArray[np.float64]:
-        p = np.asarray(steps, dtype=np.float64) / float(self.decay_steps)
-        if self.staircase:
-            p = np.floor(p)
-        return float(self.initial_learning_rate) * np.power(float(self.decay_rate), p)
-
-    def get_config(self) -> ConfigDict:
-        return {"initial_learning_rate": self.initial_learning_rate,
-                "decay_steps": self.decay_steps, "decay_rate": self.decay_rate,
-                "staircase": self.staircase, "name": self.name}
+        return float(self.initial_learning_rate) * np.power(float(self.decay_rate),
+                                                             self._progress(steps))
 
 
-class InverseTimeDecay(LearningRateSchedule):
+class InverseTimeDecay(_DecaySchedule):
     """``initial_learning_rate / (1 + decay_rate * step / decay_steps)`` (Keras).
 
     Parameters
@@ -123,26 +134,11 @@ class InverseTimeDecay(LearningRateSchedule):
 
     def __init__(self, initial_learning_rate: float, decay_steps: float, decay_rate: float,
                  staircase: bool = False, name: str = "InverseTimeDecay") -> None:
-        _check_decay_args(initial_learning_rate, decay_steps, decay_rate, staircase)
-        self.initial_learning_rate = initial_learning_rate
-        self.decay_steps = decay_steps
-        self.decay_rate = decay_rate
-        self.staircase = staircase
-        self.name = _check_name(name)
-
-    def __call__(self, step: float) -> float:
-        return float(self._values(np.array([_check_step(step)]))[0])
+        super().__init__(initial_learning_rate, decay_steps, decay_rate, staircase, name)
 
     def _values(self, steps: NDArray[np.int64]) -> NDArray[np.float64]:
-        p = np.asarray(steps, dtype=np.float64) / float(self.decay_steps)
-        if self.staircase:
-            p = np.floor(p)
-        return float(self.initial_learning_rate) / (1.0 + float(self.decay_rate) * p)
-
-    def get_config(self) -> ConfigDict:
-        return {"initial_learning_rate": self.initial_learning_rate,
-                "decay_steps": self.decay_steps, "decay_rate": self.decay_rate,
-                "staircase": self.staircase, "name": self.name}
+        return float(self.initial_learning_rate) / (1.0 + float(self.decay_rate)
+                                                    * self._progress(steps))
 
 
 class PiecewiseConstantDecay(LearningRateSchedule):
