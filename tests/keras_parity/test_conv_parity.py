@@ -2,10 +2,12 @@
 CNNs (1-D and 2-D, strides 1 and 2, both paddings, pooling, Flatten) trained with Adam and
 SGD, compared on weights, History and outputs."""
 
-import keras
 import numpy as np
 import pytest
-from _kparity import (
+
+keras = pytest.importorskip("keras")
+
+from _kparity import (  # noqa: E402
     DTYPES,
     FWD_TOL,
     check_close,
@@ -15,10 +17,10 @@ from _kparity import (
     to_numpy,
 )
 
-import fastnn
-from fastnn import layers as fl
-from fastnn import losses as flosses
-from fastnn import optimizers as fopt
+import fastnn  # noqa: E402
+from fastnn import layers as fl  # noqa: E402
+from fastnn import losses as flosses  # noqa: E402
+from fastnn import optimizers as fopt  # noqa: E402
 
 # (fastnn layer, Keras layer) factories: both take the same arguments
 PAIRS = {

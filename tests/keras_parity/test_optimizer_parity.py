@@ -7,11 +7,10 @@ float32.  Each clipping and schedule case also checks that the feature changed t
 (against the same fastnn run without it), so a no-op implementation cannot pass.
 """
 
-import keras
 import numpy as np
 import pytest
 
-pytest.importorskip("keras")
+keras = pytest.importorskip("keras")
 
 from _kparity import (  # noqa: E402
     DTYPES,
