@@ -74,7 +74,28 @@ def digest(build, dtype, optimizer):
     return weights.hexdigest(), predictions.hexdigest()
 
 
+def loss_digests():
+    """(name, sha256) of the regression loss kernels' sums and gradients on fixed data
+    with exact ties (e = 0, |e| = delta) and sample weights."""
+    from fastnn._kernels import losses
+    rng = np.random.default_rng(5)
+    for dtype in (np.float32, np.float64):
+        p = rng.standard_normal((37, 13)).astype(dtype)
+        y = rng.standard_normal((37, 13)).astype(dtype)
+        y[0] = p[0]
+        y[1] = p[1] - dtype(1.0)
+        sw = rng.uniform(0.5, 2.0, 37).astype(dtype)
+        for name in ("mse", "mae", "huber"):
+            grad = np.empty_like(p)
+            extra = (1.0,) if name == "huber" else ()
+            total = getattr(losses, name)(p, y, sw, 1 / 37, grad, *extra)
+            h = hashlib.sha256(np.float64(total).tobytes() + grad.tobytes())
+            yield f"{name}-{np.dtype(dtype).name}", h.hexdigest()
+
+
 def main():
+    for name, h in loss_digests():
+        print(f"loss-{name} {h}")
     for build in SHAPES:
         for dtype in (np.float32, np.float64):
             for name, make in (("sgd", lambda: SGD(0.05, momentum=0.9)),

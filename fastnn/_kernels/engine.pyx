@@ -24,12 +24,18 @@ Design notes
   RuntimeError.  So any number of threads may run `infer`/`forward`/`evaluate`
   at once, each getting exactly its single-threaded answer.  (This relies on
   the GIL; a free-threaded build would need an atomic compare-and-swap.)
+* Layer kinds.  Each kind (Dense, Dropout, Normalization, activation, Conv,
+  MaxPool) is one unit, _kind_<name>.pxd: how it reads its description, what it
+  needs (parameter entries, workspace blocks, work per row, where a fused loss
+  finds its logits: _layer.LayerNeeds), its forward and its backward.  The
+  engine reaches them only through the switches of _kinds.pxd, one per
+  operation; all of it is inline, so a layer costs the training loop one switch.
 * Memory.  Parameters (all kernels and biases) are one flat vector, so the
   optimizer is a single pass over params, grads and its state.  A workspace is
-  one flat block: per layer a pre-activation block z (Dense, and Dropout's
-  mask), an output block a (the same block as z for a linear Dense) and a
-  gradient block g, each rows x width, then the gathered batch x, y and sample
-  weights.  Sizes and offsets are Py_ssize_t throughout; BLAS takes 32-bit
+  one flat block: per layer the block z its kind asks for (a pre-activation,
+  Dropout's mask, pooling's argmax), an output block a (z itself for a linear
+  Dense or Conv), a gradient block g, each rows x width, and the kind's scratch
+  (Conv's im2col columns); then the gathered batch x, y and sample weights.  Sizes and offsets are Py_ssize_t throughout; BLAS takes 32-bit
   ints, so each GEMM dimension is checked to fit before any call.
 * Backward.  g of the last layer receives dLoss/dOutput from the fused loss
   kernel (dLoss/dz when the loss is fused with a sigmoid/softmax output -- a
@@ -37,9 +43,9 @@ Design notes
   that layer's activation derivative is skipped).  Each Dense layer turns its g
   into dz in place and writes dx straight into the previous layer's g.
 * Dispatch.  Every kind code (layer, activation, loss, metric, optimizer) is
-  validated against its *_COUNT sentinel at construction; the switches inside
-  the GIL-free loops still end in an error branch, which sets the workspace's
-  error code, and the entry raises after the loop.
+  validated at construction; the switches inside the GIL-free loops still end
+  in an error branch, which sets the workspace's error code, and the entry
+  raises after the loop (a layer's needs, read with the GIL, raise at once).
 * Determinism.  Reductions run in a fixed order, dropout masks come from a
   counter-based generator keyed on (seed, step, layer, element) -- (layer seed, step,
   element) for a Dropout given its own seed -- and the thread
@@ -60,7 +66,7 @@ from cython cimport floating
 from libc.limits cimport INT_MAX
 from libc.stdint cimport uint64_t
 from libc.stdlib cimport calloc, free
-from libc.string cimport memcpy
+from libc.string cimport memcpy, memset
 
 import numpy as np
 
@@ -81,7 +87,7 @@ from fastnn._kernels._blas cimport ensure_blas
 from fastnn._kernels._csrc cimport fnn_denormals_off, fnn_denormals_restore
 from fastnn._kernels._dense cimport penalty_value
 from fastnn._kernels._kinds cimport layer_backward, layer_forward, layer_needs, layer_read
-from fastnn._kernels._layer cimport (LAYER_ACTIVATION, LAYER_CONV, LAYER_DENSE,
+from fastnn._kernels._layer cimport (LAYER_ACTIVATION, LAYER_CONV, LAYER_COUNT, LAYER_DENSE,
                                      LAYER_DROPOUT, LAYER_MAXPOOL, LAYER_NORMALIZATION,
                                      LOGITS_NONE, LOGITS_Z, Layer, LayerNeeds, Pass)
 from fastnn._kernels._loss cimport (LOSS_COUNT, LOSS_HUBER, LOSS_SPARSE_CCE,
@@ -516,12 +522,13 @@ cdef class Engine:
     Parameters
     ----------
     layers : list of dict
-        One dict per layer with keys ``kind`` ("dense", "dropout", "normalization",
-        "activation"), ``n_in``, ``n_out`` and, for Dense and activation layers,
-        ``activation`` (code) and ``alpha``; Dense ``w_off``, ``b_off`` (-1 for no bias)
-        and the penalty factors ``l1``, ``l2``, ``bias_l1``, ``bias_l2`` (default 0);
-        Dropout ``rate`` and optionally ``seed`` (its own mask seed); Normalization
-        ``aux_off``.
+        One dict per layer with keys ``kind`` (a key of LAYER_KINDS), ``n_in``,
+        ``n_out`` and, for Dense, Conv and activation layers, ``activation`` (code) and
+        ``alpha``; Dense and Conv ``w_off``, ``b_off`` (-1 for no bias) and the penalty
+        factors ``l1``, ``l2``, ``bias_l1``, ``bias_l2`` (default 0); Conv and MaxPool
+        ``geom`` and ``padding``; Dropout ``rate`` and optionally ``seed`` (its own mask
+        seed); Normalization ``aux_off``.  Each kind reads its own keys (its unit's
+        ``*_read``).
     params : ndarray of shape (n_params,)
         Flat parameter vector (float32 or float64); updated in place by training.
     aux : ndarray
@@ -1077,6 +1084,38 @@ cdef class Engine:
             self.net.opt.kind = code
         else:
             raise ValueError(f"_force_code: unknown field {what!r}")
+
+
+def _probe_unknown_kind(int code):
+    """Tests only: call each layer-kind switch of _kinds.pxd (read, needs, forward,
+    backward) directly on a one-element layer of kind `code`, which must be unknown, and
+    return what each did: ("raised" or "read", needs' status, whether forward returned
+    NULL, backward's status).  Proves every switch ends in its error branch, including
+    backward, which an unknown kind never reaches through the engine (forward stops
+    first)."""
+    cdef Layer lay
+    cdef LayerNeeds needs
+    cdef Pass p
+    cdef double buf[8]
+    cdef int needs_rc, backward_rc
+    cdef bint forward_null
+    if 0 <= code < LAYER_COUNT:
+        raise ValueError(f"_probe_unknown_kind: {code} is a known kind")
+    memset(&lay, 0, sizeof(Layer))
+    memset(buf, 0, sizeof(buf))
+    lay.kind, lay.n_in, lay.n_out = code, 1, 1
+    p.training, p.step, p.seed, p.n_layers = True, 0, 0, 1
+    try:
+        layer_read({}, &lay, 8, 8)
+        read = "read"
+    except ValueError:
+        read = "raised"
+    needs_rc = layer_needs(&lay, &needs)
+    forward_null = layer_forward(&lay, &p, 1, &buf[0], &buf[0], &buf[0], &buf[1], &buf[2],
+                                 &buf[3]) == NULL
+    backward_rc = layer_backward(&lay, &p, 1, &buf[0], &buf[0], &buf[0], &buf[1], &buf[2],
+                                 &buf[3], ACT_LINEAR, &buf[4], &buf[5], &buf[6])
+    return read, needs_rc, forward_null, backward_rc
 
 
 cdef int _read_layer(dict spec, Layer* lay, Py_ssize_t n_params, Py_ssize_t n_aux) except -1:
