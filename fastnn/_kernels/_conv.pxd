@@ -22,56 +22,60 @@ cdef inline Py_ssize_t conv_patch(const ConvGeom* g) noexcept nogil:
     return g.kh * g.kw * g.c
 
 
+cdef inline void window_range(Py_ssize_t start, Py_ssize_t k, Py_ssize_t size,
+                              Py_ssize_t* lo, Py_ssize_t* hi) noexcept nogil:
+    """The window offsets i of [0, k) whose input index start + i lies in [0, size):
+    [lo, hi), empty when hi <= lo.  Loops over [lo, hi) visit the same offsets in the
+    same order as a loop over [0, k) that skips the padding."""
+    lo[0] = -start if start < 0 else 0
+    hi[0] = size - start if start + k > size else k
+
+
 cdef inline void im2col(Py_ssize_t n, const ConvGeom* g, const floating* x,
                         floating* cols) noexcept nogil:
     """cols[(s, oh, ow), (i, j, ch)] = x[s, oh*sh - pt + i, ow*sw - pl + j, ch], 0 in the
     padding.  x (n, h, w, c), cols (n*oh*ow, kh*kw*c), both C order."""
-    cdef Py_ssize_t s, oh, ow, i, j, hi, wi, k = conv_patch(g), c = g.c
-    cdef floating* row
+    cdef Py_ssize_t s, oh, ow, i, h0, w0, i0, i1, j0, j1, k = conv_patch(g), c = g.c
+    cdef Py_ssize_t width = g.kw * c          # one kernel row of the window
+    cdef floating* dst
     for s in range(n):
         for oh in range(g.oh):
+            h0 = oh * g.sh - g.pt
+            window_range(h0, g.kh, g.h, &i0, &i1)
             for ow in range(g.ow):
-                row = cols + ((s * g.oh + oh) * g.ow + ow) * k
-                wi = ow * g.sw - g.pl
+                w0 = ow * g.sw - g.pl
+                window_range(w0, g.kw, g.w, &j0, &j1)
                 for i in range(g.kh):
-                    hi = oh * g.sh - g.pt + i
-                    if hi < 0 or hi >= g.h:
-                        memset(row + i * g.kw * c, 0, g.kw * c * sizeof(floating))
-                    elif wi >= 0 and wi + g.kw <= g.w:
-                        # the whole kernel row lies inside: one contiguous copy
-                        memcpy(row + i * g.kw * c, x + ((s * g.h + hi) * g.w + wi) * c,
-                               g.kw * c * sizeof(floating))
-                    else:
-                        for j in range(g.kw):
-                            if wi + j < 0 or wi + j >= g.w:
-                                memset(row + (i * g.kw + j) * c, 0, c * sizeof(floating))
-                            else:
-                                memcpy(row + (i * g.kw + j) * c,
-                                       x + ((s * g.h + hi) * g.w + wi + j) * c,
-                                       c * sizeof(floating))
+                    dst = cols + ((s * g.oh + oh) * g.ow + ow) * k + i * width
+                    if i < i0 or i >= i1 or j1 <= j0:
+                        memset(dst, 0, width * sizeof(floating))
+                        continue
+                    # the part of the kernel row inside the input is contiguous there
+                    memset(dst, 0, j0 * c * sizeof(floating))
+                    memcpy(dst + j0 * c, x + ((s * g.h + h0 + i) * g.w + w0 + j0) * c,
+                           (j1 - j0) * c * sizeof(floating))
+                    memset(dst + j1 * c, 0, (g.kw - j1) * c * sizeof(floating))
 
 
 cdef inline void col2im(Py_ssize_t n, const ConvGeom* g, const floating* cols,
                         floating* dx) noexcept nogil:
     """dx = the adjoint of im2col: every column entry added back to the input position it
     was read from (padding entries dropped).  Rows are added in order (deterministic)."""
-    cdef Py_ssize_t s, oh, ow, i, j, ch, hi, wi, k = conv_patch(g), c = g.c
+    cdef Py_ssize_t s, oh, ow, i, j, ch, h0, w0, i0, i1, j0, j1, k = conv_patch(g), c = g.c
     cdef const floating* src
     cdef floating* dst
     memset(dx, 0, n * g.h * g.w * c * sizeof(floating))
     for s in range(n):
         for oh in range(g.oh):
+            h0 = oh * g.sh - g.pt
+            window_range(h0, g.kh, g.h, &i0, &i1)
             for ow in range(g.ow):
+                w0 = ow * g.sw - g.pl
+                window_range(w0, g.kw, g.w, &j0, &j1)
                 src = cols + ((s * g.oh + oh) * g.ow + ow) * k
-                for i in range(g.kh):
-                    hi = oh * g.sh - g.pt + i
-                    if hi < 0 or hi >= g.h:
-                        continue
-                    for j in range(g.kw):
-                        wi = ow * g.sw - g.pl + j
-                        if wi < 0 or wi >= g.w:
-                            continue
-                        dst = dx + ((s * g.h + hi) * g.w + wi) * c
+                for i in range(i0, i1):
+                    for j in range(j0, j1):
+                        dst = dx + ((s * g.h + h0 + i) * g.w + w0 + j) * c
                         for ch in range(c):
                             dst[ch] = dst[ch] + src[(i * g.kw + j) * c + ch]
 
@@ -112,26 +116,24 @@ cdef inline void maxpool_forward_core(Py_ssize_t n, const ConvGeom* g, const flo
     """out[s, oh, ow, ch] = max of x over the window (padding never wins); idx = the
     window position i * kw + j of the first maximum (a small integer, exact in float),
     read by the backward pass.  x (n, h, w, c), out and idx (n, oh, ow, c)."""
-    cdef Py_ssize_t s, oh, ow, i, j, ch, hi, wi, c = g.c
+    cdef Py_ssize_t s, oh, ow, i, j, ch, h0, w0, i0, i1, j0, j1, c = g.c
     cdef const floating* src
     cdef floating* o
     cdef floating* d
     cdef bint first
     for s in range(n):
         for oh in range(g.oh):
+            h0 = oh * g.sh - g.pt
+            window_range(h0, g.kh, g.h, &i0, &i1)
             for ow in range(g.ow):
+                w0 = ow * g.sw - g.pl
+                window_range(w0, g.kw, g.w, &j0, &j1)
                 o = out + ((s * g.oh + oh) * g.ow + ow) * c
                 d = idx + ((s * g.oh + oh) * g.ow + ow) * c
                 first = True
-                for i in range(g.kh):
-                    hi = oh * g.sh - g.pt + i
-                    if hi < 0 or hi >= g.h:
-                        continue
-                    for j in range(g.kw):
-                        wi = ow * g.sw - g.pl + j
-                        if wi < 0 or wi >= g.w:
-                            continue
-                        src = x + ((s * g.h + hi) * g.w + wi) * c
+                for i in range(i0, i1):
+                    for j in range(j0, j1):
+                        src = x + ((s * g.h + h0 + i) * g.w + w0 + j) * c
                         if first:
                             memcpy(o, src, c * sizeof(floating))
                             for ch in range(c):

@@ -4,7 +4,7 @@ from cython cimport floating
 from libc.string cimport memcpy
 
 from fastnn._kernels._act cimport activation_block, activation_grad
-from fastnn._kernels._layer cimport (LOGITS_INPUT, Layer, LayerNeeds, Pass,
+from fastnn._kernels._layer cimport (LOGITS_INPUT, Layer, LayerNeeds, Pass, elementwise_needs,
                                      require_same_width)
 
 
@@ -15,10 +15,7 @@ cdef inline int activation_read(dict spec, Layer* lay) except -1:
 
 
 cdef inline void activation_needs(const Layer* lay, LayerNeeds* needs) noexcept nogil:
-    needs.kernel = needs.bias = needs.z = needs.scratch = needs.gemm_rows = 0
-    needs.a_is_z = False
-    needs.row_work = lay.n_out
-    needs.logits = LOGITS_INPUT
+    elementwise_needs(lay, needs, 0, LOGITS_INPUT)
 
 
 cdef inline floating* activation_forward(const Layer* lay, const Pass* p, Py_ssize_t n,

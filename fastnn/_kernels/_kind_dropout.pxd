@@ -8,7 +8,7 @@ from libc.stdint cimport uint64_t
 from libc.string cimport memcpy
 
 from fastnn._kernels._csrc cimport fnn_uniform
-from fastnn._kernels._layer cimport (LOGITS_NONE, Layer, LayerNeeds, Pass,
+from fastnn._kernels._layer cimport (LOGITS_NONE, Layer, LayerNeeds, Pass, elementwise_needs,
                                      require_same_width)
 
 
@@ -26,10 +26,7 @@ cdef inline int dropout_read(dict spec, Layer* lay) except -1:
 
 
 cdef inline void dropout_needs(const Layer* lay, LayerNeeds* needs) noexcept nogil:
-    needs.kernel = needs.bias = needs.scratch = needs.gemm_rows = 0
-    needs.z, needs.a_is_z = lay.n_out, False
-    needs.row_work = lay.n_out
-    needs.logits = LOGITS_NONE
+    elementwise_needs(lay, needs, lay.n_out, LOGITS_NONE)
 
 
 cdef inline floating* dropout_forward(const Layer* lay, const Pass* p, Py_ssize_t n,

@@ -5,7 +5,8 @@ from cython cimport floating
 
 from fastnn._kernels._conv cimport maxpool_backward_core, maxpool_forward_core
 from fastnn._kernels._kind_conv cimport read_geometry
-from fastnn._kernels._layer cimport LOGITS_NONE, Layer, LayerNeeds, Pass
+from fastnn._kernels._layer cimport (LOGITS_NONE, Layer, LayerNeeds, Pass,
+                                     elementwise_needs)
 
 
 cdef inline int maxpool_read(dict spec, Layer* lay) except -1:
@@ -14,10 +15,8 @@ cdef inline int maxpool_read(dict spec, Layer* lay) except -1:
 
 
 cdef inline void maxpool_needs(const Layer* lay, LayerNeeds* needs) noexcept nogil:
-    needs.kernel = needs.bias = needs.scratch = needs.gemm_rows = 0
-    needs.z, needs.a_is_z = lay.n_out, False
+    elementwise_needs(lay, needs, lay.n_out, LOGITS_NONE)     # z: the argmax
     needs.row_work = lay.n_out * lay.geom.kh * lay.geom.kw
-    needs.logits = LOGITS_NONE
 
 
 cdef inline floating* maxpool_forward(const Layer* lay, const Pass* p, Py_ssize_t n,

@@ -3,7 +3,7 @@
 # workspace of its own.
 from cython cimport floating
 
-from fastnn._kernels._layer cimport (LOGITS_NONE, Layer, LayerNeeds, Pass,
+from fastnn._kernels._layer cimport (LOGITS_NONE, Layer, LayerNeeds, Pass, elementwise_needs,
                                      require_same_width)
 
 
@@ -16,10 +16,7 @@ cdef inline int normalization_read(dict spec, Layer* lay, Py_ssize_t n_aux) exce
 
 
 cdef inline void normalization_needs(const Layer* lay, LayerNeeds* needs) noexcept nogil:
-    needs.kernel = needs.bias = needs.z = needs.scratch = needs.gemm_rows = 0
-    needs.a_is_z = False
-    needs.row_work = lay.n_out
-    needs.logits = LOGITS_NONE
+    elementwise_needs(lay, needs, 0, LOGITS_NONE)
 
 
 cdef inline floating* normalization_forward(const Layer* lay, const Pass* p, Py_ssize_t n,

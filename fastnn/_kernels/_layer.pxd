@@ -61,6 +61,16 @@ ctypedef struct Pass:
     int n_layers
 
 
+cdef inline void elementwise_needs(const Layer* lay, LayerNeeds* needs, Py_ssize_t z,
+                                   int logits) noexcept nogil:
+    """The needs of a kind without parameters or scratch that works element by element
+    (row_work = n_out): a z block of z elements per row (0: none), and `logits`."""
+    needs.kernel = needs.bias = needs.scratch = needs.gemm_rows = 0
+    needs.z, needs.a_is_z = z, False
+    needs.row_work = lay.n_out
+    needs.logits = logits
+
+
 cdef inline int read_penalty(dict spec, Layer* lay) except -1:
     """Keras's weight regularizer factors (l1, l2, bias_l1, bias_l2; default 0)."""
     lay.pen.l1, lay.pen.l2 = spec.get("l1", 0.0), spec.get("l2", 0.0)

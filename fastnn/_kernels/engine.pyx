@@ -35,8 +35,9 @@ Design notes
   one flat block: per layer the block z its kind asks for (a pre-activation,
   Dropout's mask, pooling's argmax), an output block a (z itself for a linear
   Dense or Conv), a gradient block g, each rows x width, and the kind's scratch
-  (Conv's im2col columns); then the gathered batch x, y and sample weights.  Sizes and offsets are Py_ssize_t throughout; BLAS takes 32-bit
-  ints, so each GEMM dimension is checked to fit before any call.
+  (Conv's im2col columns); then the gathered batch x, y and sample weights.
+  Sizes and offsets are Py_ssize_t throughout; BLAS takes 32-bit ints, so each
+  GEMM dimension is checked to fit before any call.
 * Backward.  g of the last layer receives dLoss/dOutput from the fused loss
   kernel (dLoss/dz when the loss is fused with a sigmoid/softmax output -- a
   Dense layer's pre-activation, or an activation layer's input -- in which case
@@ -408,8 +409,9 @@ def _workspace_layout(Py_ssize_t rows, Py_ssize_t n_in, widths, needs_z, a_is_z,
     output a is z; `scratch` (optional) the elements per row of the layer's own scratch
     block (Conv: its im2col columns), 0 for none.  Every block starts on a 64-byte
     boundary.  Returns a dict of Python ints: lists "z", "a", "g", "s" (one offset per
-    layer; z and s are -1 when absent), "x", "y", "sw" and "size" (total elements).  All arithmetic is in Py_ssize_t with overflow checks, so a workspace of
-    more than 2**31 elements is laid out exactly (tested on paper sizes).
+    layer; z and s are -1 when absent), "x", "y", "sw" and "size" (total elements).
+    All arithmetic is in Py_ssize_t with overflow checks, so a workspace of more than
+    2**31 elements is laid out exactly (tested on paper sizes).
     """
     cdef Py_ssize_t off = 0, per_line = _ALIGN // itemsize, width, l, n_layers = len(widths)
     if rows < 1 or n_in < 1 or n_layers == 0 or itemsize < 1 or _ALIGN % itemsize:
