@@ -22,6 +22,12 @@ cdef inline Py_ssize_t conv_patch(const ConvGeom* g) noexcept nogil:
     return g.kh * g.kw * g.c
 
 
+ctypedef struct Window:
+    # one output position's window: its top-left input index (h0, w0), which may lie in
+    # the padding, and the offsets [i0, i1) x [j0, j1) of the window inside the input
+    Py_ssize_t h0, w0, i0, i1, j0, j1
+
+
 cdef inline void window_range(Py_ssize_t start, Py_ssize_t k, Py_ssize_t size,
                               Py_ssize_t* lo, Py_ssize_t* hi) noexcept nogil:
     """The window offsets i of [0, k) whose input index start + i lies in [0, size):
@@ -31,53 +37,57 @@ cdef inline void window_range(Py_ssize_t start, Py_ssize_t k, Py_ssize_t size,
     hi[0] = size - start if start + k > size else k
 
 
+cdef inline void window_at(const ConvGeom* g, Py_ssize_t pos, Window* win) noexcept nogil:
+    """The window of output position pos = oh * g.ow + ow (every core walks the output
+    positions of a sample in this order)."""
+    win.h0 = (pos // g.ow) * g.sh - g.pt
+    win.w0 = (pos % g.ow) * g.sw - g.pl
+    window_range(win.h0, g.kh, g.h, &win.i0, &win.i1)
+    window_range(win.w0, g.kw, g.w, &win.j0, &win.j1)
+
+
 cdef inline void im2col(Py_ssize_t n, const ConvGeom* g, const floating* x,
                         floating* cols) noexcept nogil:
     """cols[(s, oh, ow), (i, j, ch)] = x[s, oh*sh - pt + i, ow*sw - pl + j, ch], 0 in the
     padding.  x (n, h, w, c), cols (n*oh*ow, kh*kw*c), both C order."""
-    cdef Py_ssize_t s, oh, ow, i, h0, w0, i0, i1, j0, j1, k = conv_patch(g), c = g.c
+    cdef Py_ssize_t s, pos, i, k = conv_patch(g), c = g.c, positions = conv_positions(g)
     cdef Py_ssize_t width = g.kw * c          # one kernel row of the window
     cdef floating* dst
+    cdef Window win
     for s in range(n):
-        for oh in range(g.oh):
-            h0 = oh * g.sh - g.pt
-            window_range(h0, g.kh, g.h, &i0, &i1)
-            for ow in range(g.ow):
-                w0 = ow * g.sw - g.pl
-                window_range(w0, g.kw, g.w, &j0, &j1)
-                for i in range(g.kh):
-                    dst = cols + ((s * g.oh + oh) * g.ow + ow) * k + i * width
-                    if i < i0 or i >= i1 or j1 <= j0:
-                        memset(dst, 0, width * sizeof(floating))
-                        continue
-                    # the part of the kernel row inside the input is contiguous there
-                    memset(dst, 0, j0 * c * sizeof(floating))
-                    memcpy(dst + j0 * c, x + ((s * g.h + h0 + i) * g.w + w0 + j0) * c,
-                           (j1 - j0) * c * sizeof(floating))
-                    memset(dst + j1 * c, 0, (g.kw - j1) * c * sizeof(floating))
+        for pos in range(positions):
+            window_at(g, pos, &win)
+            for i in range(g.kh):
+                dst = cols + (s * positions + pos) * k + i * width
+                if i < win.i0 or i >= win.i1 or win.j1 <= win.j0:
+                    memset(dst, 0, width * sizeof(floating))
+                    continue
+                # the part of the kernel row inside the input is contiguous there
+                memset(dst, 0, win.j0 * c * sizeof(floating))
+                memcpy(dst + win.j0 * c,
+                       x + ((s * g.h + win.h0 + i) * g.w + win.w0 + win.j0) * c,
+                       (win.j1 - win.j0) * c * sizeof(floating))
+                memset(dst + win.j1 * c, 0, (g.kw - win.j1) * c * sizeof(floating))
 
 
 cdef inline void col2im(Py_ssize_t n, const ConvGeom* g, const floating* cols,
                         floating* dx) noexcept nogil:
     """dx = the adjoint of im2col: every column entry added back to the input position it
     was read from (padding entries dropped).  Rows are added in order (deterministic)."""
-    cdef Py_ssize_t s, oh, ow, i, j, ch, h0, w0, i0, i1, j0, j1, k = conv_patch(g), c = g.c
+    cdef Py_ssize_t s, pos, i, j, ch, k = conv_patch(g), c = g.c, positions = conv_positions(g)
     cdef const floating* src
     cdef floating* dst
+    cdef Window win
     memset(dx, 0, n * g.h * g.w * c * sizeof(floating))
     for s in range(n):
-        for oh in range(g.oh):
-            h0 = oh * g.sh - g.pt
-            window_range(h0, g.kh, g.h, &i0, &i1)
-            for ow in range(g.ow):
-                w0 = ow * g.sw - g.pl
-                window_range(w0, g.kw, g.w, &j0, &j1)
-                src = cols + ((s * g.oh + oh) * g.ow + ow) * k
-                for i in range(i0, i1):
-                    for j in range(j0, j1):
-                        dst = dx + ((s * g.h + h0 + i) * g.w + w0 + j) * c
-                        for ch in range(c):
-                            dst[ch] = dst[ch] + src[(i * g.kw + j) * c + ch]
+        for pos in range(positions):
+            window_at(g, pos, &win)
+            src = cols + (s * positions + pos) * k
+            for i in range(win.i0, win.i1):
+                for j in range(win.j0, win.j1):
+                    dst = dx + ((s * g.h + win.h0 + i) * g.w + win.w0 + j) * c
+                    for ch in range(c):
+                        dst[ch] = dst[ch] + src[(i * g.kw + j) * c + ch]
 
 
 cdef inline void conv_forward_core(Py_ssize_t n, const ConvGeom* g, const floating* x,
@@ -116,48 +126,45 @@ cdef inline void maxpool_forward_core(Py_ssize_t n, const ConvGeom* g, const flo
     """out[s, oh, ow, ch] = max of x over the window (padding never wins); idx = the
     window position i * kw + j of the first maximum (a small integer, exact in float),
     read by the backward pass.  x (n, h, w, c), out and idx (n, oh, ow, c)."""
-    cdef Py_ssize_t s, oh, ow, i, j, ch, h0, w0, i0, i1, j0, j1, c = g.c
+    cdef Py_ssize_t s, pos, i, j, ch, c = g.c, positions = conv_positions(g)
     cdef const floating* src
     cdef floating* o
     cdef floating* d
     cdef bint first
+    cdef Window win
     for s in range(n):
-        for oh in range(g.oh):
-            h0 = oh * g.sh - g.pt
-            window_range(h0, g.kh, g.h, &i0, &i1)
-            for ow in range(g.ow):
-                w0 = ow * g.sw - g.pl
-                window_range(w0, g.kw, g.w, &j0, &j1)
-                o = out + ((s * g.oh + oh) * g.ow + ow) * c
-                d = idx + ((s * g.oh + oh) * g.ow + ow) * c
-                first = True
-                for i in range(i0, i1):
-                    for j in range(j0, j1):
-                        src = x + ((s * g.h + h0 + i) * g.w + w0 + j) * c
-                        if first:
-                            memcpy(o, src, c * sizeof(floating))
-                            for ch in range(c):
+        for pos in range(positions):
+            window_at(g, pos, &win)
+            o = out + (s * positions + pos) * c
+            d = idx + (s * positions + pos) * c
+            first = True
+            for i in range(win.i0, win.i1):
+                for j in range(win.j0, win.j1):
+                    src = x + ((s * g.h + win.h0 + i) * g.w + win.w0 + j) * c
+                    if first:
+                        memcpy(o, src, c * sizeof(floating))
+                        for ch in range(c):
+                            d[ch] = <floating>(i * g.kw + j)
+                        first = False
+                    else:
+                        for ch in range(c):
+                            if src[ch] > o[ch]:   # ties keep the first (TF, torch)
+                                o[ch] = src[ch]
                                 d[ch] = <floating>(i * g.kw + j)
-                            first = False
-                        else:
-                            for ch in range(c):
-                                if src[ch] > o[ch]:   # ties keep the first (TF, torch)
-                                    o[ch] = src[ch]
-                                    d[ch] = <floating>(i * g.kw + j)
 
 
 cdef inline void maxpool_backward_core(Py_ssize_t n, const ConvGeom* g, const floating* gout,
                                        const floating* idx, floating* dx) noexcept nogil:
     """dx = gout routed to each window's recorded maximum (summed where windows
     overlap, in output order)."""
-    cdef Py_ssize_t s, oh, ow, ch, pos, hi, wi, c = g.c, o
+    cdef Py_ssize_t s, pos, ch, at, o, c = g.c, positions = conv_positions(g)
+    cdef Window win
     memset(dx, 0, n * g.h * g.w * c * sizeof(floating))
     for s in range(n):
-        for oh in range(g.oh):
-            for ow in range(g.ow):
-                o = ((s * g.oh + oh) * g.ow + ow) * c
-                for ch in range(c):
-                    pos = <Py_ssize_t>idx[o + ch]
-                    hi = oh * g.sh - g.pt + pos // g.kw
-                    wi = ow * g.sw - g.pl + pos % g.kw
-                    dx[((s * g.h + hi) * g.w + wi) * c + ch] += gout[o + ch]
+        for pos in range(positions):
+            window_at(g, pos, &win)
+            o = (s * positions + pos) * c
+            for ch in range(c):
+                at = <Py_ssize_t>idx[o + ch]
+                dx[((s * g.h + win.h0 + at // g.kw) * g.w + win.w0 + at % g.kw) * c + ch] \
+                    += gout[o + ch]
