@@ -23,9 +23,9 @@ cdef inline Py_ssize_t conv_patch(const ConvGeom* g) noexcept nogil:
 
 
 ctypedef struct Window:
-    # one output position's window: its top-left input index (h0, w0), which may lie in
-    # the padding, and the offsets [i0, i1) x [j0, j1) of the window inside the input
-    Py_ssize_t h0, w0, i0, i1, j0, j1
+    # one output position (oh, ow)'s window: its top-left input index (h0, w0), which may
+    # lie in the padding, and the offsets [i0, i1) x [j0, j1) of the window inside the input
+    Py_ssize_t oh, ow, h0, w0, i0, i1, j0, j1
 
 
 cdef inline void window_range(Py_ssize_t start, Py_ssize_t k, Py_ssize_t size,
@@ -37,13 +37,32 @@ cdef inline void window_range(Py_ssize_t start, Py_ssize_t k, Py_ssize_t size,
     hi[0] = size - start if start + k > size else k
 
 
-cdef inline void window_at(const ConvGeom* g, Py_ssize_t pos, Window* win) noexcept nogil:
-    """The window of output position pos = oh * g.ow + ow (every core walks the output
-    positions of a sample in this order)."""
-    win.h0 = (pos // g.ow) * g.sh - g.pt
-    win.w0 = (pos % g.ow) * g.sw - g.pl
+cdef inline void window_rows(const ConvGeom* g, Window* win) noexcept nogil:
+    win.h0 = win.oh * g.sh - g.pt
     window_range(win.h0, g.kh, g.h, &win.i0, &win.i1)
+
+
+cdef inline void window_cols(const ConvGeom* g, Window* win) noexcept nogil:
+    win.w0 = win.ow * g.sw - g.pl
     window_range(win.w0, g.kw, g.w, &win.j0, &win.j1)
+
+
+cdef inline void window_first(const ConvGeom* g, Window* win) noexcept nogil:
+    """The window of output position (0, 0)."""
+    win.oh = win.ow = 0
+    window_rows(g, win)
+    window_cols(g, win)
+
+
+cdef inline void window_next(const ConvGeom* g, Window* win) noexcept nogil:
+    """The next output position's window in C order, back to (0, 0) after the last (the
+    next sample's first): every core walks the positions this way, without divisions."""
+    win.ow += 1
+    if win.ow == g.ow:
+        win.ow = 0
+        win.oh = win.oh + 1 if win.oh + 1 < g.oh else 0
+        window_rows(g, win)
+    window_cols(g, win)
 
 
 cdef inline void im2col(Py_ssize_t n, const ConvGeom* g, const floating* x,
@@ -54,20 +73,24 @@ cdef inline void im2col(Py_ssize_t n, const ConvGeom* g, const floating* x,
     cdef Py_ssize_t width = g.kw * c          # one kernel row of the window
     cdef floating* dst
     cdef Window win
+    window_first(g, &win)
     for s in range(n):
         for pos in range(positions):
-            window_at(g, pos, &win)
             for i in range(g.kh):
                 dst = cols + (s * positions + pos) * k + i * width
                 if i < win.i0 or i >= win.i1 or win.j1 <= win.j0:
                     memset(dst, 0, width * sizeof(floating))
                     continue
-                # the part of the kernel row inside the input is contiguous there
-                memset(dst, 0, win.j0 * c * sizeof(floating))
+                # the part of the kernel row inside the input is contiguous there (the
+                # whole row, away from the edges: one copy)
+                if win.j0 > 0:
+                    memset(dst, 0, win.j0 * c * sizeof(floating))
                 memcpy(dst + win.j0 * c,
                        x + ((s * g.h + win.h0 + i) * g.w + win.w0 + win.j0) * c,
                        (win.j1 - win.j0) * c * sizeof(floating))
-                memset(dst + win.j1 * c, 0, (g.kw - win.j1) * c * sizeof(floating))
+                if win.j1 < g.kw:
+                    memset(dst + win.j1 * c, 0, (g.kw - win.j1) * c * sizeof(floating))
+            window_next(g, &win)
 
 
 cdef inline void col2im(Py_ssize_t n, const ConvGeom* g, const floating* cols,
@@ -79,15 +102,16 @@ cdef inline void col2im(Py_ssize_t n, const ConvGeom* g, const floating* cols,
     cdef floating* dst
     cdef Window win
     memset(dx, 0, n * g.h * g.w * c * sizeof(floating))
+    window_first(g, &win)
     for s in range(n):
         for pos in range(positions):
-            window_at(g, pos, &win)
             src = cols + (s * positions + pos) * k
             for i in range(win.i0, win.i1):
                 for j in range(win.j0, win.j1):
                     dst = dx + ((s * g.h + win.h0 + i) * g.w + win.w0 + j) * c
                     for ch in range(c):
                         dst[ch] = dst[ch] + src[(i * g.kw + j) * c + ch]
+            window_next(g, &win)
 
 
 cdef inline void conv_forward_core(Py_ssize_t n, const ConvGeom* g, const floating* x,
@@ -132,9 +156,9 @@ cdef inline void maxpool_forward_core(Py_ssize_t n, const ConvGeom* g, const flo
     cdef floating* d
     cdef bint first
     cdef Window win
+    window_first(g, &win)
     for s in range(n):
         for pos in range(positions):
-            window_at(g, pos, &win)
             o = out + (s * positions + pos) * c
             d = idx + (s * positions + pos) * c
             first = True
@@ -151,6 +175,7 @@ cdef inline void maxpool_forward_core(Py_ssize_t n, const ConvGeom* g, const flo
                             if src[ch] > o[ch]:   # ties keep the first (TF, torch)
                                 o[ch] = src[ch]
                                 d[ch] = <floating>(i * g.kw + j)
+            window_next(g, &win)
 
 
 cdef inline void maxpool_backward_core(Py_ssize_t n, const ConvGeom* g, const floating* gout,
@@ -160,11 +185,12 @@ cdef inline void maxpool_backward_core(Py_ssize_t n, const ConvGeom* g, const fl
     cdef Py_ssize_t s, pos, ch, at, o, c = g.c, positions = conv_positions(g)
     cdef Window win
     memset(dx, 0, n * g.h * g.w * c * sizeof(floating))
+    window_first(g, &win)
     for s in range(n):
         for pos in range(positions):
-            window_at(g, pos, &win)
             o = (s * positions + pos) * c
             for ch in range(c):
                 at = <Py_ssize_t>idx[o + ch]
                 dx[((s * g.h + win.h0 + at // g.kw) * g.w + win.w0 + at % g.kw) * c + ch] \
                     += gout[o + ch]
+            window_next(g, &win)

@@ -1089,35 +1089,44 @@ cdef class Engine:
 
 
 def _probe_unknown_kind(int code):
-    """Tests only: call each layer-kind switch of _kinds.pxd (read, needs, forward,
-    backward) directly on a one-element layer of kind `code`, which must be unknown, and
-    return what each did: ("raised" or "read", needs' status, whether forward returned
-    NULL, backward's status).  Proves every switch ends in its error branch, including
-    backward, which an unknown kind never reaches through the engine (forward stops
-    first)."""
+    """Tests only: run each layer-kind switch of _kinds.pxd (read, needs, and forward and
+    backward through the engine's own _forward and _backward) on a one-layer net of kind
+    `code`, which must be unknown; returns (read: "raised" or "returned", needs' status,
+    the error code forward set, the error code backward set).  Proves every switch ends in its error
+    branch, backward included, which an unknown kind never reaches through a public call
+    (forward stops first).  (Through _forward/_backward, so that the switches keep one
+    call site each and stay inlined in the training loop.)"""
     cdef Layer lay
-    cdef LayerNeeds needs
-    cdef Pass p
+    cdef Net net
+    cdef Work w
     cdef double buf[8]
-    cdef int needs_rc, backward_rc
-    cdef bint forward_null
+    cdef Py_ssize_t offs[4]
+    cdef void* outs[1]
     if 0 <= code < LAYER_COUNT:
         raise ValueError(f"_probe_unknown_kind: {code} is a known kind")
     memset(&lay, 0, sizeof(Layer))
+    memset(&net, 0, sizeof(Net))
+    memset(&w, 0, sizeof(Work))
     memset(buf, 0, sizeof(buf))
     lay.kind, lay.n_in, lay.n_out = code, 1, 1
-    p.training, p.step, p.seed, p.n_layers = True, 0, 0, 1
+    net.n_layers, net.layers, net.n_in, net.n_out = 1, &lay, 1, 1
+    net.params = net.aux = net.grads = &buf[0]
+    offs[0], offs[1], offs[2], offs[3] = 1, 2, 3, 4
+    w.base, w.rows, w.outs = &buf[0], 1, outs
+    w.z_off, w.a_off, w.g_off, w.s_off = &offs[0], &offs[1], &offs[2], &offs[3]
+    outs[0] = &buf[5]
+    cdef LayerNeeds needs
     try:
         layer_read({}, &lay, 8, 8)
-        read = "read"
+        read = "returned"
     except ValueError:
         read = "raised"
-    needs_rc = layer_needs(&lay, &needs)
-    forward_null = layer_forward(&lay, &p, 1, &buf[0], &buf[0], &buf[0], &buf[1], &buf[2],
-                                 &buf[3]) == NULL
-    backward_rc = layer_backward(&lay, &p, 1, &buf[0], &buf[0], &buf[0], &buf[1], &buf[2],
-                                 &buf[3], ACT_LINEAR, &buf[4], &buf[5], &buf[6])
-    return read, needs_rc, forward_null, backward_rc
+    needs_rc = layer_needs(&lay, &needs)     # -1: its error branch
+    _forward(&net, &w, &buf[0], 1, True, 0, 0)
+    forward = w.error
+    w.error = ERR_NONE
+    _backward(&net, &w, &buf[0], 1, True)
+    return read, needs_rc, forward, w.error
 
 
 cdef int _read_layer(dict spec, Layer* lay, Py_ssize_t n_params, Py_ssize_t n_aux) except -1:

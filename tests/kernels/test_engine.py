@@ -901,9 +901,11 @@ def test_every_dispatch_raises_on_an_unknown_code(twin, what):
 
 @pytest.mark.parametrize("code", [-1, 6, 99])
 def test_every_layer_kind_switch_ends_in_an_error_branch(code):
-    # each switch of _kinds.pxd, called directly: read raises, needs and backward return
-    # -1, forward returns NULL (6 is LAYER_COUNT, the first code past the last kind)
-    assert _probe_unknown_kind(code) == ("raised", -1, True, -1)
+    # each switch of _kinds.pxd: read raises, needs returns -1, and the engine's forward
+    # and backward passes each stop with the unknown-layer error (code 1), backward
+    # included, which no public call reaches with an unknown kind (6 is LAYER_COUNT, the
+    # first code past the last kind)
+    assert _probe_unknown_kind(code) == ("raised", -1, 1, 1)
     with pytest.raises(ValueError, match="known kind"):
         _probe_unknown_kind(0)
 
