@@ -9,11 +9,11 @@ from typing import Any
 
 import numpy as np
 
-from fastnn import _validation, activations, initializers, regularizers
+from fastnn import _validation, activations, regularizers
 from fastnn._kernels import conv_forward as _conv_forward
 from fastnn._kernels import maxpool_forward as _maxpool_forward
 from fastnn._kernels._shapes import geometry
-from fastnn.layers import Layer, _penalty_spec
+from fastnn.layers import Layer, _KernelOptions
 
 
 def _tuple(value, rank, name):
@@ -81,7 +81,7 @@ class _Windowed(Layer):
         return x.reshape(x.shape[0], *((1, *in_shape) if self.rank == 1 else in_shape))
 
 
-class _Conv(_Windowed):
+class _Conv(_KernelOptions, _Windowed):
     def __init__(self, rank, filters, kernel_size, strides, padding, data_format,
                  dilation_rate, groups, activation, use_bias, kernel_initializer,
                  bias_initializer, kernel_regularizer, bias_regularizer, activity_regularizer,
@@ -98,14 +98,8 @@ class _Conv(_Windowed):
                      groups=(groups, 1), activity_regularizer=(activity_regularizer, None),
                      kernel_constraint=(kernel_constraint, None),
                      bias_constraint=(bias_constraint, None))
-        self.activation = activations.get(activation)
-        if not isinstance(use_bias, (bool, np.bool_)):
-            raise TypeError(f"use_bias must be a bool, got {type(use_bias).__name__}")
-        self.use_bias = bool(use_bias)
-        self.kernel_initializer = initializers.get(kernel_initializer, "kernel_initializer")
-        self.bias_initializer = initializers.get(bias_initializer, "bias_initializer")
-        self.kernel_regularizer = regularizers.get(kernel_regularizer, "kernel_regularizer")
-        self.bias_regularizer = regularizers.get(bias_regularizer, "bias_regularizer")
+        self._set_kernel_options(activation, use_bias, kernel_initializer, bias_initializer,
+                                 kernel_regularizer, bias_regularizer)
         self.kernel: Any = None   # views into the model's parameters once built
         self.bias: Any = None
 
@@ -153,12 +147,7 @@ class _Conv(_Windowed):
         g = self._geometry(self._in_shape)
         return {"kind": "conv", "n_in": self.n_in, "n_out": g[9] * g[10] * g[11],
                 "geom": g, "padding": self.padding, "w_size": self.kernel.size,
-                "activation": activations.code(self.activation),
-                "alpha": activations.LEAKY_RELU_SLOPE,
-                **_penalty_spec(self.kernel_regularizer, "l1", "l2"),
-                **_penalty_spec(self.bias_regularizer if self.use_bias else None,
-                                "bias_l1", "bias_l2"),
-                "w_off": offset, "b_off": offset + self.kernel.size if self.use_bias else -1}
+                **self._kernel_spec(offset, self.kernel.size)}
 
     def _weight_list(self):
         return [self.kernel] + ([self.bias] if self.use_bias else [])

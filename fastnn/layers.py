@@ -369,7 +369,44 @@ def Input(shape: int | Sequence[int] | None = None, batch_size: None = None,
     return out
 
 
-class Dense(Layer):
+class _KernelOptions:
+    """Mixin of the layers with a kernel and an optional bias (Dense, Conv1D, Conv2D):
+    the arguments they share, checked in one place, and the engine-spec entries built
+    from them."""
+
+    activation: Callable[..., Any]
+    use_bias: bool
+    kernel_initializer: Initializer
+    bias_initializer: Initializer
+    kernel_regularizer: Regularizer | None
+    bias_regularizer: Regularizer | None
+
+    def _set_kernel_options(self, activation: ActivationLike, use_bias: bool,
+                            kernel_initializer: str | Initializer,
+                            bias_initializer: str | Initializer,
+                            kernel_regularizer: Regularizer | str | ConfigDict | None,
+                            bias_regularizer: Regularizer | str | ConfigDict | None) -> None:
+        self.activation = activations.get(activation)
+        if not isinstance(use_bias, (bool, np.bool_)):
+            raise TypeError(f"use_bias must be a bool, got {type(use_bias).__name__}")
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = initializers.get(kernel_initializer, "kernel_initializer")
+        self.bias_initializer = initializers.get(bias_initializer, "bias_initializer")
+        self.kernel_regularizer = regularizers.get(kernel_regularizer, "kernel_regularizer")
+        self.bias_regularizer = regularizers.get(bias_regularizer, "bias_regularizer")
+
+    def _kernel_spec(self, offset: int, kernel_size: int) -> dict[str, Any]:
+        """Activation, penalties and offsets for a kernel of kernel_size entries at
+        offset, the bias (if any) right after it."""
+        return {"activation": activations.code(self.activation),
+                "alpha": activations.LEAKY_RELU_SLOPE,
+                **_penalty_spec(self.kernel_regularizer, "l1", "l2"),
+                **_penalty_spec(self.bias_regularizer if self.use_bias else None,
+                                "bias_l1", "bias_l2"),
+                "w_off": offset, "b_off": offset + kernel_size if self.use_bias else -1}
+
+
+class Dense(_KernelOptions, Layer):
     """Densely connected layer: ``activation(x @ kernel + bias)``.
 
     Parameters
@@ -406,14 +443,8 @@ class Dense(Layer):
             input_shape = (input_dim,)
         super().__init__(name=name, input_shape=input_shape)
         self.units = _validation.check_int(units, "units", 1)
-        self.activation = activations.get(activation)
-        if not isinstance(use_bias, (bool, np.bool_)):
-            raise TypeError(f"use_bias must be a bool, got {type(use_bias).__name__}")
-        self.use_bias = bool(use_bias)
-        self.kernel_initializer = initializers.get(kernel_initializer, "kernel_initializer")
-        self.bias_initializer = initializers.get(bias_initializer, "bias_initializer")
-        self.kernel_regularizer = regularizers.get(kernel_regularizer, "kernel_regularizer")
-        self.bias_regularizer = regularizers.get(bias_regularizer, "bias_regularizer")
+        self._set_kernel_options(activation, use_bias, kernel_initializer, bias_initializer,
+                                 kernel_regularizer, bias_regularizer)
         self.input_dim = input_dim
         # views into the model's parameters once built (None before; bias None without bias)
         self.kernel: FloatArray = None  # type: ignore[assignment]
@@ -453,12 +484,7 @@ class Dense(Layer):
 
     def _spec(self, offset: int, aux_offset: int) -> dict[str, Any]:
         return {"kind": "dense", "n_in": self.n_in, "n_out": self.units,
-                "activation": activations.code(self.activation),
-                "alpha": activations.LEAKY_RELU_SLOPE,
-                **_penalty_spec(self.kernel_regularizer, "l1", "l2"),
-                **_penalty_spec(self.bias_regularizer if self.use_bias else None,
-                                "bias_l1", "bias_l2"),
-                "w_off": offset, "b_off": offset + self.n_in * self.units if self.use_bias else -1}
+                **self._kernel_spec(offset, self.n_in * self.units)}
 
     def _weight_list(self) -> list[FloatArray]:
         return [self.kernel] + ([self.bias] if self.use_bias else [])  # type: ignore[list-item]

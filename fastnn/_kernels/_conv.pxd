@@ -22,58 +22,96 @@ cdef inline Py_ssize_t conv_patch(const ConvGeom* g) noexcept nogil:
     return g.kh * g.kw * g.c
 
 
+ctypedef struct Window:
+    # one output position (oh, ow)'s window: its top-left input index (h0, w0), which may
+    # lie in the padding, and the offsets [i0, i1) x [j0, j1) of the window inside the input
+    Py_ssize_t oh, ow, h0, w0, i0, i1, j0, j1
+
+
+cdef inline void window_range(Py_ssize_t start, Py_ssize_t k, Py_ssize_t size,
+                              Py_ssize_t* lo, Py_ssize_t* hi) noexcept nogil:
+    """The window offsets i of [0, k) whose input index start + i lies in [0, size):
+    [lo, hi), empty when hi <= lo.  Loops over [lo, hi) visit the same offsets in the
+    same order as a loop over [0, k) that skips the padding."""
+    lo[0] = -start if start < 0 else 0
+    hi[0] = size - start if start + k > size else k
+
+
+cdef inline void window_rows(const ConvGeom* g, Window* win) noexcept nogil:
+    win.h0 = win.oh * g.sh - g.pt
+    window_range(win.h0, g.kh, g.h, &win.i0, &win.i1)
+
+
+cdef inline void window_cols(const ConvGeom* g, Window* win) noexcept nogil:
+    win.w0 = win.ow * g.sw - g.pl
+    window_range(win.w0, g.kw, g.w, &win.j0, &win.j1)
+
+
+cdef inline void window_first(const ConvGeom* g, Window* win) noexcept nogil:
+    """The window of output position (0, 0)."""
+    win.oh = win.ow = 0
+    window_rows(g, win)
+    window_cols(g, win)
+
+
+cdef inline void window_next(const ConvGeom* g, Window* win) noexcept nogil:
+    """The next output position's window in C order, back to (0, 0) after the last (the
+    next sample's first): every core walks the positions this way, without divisions."""
+    win.ow += 1
+    if win.ow == g.ow:
+        win.ow = 0
+        win.oh = win.oh + 1 if win.oh + 1 < g.oh else 0
+        window_rows(g, win)
+    window_cols(g, win)
+
+
 cdef inline void im2col(Py_ssize_t n, const ConvGeom* g, const floating* x,
                         floating* cols) noexcept nogil:
     """cols[(s, oh, ow), (i, j, ch)] = x[s, oh*sh - pt + i, ow*sw - pl + j, ch], 0 in the
     padding.  x (n, h, w, c), cols (n*oh*ow, kh*kw*c), both C order."""
-    cdef Py_ssize_t s, oh, ow, i, j, hi, wi, k = conv_patch(g), c = g.c
-    cdef floating* row
+    cdef Py_ssize_t s, pos, i, k = conv_patch(g), c = g.c, positions = conv_positions(g)
+    cdef Py_ssize_t width = g.kw * c          # one kernel row of the window
+    cdef floating* dst
+    cdef Window win
+    window_first(g, &win)
     for s in range(n):
-        for oh in range(g.oh):
-            for ow in range(g.ow):
-                row = cols + ((s * g.oh + oh) * g.ow + ow) * k
-                wi = ow * g.sw - g.pl
-                for i in range(g.kh):
-                    hi = oh * g.sh - g.pt + i
-                    if hi < 0 or hi >= g.h:
-                        memset(row + i * g.kw * c, 0, g.kw * c * sizeof(floating))
-                    elif wi >= 0 and wi + g.kw <= g.w:
-                        # the whole kernel row lies inside: one contiguous copy
-                        memcpy(row + i * g.kw * c, x + ((s * g.h + hi) * g.w + wi) * c,
-                               g.kw * c * sizeof(floating))
-                    else:
-                        for j in range(g.kw):
-                            if wi + j < 0 or wi + j >= g.w:
-                                memset(row + (i * g.kw + j) * c, 0, c * sizeof(floating))
-                            else:
-                                memcpy(row + (i * g.kw + j) * c,
-                                       x + ((s * g.h + hi) * g.w + wi + j) * c,
-                                       c * sizeof(floating))
+        for pos in range(positions):
+            for i in range(g.kh):
+                dst = cols + (s * positions + pos) * k + i * width
+                if i < win.i0 or i >= win.i1 or win.j1 <= win.j0:
+                    memset(dst, 0, width * sizeof(floating))
+                    continue
+                # the part of the kernel row inside the input is contiguous there (the
+                # whole row, away from the edges: one copy)
+                if win.j0 > 0:
+                    memset(dst, 0, win.j0 * c * sizeof(floating))
+                memcpy(dst + win.j0 * c,
+                       x + ((s * g.h + win.h0 + i) * g.w + win.w0 + win.j0) * c,
+                       (win.j1 - win.j0) * c * sizeof(floating))
+                if win.j1 < g.kw:
+                    memset(dst + win.j1 * c, 0, (g.kw - win.j1) * c * sizeof(floating))
+            window_next(g, &win)
 
 
 cdef inline void col2im(Py_ssize_t n, const ConvGeom* g, const floating* cols,
                         floating* dx) noexcept nogil:
     """dx = the adjoint of im2col: every column entry added back to the input position it
     was read from (padding entries dropped).  Rows are added in order (deterministic)."""
-    cdef Py_ssize_t s, oh, ow, i, j, ch, hi, wi, k = conv_patch(g), c = g.c
+    cdef Py_ssize_t s, pos, i, j, ch, k = conv_patch(g), c = g.c, positions = conv_positions(g)
     cdef const floating* src
     cdef floating* dst
+    cdef Window win
     memset(dx, 0, n * g.h * g.w * c * sizeof(floating))
+    window_first(g, &win)
     for s in range(n):
-        for oh in range(g.oh):
-            for ow in range(g.ow):
-                src = cols + ((s * g.oh + oh) * g.ow + ow) * k
-                for i in range(g.kh):
-                    hi = oh * g.sh - g.pt + i
-                    if hi < 0 or hi >= g.h:
-                        continue
-                    for j in range(g.kw):
-                        wi = ow * g.sw - g.pl + j
-                        if wi < 0 or wi >= g.w:
-                            continue
-                        dst = dx + ((s * g.h + hi) * g.w + wi) * c
-                        for ch in range(c):
-                            dst[ch] = dst[ch] + src[(i * g.kw + j) * c + ch]
+        for pos in range(positions):
+            src = cols + (s * positions + pos) * k
+            for i in range(win.i0, win.i1):
+                for j in range(win.j0, win.j1):
+                    dst = dx + ((s * g.h + win.h0 + i) * g.w + win.w0 + j) * c
+                    for ch in range(c):
+                        dst[ch] = dst[ch] + src[(i * g.kw + j) * c + ch]
+            window_next(g, &win)
 
 
 cdef inline void conv_forward_core(Py_ssize_t n, const ConvGeom* g, const floating* x,
@@ -112,50 +150,47 @@ cdef inline void maxpool_forward_core(Py_ssize_t n, const ConvGeom* g, const flo
     """out[s, oh, ow, ch] = max of x over the window (padding never wins); idx = the
     window position i * kw + j of the first maximum (a small integer, exact in float),
     read by the backward pass.  x (n, h, w, c), out and idx (n, oh, ow, c)."""
-    cdef Py_ssize_t s, oh, ow, i, j, ch, hi, wi, c = g.c
+    cdef Py_ssize_t s, pos, i, j, ch, c = g.c, positions = conv_positions(g)
     cdef const floating* src
     cdef floating* o
     cdef floating* d
     cdef bint first
+    cdef Window win
+    window_first(g, &win)
     for s in range(n):
-        for oh in range(g.oh):
-            for ow in range(g.ow):
-                o = out + ((s * g.oh + oh) * g.ow + ow) * c
-                d = idx + ((s * g.oh + oh) * g.ow + ow) * c
-                first = True
-                for i in range(g.kh):
-                    hi = oh * g.sh - g.pt + i
-                    if hi < 0 or hi >= g.h:
-                        continue
-                    for j in range(g.kw):
-                        wi = ow * g.sw - g.pl + j
-                        if wi < 0 or wi >= g.w:
-                            continue
-                        src = x + ((s * g.h + hi) * g.w + wi) * c
-                        if first:
-                            memcpy(o, src, c * sizeof(floating))
-                            for ch in range(c):
+        for pos in range(positions):
+            o = out + (s * positions + pos) * c
+            d = idx + (s * positions + pos) * c
+            first = True
+            for i in range(win.i0, win.i1):
+                for j in range(win.j0, win.j1):
+                    src = x + ((s * g.h + win.h0 + i) * g.w + win.w0 + j) * c
+                    if first:
+                        memcpy(o, src, c * sizeof(floating))
+                        for ch in range(c):
+                            d[ch] = <floating>(i * g.kw + j)
+                        first = False
+                    else:
+                        for ch in range(c):
+                            if src[ch] > o[ch]:   # ties keep the first (TF, torch)
+                                o[ch] = src[ch]
                                 d[ch] = <floating>(i * g.kw + j)
-                            first = False
-                        else:
-                            for ch in range(c):
-                                if src[ch] > o[ch]:   # ties keep the first (TF, torch)
-                                    o[ch] = src[ch]
-                                    d[ch] = <floating>(i * g.kw + j)
+            window_next(g, &win)
 
 
 cdef inline void maxpool_backward_core(Py_ssize_t n, const ConvGeom* g, const floating* gout,
                                        const floating* idx, floating* dx) noexcept nogil:
     """dx = gout routed to each window's recorded maximum (summed where windows
     overlap, in output order)."""
-    cdef Py_ssize_t s, oh, ow, ch, pos, hi, wi, c = g.c, o
+    cdef Py_ssize_t s, pos, ch, at, o, c = g.c, positions = conv_positions(g)
+    cdef Window win
     memset(dx, 0, n * g.h * g.w * c * sizeof(floating))
+    window_first(g, &win)
     for s in range(n):
-        for oh in range(g.oh):
-            for ow in range(g.ow):
-                o = ((s * g.oh + oh) * g.ow + ow) * c
-                for ch in range(c):
-                    pos = <Py_ssize_t>idx[o + ch]
-                    hi = oh * g.sh - g.pt + pos // g.kw
-                    wi = ow * g.sw - g.pl + pos % g.kw
-                    dx[((s * g.h + hi) * g.w + wi) * c + ch] += gout[o + ch]
+        for pos in range(positions):
+            o = (s * positions + pos) * c
+            for ch in range(c):
+                at = <Py_ssize_t>idx[o + ch]
+                dx[((s * g.h + win.h0 + at // g.kw) * g.w + win.w0 + at % g.kw) * c + ch] \
+                    += gout[o + ch]
+            window_next(g, &win)

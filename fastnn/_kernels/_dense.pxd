@@ -58,7 +58,8 @@ cdef inline void dense_forward_core(Py_ssize_t n, Py_ssize_t k, Py_ssize_t m, co
 
 
 cdef inline void dense_backward_core(Py_ssize_t n, Py_ssize_t k, Py_ssize_t m,
-                                     const floating* x, const floating* w, const floating* b, const floating* z, const floating* a,
+                                     const floating* x, const floating* w, const floating* b,
+                                     const floating* z, const floating* a,
                                      int act, floating alpha, const Penalty* pen, floating* g,
                                      floating* dw, floating* db, floating* dx) noexcept nogil:
     """g: da in, dz = da * act'(z) out.  dw = x^T dz + 2 l2 w + l1 sign(w); db = column

@@ -192,61 +192,44 @@ cdef inline double _cce(Py_ssize_t n, Py_ssize_t m, const floating* p, const flo
     return total
 
 
-cdef inline double _mse(Py_ssize_t n, Py_ssize_t m, const floating* p, const floating* y,
-                        const floating* sw, floating scale, floating* grad) noexcept nogil:
-    """Mean over the row of (p - y)^2."""
-    cdef Py_ssize_t i, j
-    cdef floating w, d, row
-    cdef double total = 0
-    for i in range(n):
-        w = sw[i] if sw != NULL else 1
-        row = 0
-        for j in range(m):
-            d = p[i * m + j] - y[i * m + j]
-            row = row + d * d
-            grad[i * m + j] = (2 * w * scale / m) * d
-        total += w * row / m
-    return total
-
-
-cdef inline double _mae(Py_ssize_t n, Py_ssize_t m, const floating* p, const floating* y,
-                        const floating* sw, floating scale, floating* grad) noexcept nogil:
-    """Mean over the row of |p - y|."""
-    cdef Py_ssize_t i, j
-    cdef floating w, d, row
-    cdef double total = 0
-    for i in range(n):
-        w = sw[i] if sw != NULL else 1
-        row = 0
-        for j in range(m):
-            d = p[i * m + j] - y[i * m + j]
-            row = row + fabs(d)
-            grad[i * m + j] = (w * scale / m) * _sign(d)
-        total += w * row / m
-    return total
-
-
-cdef inline double _huber(Py_ssize_t n, Py_ssize_t m, const floating* p, const floating* y,
-                          const floating* sw, floating delta, floating scale,
-                          floating* grad) noexcept nogil:
-    """Mean over the row of Keras 3's Huber: e = p - y, 0.5 e^2 where |e| <= delta,
-    else delta |e| - 0.5 delta^2 (the quadratic branch owns |e| = delta)."""
-    cdef Py_ssize_t i, j
-    cdef floating w, d, ad, row
+cdef inline floating _pointwise(int kind, floating e, floating delta, floating w,
+                                floating scale, Py_ssize_t m, floating* grad) noexcept nogil:
+    """One element of a regression loss averaged over a row of m: returns the term at the
+    error e = p - y and writes its gradient, w * scale / m times the derivative, into
+    grad.  MSE e^2; MAE |e|; Keras 3's Huber 0.5 e^2 where |e| <= delta, else
+    delta |e| - 0.5 delta^2 (the quadratic branch owns |e| = delta).  NaN for any other
+    kind.  (MSE's factor is evaluated in double -- the literal 2 is a C double -- as in
+    every earlier release; the same expressions keep the same bits.)"""
     cdef floating half = <floating>0.5
+    if kind == LOSS_MSE:
+        grad[0] = (2 * w * scale / m) * e
+        return e * e
+    elif kind == LOSS_MAE:
+        grad[0] = (w * scale / m) * _sign(e)
+        return fabs(e)
+    elif kind == LOSS_HUBER:
+        if fabs(e) <= delta:
+            grad[0] = (w * scale / m) * e
+            return half * (e * e)
+        grad[0] = (w * scale / m) * (delta * _sign(e))
+        return delta * fabs(e) - half * (delta * delta)
+    grad[0] = NAN
+    return NAN
+
+
+cdef inline double _regression(int kind, Py_ssize_t n, Py_ssize_t m, const floating* p,
+                               const floating* y, const floating* sw, floating delta,
+                               floating scale, floating* grad) noexcept nogil:
+    """Mean over the row of a pointwise loss of p - y (MSE, MAE, Huber: _pointwise)."""
+    cdef Py_ssize_t i, j
+    cdef floating w, row
     cdef double total = 0
     for i in range(n):
         w = sw[i] if sw != NULL else 1
         row = 0
         for j in range(m):
-            d = p[i * m + j] - y[i * m + j]
-            ad = fabs(d)
-            if ad <= delta:
-                row = row + half * (d * d)
-                grad[i * m + j] = (w * scale / m) * d
-            else:
-                row = row + (delta * ad - half * (delta * delta))
-                grad[i * m + j] = (w * scale / m) * (delta * _sign(d))
+            row = row + _pointwise(kind, p[i * m + j] - y[i * m + j], delta, w, scale, m,
+                                   grad + i * m + j)
         total += w * row / m
     return total
 
@@ -267,12 +250,8 @@ cdef inline double loss_block(int kind, Py_ssize_t n, Py_ssize_t m, const floati
         return _cce(n, m, pred, y, NULL, sw, scale, grad)
     elif kind == LOSS_BCE:
         return _bce(n, m, pred, y, sw, scale, grad)
-    elif kind == LOSS_MSE:
-        return _mse(n, m, pred, y, sw, scale, grad)
-    elif kind == LOSS_MAE:
-        return _mae(n, m, pred, y, sw, scale, grad)
-    elif kind == LOSS_HUBER:
-        return _huber(n, m, pred, y, sw, param, scale, grad)
+    elif kind == LOSS_MSE or kind == LOSS_MAE or kind == LOSS_HUBER:
+        return _regression(kind, n, m, pred, y, sw, param, scale, grad)
     # unknown kind: unreachable (callers validate codes against LOSS_COUNT before nogil
     # code); a NaN loss, never a silent fallback to another loss
     return NAN

@@ -24,22 +24,29 @@ Design notes
   RuntimeError.  So any number of threads may run `infer`/`forward`/`evaluate`
   at once, each getting exactly its single-threaded answer.  (This relies on
   the GIL; a free-threaded build would need an atomic compare-and-swap.)
+* Layer kinds.  Each kind (Dense, Dropout, Normalization, activation, Conv,
+  MaxPool) is one unit, _kind_<name>.pxd: how it reads its description, what it
+  needs (parameter entries, workspace blocks, work per row, where a fused loss
+  finds its logits: _layer.LayerNeeds), its forward and its backward.  The
+  engine reaches them only through the switches of _kinds.pxd, one per
+  operation; all of it is inline, so a layer costs the training loop one switch.
 * Memory.  Parameters (all kernels and biases) are one flat vector, so the
   optimizer is a single pass over params, grads and its state.  A workspace is
-  one flat block: per layer a pre-activation block z (Dense, and Dropout's
-  mask), an output block a (the same block as z for a linear Dense) and a
-  gradient block g, each rows x width, then the gathered batch x, y and sample
-  weights.  Sizes and offsets are Py_ssize_t throughout; BLAS takes 32-bit
-  ints, so each GEMM dimension is checked to fit before any call.
+  one flat block: per layer the block z its kind asks for (a pre-activation,
+  Dropout's mask, pooling's argmax), an output block a (z itself for a linear
+  Dense or Conv), a gradient block g, each rows x width, and the kind's scratch
+  (Conv's im2col columns); then the gathered batch x, y and sample weights.
+  Sizes and offsets are Py_ssize_t throughout; BLAS takes 32-bit ints, so each
+  GEMM dimension is checked to fit before any call.
 * Backward.  g of the last layer receives dLoss/dOutput from the fused loss
   kernel (dLoss/dz when the loss is fused with a sigmoid/softmax output -- a
   Dense layer's pre-activation, or an activation layer's input -- in which case
   that layer's activation derivative is skipped).  Each Dense layer turns its g
   into dz in place and writes dx straight into the previous layer's g.
 * Dispatch.  Every kind code (layer, activation, loss, metric, optimizer) is
-  validated against its *_COUNT sentinel at construction; the switches inside
-  the GIL-free loops still end in an error branch, which sets the workspace's
-  error code, and the entry raises after the loop.
+  validated at construction; the switches inside the GIL-free loops still end
+  in an error branch, which sets the workspace's error code, and the entry
+  raises after the loop (a layer's needs, read with the GIL, raise at once).
 * Determinism.  Reductions run in a fixed order, dropout masks come from a
   counter-based generator keyed on (seed, step, layer, element) -- (layer seed, step,
   element) for a Dropout given its own seed -- and the thread
@@ -60,7 +67,7 @@ from cython cimport floating
 from libc.limits cimport INT_MAX
 from libc.stdint cimport uint64_t
 from libc.stdlib cimport calloc, free
-from libc.string cimport memcpy
+from libc.string cimport memcpy, memset
 
 import numpy as np
 
@@ -76,14 +83,14 @@ cdef extern from "numpy/arrayobject.h":
                                              cnp.npy_intp* dims, cnp.npy_intp* strides,
                                              void* data, int flags, PyObject* obj)
 
-from fastnn._kernels._act cimport ACT_COUNT, ACT_LINEAR, activation_block, activation_grad
-from fastnn._kernels._blas cimport GEMM_AUTO, GEMM_ROWS, ensure_blas
-from fastnn._kernels._conv cimport (ConvGeom, conv_backward_core, conv_forward_core,
-                                    conv_patch, conv_positions, maxpool_backward_core,
-                                    maxpool_forward_core)
-from fastnn._kernels._csrc cimport fnn_denormals_off, fnn_denormals_restore, fnn_uniform
-from fastnn._kernels._dense cimport (Penalty, dense_backward_core, dense_forward_core,
-                                     penalty_value)
+from fastnn._kernels._act cimport ACT_COUNT, ACT_LINEAR
+from fastnn._kernels._blas cimport ensure_blas
+from fastnn._kernels._csrc cimport fnn_denormals_off, fnn_denormals_restore
+from fastnn._kernels._dense cimport penalty_value
+from fastnn._kernels._kinds cimport layer_backward, layer_forward, layer_needs, layer_read
+from fastnn._kernels._layer cimport (LAYER_ACTIVATION, LAYER_CONV, LAYER_COUNT, LAYER_DENSE,
+                                     LAYER_DROPOUT, LAYER_MAXPOOL, LAYER_NORMALIZATION,
+                                     LOGITS_NONE, LOGITS_Z, Layer, LayerNeeds, Pass)
 from fastnn._kernels._loss cimport (LOSS_COUNT, LOSS_HUBER, LOSS_SPARSE_CCE,
                                     LOSS_SPARSE_SOFTMAX_XENT, METRIC_COUNT,
                                     METRIC_SPARSE_CATEGORICAL_ACCURACY, loss_block,
@@ -91,15 +98,6 @@ from fastnn._kernels._loss cimport (LOSS_COUNT, LOSS_HUBER, LOSS_SPARSE_CCE,
 from fastnn._kernels._update cimport (CLIP_GLOBAL_NORM, CLIP_NONE, CLIP_NORM, CLIP_VALUE,
                                       OPT_ADAM, OPT_ADAMW, OPT_RMSPROP, OPT_SGD, OptState,
                                       update_core)
-
-cdef enum:
-    LAYER_DENSE = 0
-    LAYER_DROPOUT = 1
-    LAYER_NORMALIZATION = 2
-    LAYER_ACTIVATION = 3
-    LAYER_CONV = 4               # Conv1D / Conv2D (1-D: h = kh = 1)
-    LAYER_MAXPOOL = 5            # MaxPooling1D / MaxPooling2D
-    LAYER_COUNT = 6
 
 cdef enum:
     MAX_METRICS = 8
@@ -130,20 +128,6 @@ LAYER_KINDS = {"dense": LAYER_DENSE, "dropout": LAYER_DROPOUT,
 OPTIMIZERS = {"sgd": OPT_SGD, "adam": OPT_ADAM, "rmsprop": OPT_RMSPROP, "adamw": OPT_ADAMW}
 
 
-ctypedef struct Layer:
-    int kind, act
-    Py_ssize_t n_in, n_out
-    double alpha, rate
-    bint has_seed                # Dropout with its own seed: masks keyed on (seed, step)
-    uint64_t seed
-    Penalty pen                  # Dense: Keras's weight regularizers (all zero: none)
-    Py_ssize_t w_off, b_off      # into params/grads; b_off < 0: no bias
-    Py_ssize_t aux_off           # Normalization: mean at aux_off, std at aux_off + n_out
-    bint need_dx                 # propagate the gradient into this layer's input
-    ConvGeom geom                # Conv / MaxPool: window geometry (n_in = h*w*c,
-                                 # n_out = oh*ow*f); the kernel is (kh*kw*c, f) at w_off
-
-
 ctypedef struct Net:
     # immutable after construction (set_optimizer aside): shared by every call
     int n_layers
@@ -156,6 +140,7 @@ ctypedef struct Net:
     int loss_kind
     double loss_param            # Huber's delta (unused by the other losses)
     bint fused                   # loss takes the last layer's logits (see module notes)
+    int logits                   # where the last layer keeps them (LOGITS_*)
     int n_metrics
     int metrics[MAX_METRICS]
     double threshold
@@ -169,7 +154,7 @@ ctypedef struct Work:
     Py_ssize_t* z_off
     Py_ssize_t* a_off
     Py_ssize_t* g_off
-    Py_ssize_t* s_off            # per-kind scratch (Conv: im2col columns), -1: none
+    Py_ssize_t* s_off            # the kind's scratch block (Conv: im2col columns)
     void** outs                  # each layer's output block in the current pass
     Py_ssize_t x_off, y_off, sw_off
     int* labels
@@ -186,64 +171,22 @@ ctypedef fused src_float:
 cdef void _forward(Net* net, Work* w, const floating* x, Py_ssize_t n, bint training,
                    long long step, uint64_t seed) noexcept nogil:
     """Inference or training forward pass of n rows; sets w.outs."""
-    cdef Py_ssize_t l, i, j, m, size
+    cdef Py_ssize_t l
     cdef Layer* lay
     cdef floating* ws = <floating*>w.base
     cdef const floating* prev = x
-    cdef floating* params = <floating*>net.params
-    cdef floating* aux = <floating*>net.aux
     cdef floating* a
-    cdef floating* mask
-    cdef floating keep
-    cdef uint64_t key, stream
+    cdef Pass p
+    p.training, p.step, p.seed, p.n_layers = training, step, seed, net.n_layers
     for l in range(net.n_layers):
         lay = &net.layers[l]
-        a = ws + w.a_off[l]
         if lay.act < 0 or lay.act >= ACT_COUNT:
             w.error = ERR_ACTIVATION
             return
-        if lay.kind == LAYER_DENSE:
-            # inference (predict, model(x), evaluate) takes the row-exact product, so a
-            # row's output never depends on the batch it came in (see the module notes)
-            dense_forward_core(n, lay.n_in, lay.n_out, prev, params + lay.w_off,
-                               params + lay.b_off if lay.b_off >= 0 else NULL,
-                               lay.act, <floating>lay.alpha, ws + w.z_off[l], a,
-                               GEMM_AUTO if training else GEMM_ROWS)
-        elif lay.kind == LAYER_DROPOUT:
-            if not training or lay.rate == 0:
-                a = <floating*>prev     # identity at inference: no copy
-            else:
-                # inverted dropout: keep with probability 1 - rate, scale by 1 / (1 - rate)
-                mask = ws + w.z_off[l]
-                keep = 1 - <floating>lay.rate
-                size = n * lay.n_out
-                # a layer seed (Dropout(seed=...)) replaces the fit's seed, and the
-                # stream is then the step alone: the masks do not depend on the global
-                # stream, nor on where the layer sits in the stack
-                if lay.has_seed:
-                    key, stream = lay.seed, <uint64_t>step
-                else:
-                    key, stream = seed, <uint64_t>(step * net.n_layers + l)
-                for i in range(size):
-                    mask[i] = 1 if fnn_uniform(key, stream, <uint64_t>i) >= lay.rate else 0
-                for i in range(size):
-                    a[i] = prev[i] / keep if mask[i] != 0 else 0
-        elif lay.kind == LAYER_NORMALIZATION:
-            m = lay.n_out
-            for i in range(n):
-                for j in range(m):
-                    a[i * m + j] = (prev[i * m + j] - aux[lay.aux_off + j]) / aux[lay.aux_off + m + j]
-        elif lay.kind == LAYER_ACTIVATION:
-            activation_block(n, lay.n_out, prev, lay.act, <floating>lay.alpha, a)
-        elif lay.kind == LAYER_CONV:
-            conv_forward_core(n, &lay.geom, prev, params + lay.w_off,
-                              params + lay.b_off if lay.b_off >= 0 else NULL, lay.act,
-                              <floating>lay.alpha, ws + w.s_off[l], ws + w.z_off[l], a,
-                              GEMM_AUTO if training else GEMM_ROWS)
-        elif lay.kind == LAYER_MAXPOOL:
-            # z holds each maximum's window position for the backward pass
-            maxpool_forward_core(n, &lay.geom, prev, a, ws + w.z_off[l])
-        else:
+        a = layer_forward(lay, &p, n, prev, <const floating*>net.params,
+                          <const floating*>net.aux, ws + w.z_off[l], ws + w.a_off[l],
+                          ws + w.s_off[l])
+        if a == NULL:
             w.error = ERR_LAYER
             return
         w.outs[l] = a
@@ -253,84 +196,26 @@ cdef void _forward(Net* net, Work* w, const floating* x, Py_ssize_t n, bint trai
 cdef void _backward(Net* net, Work* w, const floating* x, Py_ssize_t n,
                     bint training) noexcept nogil:
     """Backward pass from g of the last layer; fills net.grads."""
-    cdef Py_ssize_t l, i, j, m, size
+    cdef Py_ssize_t l
     cdef Layer* lay
     cdef floating* ws = <floating*>w.base
-    cdef floating* params = <floating*>net.params
-    cdef floating* grads = <floating*>net.grads
-    cdef floating* aux = <floating*>net.aux
-    cdef floating* g
-    cdef floating* dx
-    cdef floating* mask
-    cdef const floating* inp
-    cdef floating keep
-    cdef int act
-    cdef bint linear_out
+    cdef Pass p
+    p.training, p.step, p.seed, p.n_layers = training, 0, 0, net.n_layers
     for l in range(net.n_layers - 1, -1, -1):
         lay = &net.layers[l]
-        g = ws + w.g_off[l]
-        inp = <const floating*>w.outs[l - 1] if l > 0 else x
-        dx = ws + w.g_off[l - 1] if lay.need_dx else NULL
-        size = n * lay.n_out
         # a fused loss already gave dLoss/dlogits: skip the output activation's derivative
-        linear_out = net.fused and l == net.n_layers - 1
-        act = ACT_LINEAR if linear_out else lay.act
-        if lay.kind == LAYER_DENSE:
-            dense_backward_core(n, lay.n_in, lay.n_out, inp, params + lay.w_off,
-                                params + lay.b_off if lay.b_off >= 0 else NULL,
-                                ws + w.z_off[l], ws + w.a_off[l], act, <floating>lay.alpha,
-                                &lay.pen, g, grads + lay.w_off,
-                                grads + lay.b_off if lay.b_off >= 0 else NULL, dx)
-        elif lay.kind == LAYER_DROPOUT:
-            if dx == NULL:
-                continue
-            if training and lay.rate != 0:
-                mask = ws + w.z_off[l]
-                keep = 1 - <floating>lay.rate
-                for i in range(size):
-                    dx[i] = g[i] / keep if mask[i] != 0 else 0
-            else:
-                memcpy(dx, g, size * sizeof(floating))
-        elif lay.kind == LAYER_NORMALIZATION:
-            if dx == NULL:
-                continue
-            m = lay.n_out
-            for i in range(n):
-                for j in range(m):
-                    dx[i * m + j] = g[i * m + j] / aux[lay.aux_off + m + j]
-        elif lay.kind == LAYER_ACTIVATION:
-            if dx == NULL:
-                continue
-            # dx = g * act'(input); softmax: dx = a * (g - rowsum(g * a))
-            memcpy(dx, g, size * sizeof(floating))
-            activation_grad(n, lay.n_out, inp, ws + w.a_off[l], act, <floating>lay.alpha, dx)
-        elif lay.kind == LAYER_CONV:
-            conv_backward_core(n, &lay.geom, inp, params + lay.w_off,
-                               params + lay.b_off if lay.b_off >= 0 else NULL,
-                               ws + w.z_off[l], ws + w.a_off[l], act, <floating>lay.alpha,
-                               &lay.pen, g, ws + w.s_off[l], grads + lay.w_off,
-                               grads + lay.b_off if lay.b_off >= 0 else NULL, dx)
-        elif lay.kind == LAYER_MAXPOOL:
-            if dx != NULL:
-                maxpool_backward_core(n, &lay.geom, g, ws + w.z_off[l], dx)
-        else:
+        if layer_backward(lay, &p, n, <const floating*>w.outs[l - 1] if l > 0 else x,
+                          <const floating*>net.params, <const floating*>net.aux,
+                          ws + w.z_off[l], ws + w.a_off[l], ws + w.s_off[l],
+                          ACT_LINEAR if net.fused and l == net.n_layers - 1 else lay.act,
+                          ws + w.g_off[l], <floating*>net.grads,
+                          ws + w.g_off[l - 1] if lay.need_dx else NULL) != 0:
             w.error = ERR_LAYER
             return
 
 
-cdef inline Py_ssize_t _kernel_size(const Layer* lay) noexcept nogil:
-    """Entries of a Dense or Conv kernel."""
-    if lay.kind == LAYER_CONV:
-        return conv_patch(&lay.geom) * lay.geom.f
-    return lay.n_in * lay.n_out
-
-
-cdef inline Py_ssize_t _bias_size(const Layer* lay) noexcept nogil:
-    return lay.geom.f if lay.kind == LAYER_CONV else lay.n_out
-
-
 cdef double _penalty(Net* net, floating dummy) noexcept nogil:
-    """Keras's regularization loss: over Dense layers, l1 * sum|W| + l2 * sum(W^2) for the
+    """Keras's regularization loss: over Dense and Conv layers, l1 * sum|W| + l2 * sum(W^2) for the
     kernel plus the same for the bias, at the current weights, layers in order.  `dummy`
     only selects the float type."""
     cdef double total = 0
@@ -339,13 +224,12 @@ cdef double _penalty(Net* net, floating dummy) noexcept nogil:
     cdef floating* params = <floating*>net.params
     for l in range(net.n_layers):
         lay = &net.layers[l]
-        if lay.kind != LAYER_DENSE and lay.kind != LAYER_CONV:
+        if lay.n_w == 0:        # a kind without parameters
             continue
         if lay.pen.l1 != 0 or lay.pen.l2 != 0:
-            total += penalty_value(_kernel_size(lay), params + lay.w_off,
-                                   lay.pen.l1, lay.pen.l2)
+            total += penalty_value(lay.n_w, params + lay.w_off, lay.pen.l1, lay.pen.l2)
         if lay.b_off >= 0 and (lay.pen.bias_l1 != 0 or lay.pen.bias_l2 != 0):
-            total += penalty_value(_bias_size(lay), params + lay.b_off, lay.pen.bias_l1,
+            total += penalty_value(lay.n_b, params + lay.b_off, lay.pen.bias_l1,
                                    lay.pen.bias_l2)
     return total
 
@@ -361,9 +245,9 @@ cdef double _loss_and_metrics(Net* net, Work* w, const floating* x, Py_ssize_t n
     cdef const floating* pred = out
     cdef double loss
     if net.fused:
-        if net.layers[last].kind == LAYER_DENSE or net.layers[last].kind == LAYER_CONV:
+        if net.logits == LOGITS_Z:
             pred = ws + w.z_off[last]
-        elif last > 0:  # an activation layer: its input holds the logits
+        elif last > 0:  # LOGITS_INPUT (an activation layer): its input holds the logits
             pred = <const floating*>w.outs[last - 1]
         else:
             pred = x
@@ -525,8 +409,9 @@ def _workspace_layout(Py_ssize_t rows, Py_ssize_t n_in, widths, needs_z, a_is_z,
     output a is z; `scratch` (optional) the elements per row of the layer's own scratch
     block (Conv: its im2col columns), 0 for none.  Every block starts on a 64-byte
     boundary.  Returns a dict of Python ints: lists "z", "a", "g", "s" (one offset per
-    layer; z and s are -1 when absent), "x", "y", "sw" and "size" (total elements).  All arithmetic is in Py_ssize_t with overflow checks, so a workspace of
-    more than 2**31 elements is laid out exactly (tested on paper sizes).
+    layer; z and s are -1 when absent), "x", "y", "sw" and "size" (total elements).
+    All arithmetic is in Py_ssize_t with overflow checks, so a workspace of more than
+    2**31 elements is laid out exactly (tested on paper sizes).
     """
     cdef Py_ssize_t off = 0, per_line = _ALIGN // itemsize, width, l, n_layers = len(widths)
     if rows < 1 or n_in < 1 or n_layers == 0 or itemsize < 1 or _ALIGN % itemsize:
@@ -573,14 +458,6 @@ cdef Py_ssize_t _block_end(Py_ssize_t start, Py_ssize_t size, Py_ssize_t per_lin
     return (start + size + per_line - 1) // per_line * per_line
 
 
-cdef Py_ssize_t _scratch_per_row(const Layer* lay) noexcept:
-    """Elements per batch row of a layer's own scratch block (each kind declares its
-    needs here): Conv keeps its im2col columns, every other kind none."""
-    if lay.kind == LAYER_CONV:
-        return conv_positions(&lay.geom) * conv_patch(&lay.geom)
-    return 0
-
-
 cdef class Workspace:
     """Scratch memory for one engine call at a time (see the module notes on threads)."""
     cdef Work w
@@ -612,26 +489,25 @@ cdef class Workspace:
         cdef Py_ssize_t l
         if rows <= self.w.rows:
             return 0
-        kinds = [net.layers[l].kind for l in range(net.n_layers)]
-        for l in range(net.n_layers):
+        needs = [_needs(&net.layers[l]) for l in range(net.n_layers)]
+        for l, need in enumerate(needs):
             # a Conv GEMM has rows * oh * ow rows, which BLAS takes as an int
-            if kinds[l] == LAYER_CONV and rows > INT_MAX // conv_positions(&net.layers[l].geom):
-                raise ValueError(f"Engine: {rows} rows of {conv_positions(&net.layers[l].geom)}"
-                                 f" windows (layer {l}) exceed BLAS's 32-bit sizes")
+            if need["gemm_rows"] > 1 and rows > INT_MAX // need["gemm_rows"]:
+                raise ValueError(f"Engine: {rows} rows of {need['gemm_rows']} windows (layer "
+                                 f"{l}) exceed BLAS's 32-bit sizes")
         layout = _workspace_layout(
             rows, net.n_in, [net.layers[l].n_out for l in range(net.n_layers)],
-            [k in (LAYER_DENSE, LAYER_DROPOUT, LAYER_CONV, LAYER_MAXPOOL) for k in kinds],
-            [kinds[l] in (LAYER_DENSE, LAYER_CONV) and net.layers[l].act == ACT_LINEAR
-             for l in range(net.n_layers)],
-            np.dtype(dtype).itemsize,
-            [_scratch_per_row(&net.layers[l]) for l in range(net.n_layers)])
+            [need["z"] > 0 for need in needs], [need["a_is_z"] for need in needs],
+            np.dtype(dtype).itemsize, [need["scratch"] for need in needs])
         block = _aligned_zeros(layout["size"], dtype)
         labels = _aligned_zeros(rows, np.intc)
         for l in range(net.n_layers):
+            # a kind without a z (or scratch) block never reads its pointer: any offset
+            # inside the block will do
             self.w.z_off[l] = layout["z"][l] if layout["z"][l] >= 0 else layout["a"][l]
             self.w.a_off[l] = layout["a"][l]
             self.w.g_off[l] = layout["g"][l]
-            self.w.s_off[l] = layout["s"][l]
+            self.w.s_off[l] = layout["s"][l] if layout["s"][l] >= 0 else layout["a"][l]
         self.w.x_off, self.w.y_off, self.w.sw_off = layout["x"], layout["y"], layout["sw"]
         self._block, self._labels = block, labels
         self.w.base = _data_ptr(block)
@@ -648,12 +524,13 @@ cdef class Engine:
     Parameters
     ----------
     layers : list of dict
-        One dict per layer with keys ``kind`` ("dense", "dropout", "normalization",
-        "activation"), ``n_in``, ``n_out`` and, for Dense and activation layers,
-        ``activation`` (code) and ``alpha``; Dense ``w_off``, ``b_off`` (-1 for no bias)
-        and the penalty factors ``l1``, ``l2``, ``bias_l1``, ``bias_l2`` (default 0);
-        Dropout ``rate`` and optionally ``seed`` (its own mask seed); Normalization
-        ``aux_off``.
+        One dict per layer with keys ``kind`` (a key of LAYER_KINDS), ``n_in``,
+        ``n_out`` and, for Dense, Conv and activation layers, ``activation`` (code) and
+        ``alpha``; Dense and Conv ``w_off``, ``b_off`` (-1 for no bias) and the penalty
+        factors ``l1``, ``l2``, ``bias_l1``, ``bias_l2`` (default 0); Conv and MaxPool
+        ``geom`` and ``padding``; Dropout ``rate`` and optionally ``seed`` (its own mask
+        seed); Normalization ``aux_off``.  Each kind reads its own keys (its unit's
+        ``*_read``).
     params : ndarray of shape (n_params,)
         Flat parameter vector (float32 or float64); updated in place by training.
     aux : ndarray
@@ -717,32 +594,26 @@ cdef class Engine:
         self.net.n_layers = <int>n_layers
         for l, spec in enumerate(layers):
             lay = &self.net.layers[l]
+            lay.index = <int>l
             _read_layer(spec, lay, params.shape[0], aux.shape[0])
             if l > 0 and lay.n_in != self.net.layers[l - 1].n_out:
                 raise ValueError("Engine: consecutive layer widths do not match")
         # a layer needs dx when some trainable layer lies below it
         trainable_below = False
-        for l in range(n_layers):
-            self.net.layers[l].need_dx = trainable_below
-            if self.net.layers[l].kind == LAYER_DENSE or self.net.layers[l].kind == LAYER_CONV:
-                trainable_below = True
-        last = self.net.layers[n_layers - 1]
-        if fused and last.kind not in (LAYER_DENSE, LAYER_ACTIVATION, LAYER_CONV):
-            raise ValueError("Engine: a fused loss needs a Dense, Conv or activation output "
-                             "layer")
-        self.net.n_in = self.net.layers[0].n_in
-        self.net.n_out = last.n_out
         self.net.row_work = 0
         for l in range(n_layers):
             lay = &self.net.layers[l]
-            if lay.kind == LAYER_DENSE:
-                self.net.row_work += lay.n_in * lay.n_out
-            elif lay.kind == LAYER_CONV:
-                self.net.row_work += lay.n_out * conv_patch(&lay.geom)
-            elif lay.kind == LAYER_MAXPOOL:
-                self.net.row_work += lay.n_out * lay.geom.kh * lay.geom.kw
-            else:
-                self.net.row_work += lay.n_out
+            need = _needs(lay)
+            lay.need_dx = trainable_below
+            trainable_below = trainable_below or need["kernel"] > 0
+            self.net.row_work += need["row_work"]
+        self.net.logits = need["logits"]        # the last layer's
+        if fused and self.net.logits == LOGITS_NONE:
+            raise ValueError("Engine: a fused loss needs a Dense, Conv or activation output "
+                             "layer")
+        last = self.net.layers[n_layers - 1]
+        self.net.n_in = self.net.layers[0].n_in
+        self.net.n_out = last.n_out
         self.net.n_params = params.shape[0]
         if loss < 0 or loss >= LOSS_COUNT:
             raise ValueError(f"Engine: unknown loss code {loss}")
@@ -1217,8 +1088,50 @@ cdef class Engine:
             raise ValueError(f"_force_code: unknown field {what!r}")
 
 
+def _probe_unknown_kind(int code):
+    """Tests only: run each layer-kind switch of _kinds.pxd (read, needs, and forward and
+    backward through the engine's own _forward and _backward) on a one-layer net of kind
+    `code`, which must be unknown; returns (read: "raised" or "returned", needs' status,
+    the error code forward set, the error code backward set).  Proves every switch ends in its error
+    branch, backward included, which an unknown kind never reaches through a public call
+    (forward stops first).  (Through _forward/_backward, so that the switches keep one
+    call site each and stay inlined in the training loop.)"""
+    cdef Layer lay
+    cdef Net net
+    cdef Work w
+    cdef double buf[8]
+    cdef Py_ssize_t offs[4]
+    cdef void* outs[1]
+    if 0 <= code < LAYER_COUNT:
+        raise ValueError(f"_probe_unknown_kind: {code} is a known kind")
+    memset(&lay, 0, sizeof(Layer))
+    memset(&net, 0, sizeof(Net))
+    memset(&w, 0, sizeof(Work))
+    memset(buf, 0, sizeof(buf))
+    lay.kind, lay.n_in, lay.n_out = code, 1, 1
+    net.n_layers, net.layers, net.n_in, net.n_out = 1, &lay, 1, 1
+    net.params = net.aux = net.grads = &buf[0]
+    offs[0], offs[1], offs[2], offs[3] = 1, 2, 3, 4
+    w.base, w.rows, w.outs = &buf[0], 1, outs
+    w.z_off, w.a_off, w.g_off, w.s_off = &offs[0], &offs[1], &offs[2], &offs[3]
+    outs[0] = &buf[5]
+    cdef LayerNeeds needs
+    try:
+        layer_read({}, &lay, 8, 8)
+        read = "returned"
+    except ValueError:
+        read = "raised"
+    needs_rc = layer_needs(&lay, &needs)     # -1: its error branch
+    _forward(&net, &w, &buf[0], 1, True, 0, 0)
+    forward = w.error
+    w.error = ERR_NONE
+    _backward(&net, &w, &buf[0], 1, True)
+    return read, needs_rc, forward, w.error
+
+
 cdef int _read_layer(dict spec, Layer* lay, Py_ssize_t n_params, Py_ssize_t n_aux) except -1:
-    """Validate one layer description into lay (ValueError naming the problem)."""
+    """Validate one layer description into lay (ValueError naming the problem): the
+    fields every kind has here, the kind's own through its unit (_kinds.layer_read)."""
     kind = spec.get("kind")
     if kind not in LAYER_KINDS:
         raise ValueError(f"Engine: unknown layer kind {kind!r}; expected one of "
@@ -1232,62 +1145,20 @@ cdef int _read_layer(dict spec, Layer* lay, Py_ssize_t n_params, Py_ssize_t n_au
         raise ValueError("Engine: layer widths must be >= 1")
     if lay.n_in > INT_MAX or lay.n_out > INT_MAX:
         raise ValueError("Engine: layer widths must fit BLAS's 32-bit sizes")
-    if lay.kind in (LAYER_CONV, LAYER_MAXPOOL):
-        _read_geometry(spec, lay)
-    elif lay.kind != LAYER_DENSE and lay.n_in != lay.n_out:
-        raise ValueError(f"Engine: a {kind} layer keeps its width (n_in == n_out)")
-    lay.alpha = spec.get("alpha", 0.0)
-    lay.pen.l1, lay.pen.l2 = spec.get("l1", 0.0), spec.get("l2", 0.0)
-    lay.pen.bias_l1, lay.pen.bias_l2 = spec.get("bias_l1", 0.0), spec.get("bias_l2", 0.0)
-    if not (lay.pen.l1 >= 0 and lay.pen.l2 >= 0 and lay.pen.bias_l1 >= 0
-            and lay.pen.bias_l2 >= 0):
-        raise ValueError("Engine: regularization factors must be >= 0")
-    lay.rate = spec.get("rate", 0.0)
-    layer_seed = spec.get("seed")
-    lay.has_seed = layer_seed is not None
-    lay.seed = 0
-    if lay.has_seed:
-        if lay.kind != LAYER_DROPOUT or not isinstance(layer_seed, int) \
-                or not 0 <= layer_seed < 2 ** 64:
-            raise ValueError("Engine: a layer seed is a Dropout's int in [0, 2**64)")
-        lay.seed = layer_seed
-    lay.w_off, lay.b_off = spec.get("w_off", 0), spec.get("b_off", -1)
-    lay.aux_off = spec.get("aux_off", 0)
-    if (lay.kind == LAYER_DENSE or lay.kind == LAYER_CONV) and (
-            lay.w_off < 0 or lay.w_off + _kernel_size(lay) > n_params
-            or lay.b_off + _bias_size(lay) > n_params):
-        raise ValueError("Engine: parameter offsets out of range")
-    if lay.kind == LAYER_NORMALIZATION and (
-            lay.aux_off < 0 or lay.aux_off + 2 * lay.n_out > n_aux):
-        raise ValueError("Engine: statistics offsets out of range")
+    lay.w_off, lay.b_off, lay.n_w, lay.n_b = 0, -1, 0, 0
+    layer_read(spec, lay, n_params, n_aux)
+    if spec.get("seed") is not None and not lay.has_seed:   # no other kind took it
+        raise ValueError("Engine: a layer seed is a Dropout's int in [0, 2**64)")
     return 0
 
 
-cdef int _read_geometry(dict spec, Layer* lay) except -1:
-    """Conv / MaxPool: the window geometry ("geom", fastnn._kernels._shapes.geometry's
-    tuple), checked against the layer's widths and recomputed from "padding"."""
-    from fastnn._kernels._shapes import geometry
-    if "geom" not in spec or "padding" not in spec:
-        raise ValueError("Engine: a conv or maxpool layer needs 'geom' and 'padding'")
-    g = tuple(spec["geom"])
-    if len(g) != 12 or any(not isinstance(v, int) or v < 0 for v in g):
-        raise ValueError(f"Engine: bad window geometry {g!r}")
-    h, w, c, kh, kw, sh, sw, pt, pl, oh, ow, f = g
-    if min(h, w, c, kh, kw, sh, sw, f) < 1:
-        raise ValueError(f"Engine: bad window geometry {g!r}")
-    if geometry((h, w, c), (kh, kw), (sh, sw), spec.get("padding"), f) != g:
-        raise ValueError(f"Engine: window geometry {g!r} does not follow padding="
-                         f"{spec.get('padding')!r}")
-    if lay.kind == LAYER_MAXPOOL and f != c:
-        raise ValueError("Engine: a pooling layer keeps its channels")
-    if lay.n_in != h * w * c or lay.n_out != oh * ow * f:
-        raise ValueError("Engine: window geometry does not match the layer's widths")
-    if kh * kw * c > INT_MAX or oh * ow > INT_MAX:
-        raise ValueError("Engine: window sizes must fit BLAS's 32-bit sizes")
-    lay.geom.h, lay.geom.w, lay.geom.c, lay.geom.kh, lay.geom.kw = h, w, c, kh, kw
-    lay.geom.sh, lay.geom.sw, lay.geom.pt, lay.geom.pl = sh, sw, pt, pl
-    lay.geom.oh, lay.geom.ow, lay.geom.f = oh, ow, f
-    return 0
+cdef dict _needs(const Layer* lay):
+    """What lay's kind needs (the fields of _layer.LayerNeeds, as a dict); ValueError for
+    an unknown kind."""
+    cdef LayerNeeds needs
+    if layer_needs(lay, &needs) != 0:
+        raise ValueError(f"Engine: unknown layer kind code {lay.kind}")
+    return needs
 
 
 def _aligned_zeros(Py_ssize_t n, dtype):

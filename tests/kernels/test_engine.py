@@ -8,7 +8,7 @@ import textwrap
 
 import numpy as np
 import pytest
-from fastnn._kernels.engine import _workspace_layout
+from fastnn._kernels.engine import _probe_unknown_kind, _workspace_layout
 
 import fastnn
 import fastnn._kernels as kernels
@@ -897,6 +897,29 @@ def test_every_dispatch_raises_on_an_unknown_code(twin, what):
                              np.zeros(4))
         if what != "optimizer":
             np.testing.assert_array_equal(params, p0)  # nothing was updated
+
+
+@pytest.mark.parametrize("code", [-1, 6, 99])
+def test_every_layer_kind_switch_ends_in_an_error_branch(code):
+    # each switch of _kinds.pxd: read raises, needs returns -1, and the engine's forward
+    # and backward passes each stop with the unknown-layer error (code 1), backward
+    # included, which no public call reaches with an unknown kind (6 is LAYER_COUNT, the
+    # first code past the last kind)
+    assert _probe_unknown_kind(code) == ("raised", -1, 1, 1)
+    with pytest.raises(ValueError, match="known kind"):
+        _probe_unknown_kind(0)
+
+
+def test_unknown_layer_kind_raises_when_sizing_a_workspace():
+    # the needs switch runs (with the GIL) whenever a workspace grows: a kind code that
+    # slipped past construction raises there, naming the problem, before any compiled loop
+    layers, params, aux = _simple()
+    engine = kernels.Engine(layers, params, aux, LOSSES["mse"], False, [], 0.5)
+    engine._force_code("layer", 1, 99)
+    with pytest.raises(ValueError, match="unknown layer kind"):
+        engine.reserve(64)
+    with pytest.raises(ValueError, match="unknown layer kind"):   # forward: infer's switch
+        engine.infer(np.zeros((3, 3)))
 
 
 # ----------------------------------------------------------------------------- sizes
