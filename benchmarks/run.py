@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/run.py                      # every part, ~15 min on 2 cores
+    python benchmarks/run.py                      # every part, ~18 min on 2 cores
     python benchmarks/run.py --quick              # smoke run, under 2 minutes
     python benchmarks/run.py --parts digits --rounds 9
     python benchmarks/run.py --parts threads,scale
