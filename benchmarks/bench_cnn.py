@@ -81,6 +81,17 @@ def _duration(value):
     return f"{value * 1e6:.3g} µs"
 
 
+def _own_cpu(replies):
+    """Median CPU seconds the worker itself used per fit (all its threads), or ``n/a``.
+
+    Beside the wall time it tells a fit slowed by a busy machine (threads waiting for a
+    core: wall up, CPU not) from one that did more work.
+    """
+    values = [reply["seconds"] * reply["load"]["own_cores"] for reply in replies
+              if reply.get("load", {}).get("own_cores") is not None]
+    return _duration(statistics.median(values)) if values else "n/a"
+
+
 def _times(replies):
     return {name: [reply["seconds"] for reply in values] for name, values in replies.items()}
 
@@ -95,13 +106,13 @@ def _table(replies, flops, steps, with_accuracy):
                _duration(summary.median / steps), f"{flops / summary.median / 1e9:.3g}"]
         if with_accuracy:
             row.append(f"{statistics.median(r['accuracy'] for r in replies[name]):.4f}")
-        row.append(background(replies[name]))
+        row += [_own_cpu(replies[name]), background(replies[name])]
         rows.append(row)
     header = ["system", "time, median (min-max)", "time / fastnn time",
               "per step (median fit / steps)", "GFLOP/s (conv + dense)"]
     if with_accuracy:
         header.append("test accuracy (median)")
-    header.append("other processes' cores during the job")
+    header += ["CPU time of the worker (median)", "other processes' cores during the job"]
     return table(header, rows)
 
 
