@@ -151,7 +151,11 @@ def interpreters(options, environ, error):
             error(f"--python {option!r}: expected SYSTEM=PATH with SYSTEM one of "
                   f"{list(ALL_SYSTEMS)}")
         pythons[name] = path
-    return pythons
+    # the workers start in this folder: a relative path names a file from where run.py was
+    # started (abspath keeps a venv's symlinked python as it is); a bare name is looked up
+    # on PATH as usual
+    return {name: os.path.abspath(path) if os.sep in path else path
+            for name, path in pythons.items()}
 
 
 def skip_hints(skipped, pythons):
