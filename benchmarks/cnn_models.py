@@ -49,8 +49,8 @@ def _shape_after(layer, shape):
 def images(spec, layout):
     """``(X_train, y_train, X_test, y_test)`` as float32 images, cached in this worker.
 
-    ``spec`` is ``("digits", path)`` (the helper's digits split as 8x8x1 images; no test
-    rows are dropped) or ``("random", rows, height, width, channels, classes, seed)``
+    ``spec`` is ``("digits", path)`` (the helper's digits split, train and test rows, as
+    8x8x1 images) or ``("random", rows, height, width, channels, classes, seed)``
     (uniform [0, 1) pixels, uniform labels, no test set).  ``layout`` is ``"NHWC"`` or
     ``"NCHW"``: a PyTorch user keeps images channels first, so they are transposed once,
     outside the timed fit.
