@@ -153,6 +153,8 @@ def describe(removed_env, libraries_by_system):
     lines.append("- BLAS and threading libraries each worker loaded (threadpoolctl):")
     for label, infos in libraries_by_system.items():
         lines.append(f"  - {label}:")
+        if not infos:  # e.g. a worker run by another interpreter, without threadpoolctl
+            lines.append("    - none listed (threadpoolctl is not importable in that worker)")
         for info in infos:
             detail = ", ".join(f"{key}={value}" for key, value in info.items()
                                if value is not None and key not in ("file", "prefix"))

@@ -2,10 +2,11 @@
 
 Usage::
 
-    python benchmarks/run.py                      # every part, ~15 min on 2 cores
+    python benchmarks/run.py                      # every part, ~18 min on 2 cores
     python benchmarks/run.py --quick              # smoke run, under 2 minutes
     python benchmarks/run.py --parts digits --rounds 9
     python benchmarks/run.py --parts threads,scale
+    python benchmarks/run.py --parts cnn --python tf.keras=/path/to/tf-venv/bin/python
 
 Each system under test (fastnn, the NumPy reference, PyTorch, scikit-learn, tf.keras,
 JAX in two forms) runs in its own long-lived worker interpreter (``worker.py``) that
@@ -20,6 +21,10 @@ time themselves and measure the CPU other processes used during each job; the re
 adds the load average and other processes' share of the CPUs for every part.  Nothing
 is asserted: targets are reported as PASS, MISS or SKIP lines.
 
+A system can run under another interpreter than this one (``--python SYSTEM=PATH``;
+``FASTNN_BENCH_TF_PYTHON`` for tf.keras): TensorFlow pins its own NumPy, so it is best
+kept in a virtual environment of its own.  The worker needs only that system and NumPy.
+
 ``OPENBLAS_CORETYPE`` and ``OPENBLAS_L2_SIZE`` pin OpenBLAS to an older kernel family on
 some machines here; the workers are started without them, and the report says so.
 """
@@ -32,6 +37,7 @@ import tempfile
 import time
 
 import load
+from bench_cnn import bench_cnn
 from bench_latency import bench_latency
 from bench_scale import bench_scale
 from bench_threads import bench_threads
@@ -53,7 +59,10 @@ PART_SYSTEMS = {
     "latency": ("fastnn", "NumPy", "PyTorch"),
     "sweep": ("fastnn", "NumPy"),
     "gemm": (), "threads": (), "scale": (),
+    "cnn": ("fastnn", "PyTorch", "tf.keras"),
 }
+# Environment variables naming another interpreter for a system (--python overrides).
+INTERPRETER_ENV = {"tf.keras": "FASTNN_BENCH_TF_PYTHON"}
 TITLES = {
     "digits": "1. Digits network, whole fit (64-25-15-10, Adam, batch 32)",
     "wide": "2. Wide network, one epoch (784-1024-1024-10, batch 256)",
@@ -64,6 +73,7 @@ TITLES = {
     "gemm": "7. Small GEMMs: OpenBLAS against fastnn's tiled kernel (timed in C)",
     "threads": "8. Threads under load (784-512-512-10, one epoch)",
     "scale": "9. Scale: one epoch of 784-256-256-10 on 1e4 to 1e6 rows",
+    "cnn": "10. Convolutional networks: the digits CNN and an MNIST-sized CNN",
 }
 
 # Workload sizes; "rounds" is the number of interleaved timed rounds (--rounds overrides
@@ -76,7 +86,8 @@ SETTINGS = {
                  latency_rounds=7, budget_s=0.05, settle_s=0.3, gemm_rounds=7,
                  threads_rows=60_000, threads_rounds=5,
                  scale_points=(10**4, 3 * 10**4, 10**5, 3 * 10**5, 10**6), scale_repeats=2,
-                 memmap_from=10**5),
+                 memmap_from=10**5, cnn_digits_epochs=30, cnn_digits_rounds=5,
+                 cnn_mnist_rows=10_000, cnn_mnist_rounds=5),
     "quick": dict(digits_epochs=3, digits_rounds=2, wide_rows=4_096, wide_rounds=2,
                   inference_rows=2_000, inference_rounds=2,
                   widths=(16, 256), sweep_epochs=1, sweep_rounds=2,
@@ -84,10 +95,12 @@ SETTINGS = {
                   latency_rounds=2, budget_s=0.01, settle_s=0.1, gemm_rounds=2,
                   threads_rows=4_096, threads_rounds=1,
                   scale_points=(10**4, 3 * 10**4, 10**5), scale_repeats=1,
-                  memmap_from=3 * 10**4),
+                  memmap_from=3 * 10**4, cnn_digits_epochs=2, cnn_digits_rounds=2,
+                  cnn_mnist_rows=512, cnn_mnist_rounds=2),
 }
 ROUND_KEYS = ("digits_rounds", "wide_rounds", "inference_rounds", "sweep_rounds",
-              "kernel_rounds", "latency_rounds", "threads_rounds")
+              "kernel_rounds", "latency_rounds", "threads_rounds", "cnn_digits_rounds",
+              "cnn_mnist_rounds")
 
 
 def parse_args(argv):
@@ -105,6 +118,11 @@ def parse_args(argv):
                              "default, as a user running it alone gets)")
     parser.add_argument("--threads-rows", type=int, default=None,
                         help="rows of the threads part's epoch (full default 60000)")
+    parser.add_argument("--python", action="append", default=[], metavar="SYSTEM=PATH",
+                        help="run SYSTEM's worker under the interpreter PATH, e.g. "
+                             "tf.keras=/opt/tf/bin/python (repeatable; default: this one, or "
+                             + ", ".join(f"${env} for {name}"
+                                         for name, env in INTERPRETER_ENV.items()) + ")")
     parser.add_argument("--output", type=pathlib.Path, default=None,
                         help="Markdown report (default benchmarks/RESULTS.md, "
                              "or RESULTS-quick.md with --quick)")
@@ -118,9 +136,34 @@ def parse_args(argv):
     if unknown:
         parser.error(f"unknown part(s) {sorted(unknown)}; choose from {list(TITLES)}")
     args.systems = [s.strip() for s in args.systems.split(",") if s.strip()]
+    args.pythons = interpreters(args.python, os.environ, parser.error)
     if args.output is None:
         args.output = HERE / ("RESULTS-quick.md" if args.quick else "RESULTS.md")
     return args
+
+
+def interpreters(options, environ, error):
+    """``{system: interpreter path}`` from ``--python`` options and ``INTERPRETER_ENV``."""
+    pythons = {name: environ[env] for name, env in INTERPRETER_ENV.items() if environ.get(env)}
+    for option in options:
+        name, sep, path = option.partition("=")
+        if not sep or not path or name not in ALL_SYSTEMS:
+            error(f"--python {option!r}: expected SYSTEM=PATH with SYSTEM one of "
+                  f"{list(ALL_SYSTEMS)}")
+        pythons[name] = path
+    # the workers start in this folder: a relative path names a file from where run.py was
+    # started (abspath keeps a venv's symlinked python as it is); a bare name is looked up
+    # on PATH as usual
+    return {name: os.path.abspath(path) if os.sep in path else path
+            for name, path in pythons.items()}
+
+
+def skip_hints(skipped, pythons):
+    """Add to a skipped system's reason how to run it under another interpreter."""
+    for name in skipped:
+        if name in INTERPRETER_ENV and name not in pythons:
+            skipped[name] += (f" (give an interpreter that has it: --python {name}=PATH or "
+                              f"{INTERPRETER_ENV[name]}=PATH)")
 
 
 def progress(message):
@@ -165,6 +208,10 @@ def run_part(key, pool, cfg, args, run_dir, limits, digits):
     if key == "threads":
         return bench_threads(pool, cfg["threads_rows"], cfg["threads_rounds"], 256, progress,
                              settle)
+    if key == "cnn":
+        return bench_cnn(pool.subset(*PART_SYSTEMS["cnn"]), digits["spec"], digits["train"],
+                         digits["test"], cfg["cnn_digits_epochs"], cfg["cnn_digits_rounds"],
+                         cfg["cnn_mnist_rows"], cfg["cnn_mnist_rounds"], progress, settle)
     if key == "scale":
         args.cache.mkdir(parents=True, exist_ok=True)
         return bench_scale(pool, args.cache / f"scale-784-{max(cfg['scale_points'])}",
@@ -200,7 +247,10 @@ def render(args, cfg, sections, target_lines, pool, machine_lines, limits, elaps
               "5 `np.matmul` of two 2048x2048 float32 matrices, NumPy's BLAS, default threads)"
               f"; copy bandwidth {limits['copy_gbps']:.3g} GB/s (`np.copyto`, 256 MiB, read + "
               "write)", "", "## Systems", ""]
-    lines += [f"- {name}: {worker.info['config']}" for name, worker in pool.workers.items()]
+    lines += [f"- {name}: {worker.info['config']}" + (
+        "" if worker.python == sys.executable else
+        f"; run by {worker.python} (Python {worker.info['python']}, NumPy "
+        f"{worker.info['numpy']})") for name, worker in pool.workers.items()]
     lines += [f"- {name}: **skipped**, {reason}" for name, reason in pool.skipped.items()]
     lines.append("")
     for title, body in sections:
@@ -222,7 +272,8 @@ def main(argv=None):
     loads = {"start": load.loadavg(), "busiest_start": load.busiest_processes()}
     needed = [s for s in ALL_SYSTEMS
               if s in args.systems and any(s in PART_SYSTEMS[p] for p in args.parts)]
-    pool = Pool(needed, args.threads, run_dir, progress)
+    pool = Pool(needed, args.threads, run_dir, progress, pythons=args.pythons)
+    skip_hints(pool.skipped, args.pythons)
     try:
         limits = pool.helper.call("machine_limits")
         progress(f"matmul {limits['ceiling_gflops']:.4g} GFLOP/s, copy "

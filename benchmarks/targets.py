@@ -97,6 +97,41 @@ def _threads(data, condition, op, threshold):
     return target
 
 
+def _cnn_digits(data, threshold=5.0):
+    """Issue 9: the digits CNN at least ``threshold`` times faster than PyTorch, same accuracy."""
+    target = Target("digits CNN: PyTorch time / fastnn time", ">=", threshold)
+    digits = (data or {}).get("digits")
+    if digits is None or not {"PyTorch", "fastnn"} <= set(digits["times"]):
+        target.note = "needs fastnn and PyTorch in the cnn part"
+        return target
+    target.description = (f"digits CNN, {digits['epochs']} epochs: PyTorch time / fastnn "
+                          "time")
+    summary = paired_ratios(digits["times"], "PyTorch", "fastnn")
+    target.value = summary.median
+    accuracy = {name: statistics.median(r["accuracy"] for r in digits["replies"][name])
+                for name in ("fastnn", "PyTorch")}
+    target.condition_met = abs(accuracy["fastnn"] - accuracy["PyTorch"]) <= ACCURACY_TOLERANCE
+    target.note = (f"{_range(summary)}; test accuracy {accuracy['fastnn']:.4f} vs "
+                   f"{accuracy['PyTorch']:.4f} "
+                   f"({'within' if target.condition_met else 'NOT within'} "
+                   f"{ACCURACY_TOLERANCE:g})")
+    return target
+
+
+def _cnn_mnist(data, threshold=1.2):
+    """Issue 9: one epoch of the MNIST-sized CNN in at most ``threshold`` x PyTorch's time."""
+    target = Target("MNIST-sized CNN, one epoch: fastnn time / PyTorch time", "<=", threshold)
+    mnist = (data or {}).get("mnist")
+    if mnist is None or not {"PyTorch", "fastnn"} <= set(mnist["times"]):
+        target.note = "needs fastnn and PyTorch in the cnn part"
+        return target
+    target.description = (f"MNIST-sized CNN, one epoch of {mnist['rows']} rows: fastnn time / "
+                          "PyTorch time")
+    summary = paired_ratios(mnist["times"], "fastnn", "PyTorch")
+    target.value, target.note = summary.median, _range(summary)
+    return target
+
+
 def evaluate_targets(data, quick=False):
     """The targets as ``report.Target`` objects, in the issue's order."""
     digits = data.get("digits")
@@ -109,7 +144,9 @@ def evaluate_targets(data, quick=False):
                         "one-row `model(x)`, float64 row"),
                _inference(data.get("inference")),
                _threads(data.get("threads"), "busy", "<=", 1.25),
-               _threads(data.get("threads"), "idle", "<=", 0.9)]
+               _threads(data.get("threads"), "idle", "<=", 0.9),
+               _cnn_digits(data.get("cnn")),
+               _cnn_mnist(data.get("cnn"))]
     if quick:
         for target in targets:
             target.note = "; ".join(filter(None, [target.note, "quick run"]))
@@ -127,4 +164,11 @@ def reported_lines(data):
                 lines.append(f"- **REPORT** digits, {digits['epochs']} epochs, whole fit: "
                              f"{other} time / fastnn time: {summary.median:.3g}× "
                              f"({_range(summary)})")
+    cnn = data.get("cnn") or {}
+    for key, label in (("digits", "digits CNN"), ("mnist", "MNIST-sized CNN")):
+        times = cnn.get(key, {}).get("times", {})
+        if "tf.keras" in times and "fastnn" in times:
+            summary = paired_ratios(times, "tf.keras", "fastnn")
+            lines.append(f"- **REPORT** {label}: tf.keras time / fastnn time: "
+                         f"{summary.median:.3g}× ({_range(summary)})")
     return lines

@@ -7,6 +7,7 @@ parent's only role is to say who runs when.
 """
 import gc
 import os
+import platform
 import time
 
 import load as loadmod
@@ -27,7 +28,14 @@ def load(system=None, threads=None):
             pass
     adapter = competitors.SYSTEMS[system](threads) if system is not None else None
     return adapter, {"pid": os.getpid(), "config": getattr(adapter, "config", "helper"),
-                     "version": getattr(adapter, "version", None)}
+                     "version": getattr(adapter, "version", None),
+                     "python": platform.python_version(), "numpy": _numpy_version()}
+
+
+def _numpy_version():
+    import numpy
+
+    return numpy.__version__
 
 
 def libraries(system):
@@ -75,7 +83,10 @@ def dataset(spec):
 
 
 def drop_data(system):
+    import cnn_models
+
     _DATA.clear()
+    cnn_models.drop_images()
     gc.collect()
 
 
@@ -99,6 +110,30 @@ def fit(system, data, sizes, epochs, batch_size, seed, settle_s=0.0, threads_det
         from competitors import accuracy
 
         result["accuracy"] = accuracy(system, X_test, y_test)
+    return result
+
+
+def cnn_fit(system, images, input_shape, layers, epochs, batch_size, seed, settle_s=0.0):
+    """Time one fit of the ``cnn_models`` network (a fresh model); return seconds and context.
+
+    The images are prepared (and, for a channels-first system, transposed) before the
+    clock starts; the test accuracy is measured after it stops, when there is a test set.
+    """
+    import cnn_models
+
+    layout = "NCHW" if system.name in cnn_models.CHANNELS_FIRST else "NHWC"
+    X, y, X_test, y_test = cnn_models.images(images, layout)
+    gc.collect()
+    time.sleep(settle_s)
+    with loadmod.JobLoad() as job:
+        start = time.perf_counter()
+        predict = cnn_models.fit(system, X, y, input_shape, layers, epochs, batch_size, seed)
+        seconds = time.perf_counter() - start
+    result = {"seconds": seconds, "load": job.as_dict()}
+    if X_test is not None:
+        import numpy as np
+
+        result["accuracy"] = float(np.mean(np.argmax(predict(X_test), axis=1) == y_test))
     return result
 
 

@@ -55,11 +55,15 @@ class Worker:
         Extra environment variables for the child.
     label : str, optional
         Name used in logs and reports (default: the system name).
+    python : str, optional
+        The interpreter to start (default: this one).  It needs NumPy and the system's
+        library, nothing else: TensorFlow, which pins its own NumPy, lives in a virtual
+        environment of its own.
     """
 
     _serial = itertools.count()
 
-    def __init__(self, system, threads, log_dir, env=None, label=None):
+    def __init__(self, system, threads, log_dir, env=None, label=None, python=None):
         self.system = system
         self.label = label or system or "helper"
         safe = "".join(c if c.isalnum() else "_" for c in self.label)
@@ -68,10 +72,16 @@ class Worker:
         if (HERE.parent / "fastnn" / "__init__.py").exists():  # a source checkout: time it
             child_env["PYTHONPATH"] = os.pathsep.join(
                 filter(None, [str(HERE.parent), child_env.get("PYTHONPATH")]))
-        command = [sys.executable, str(HERE / "worker.py")]
+        self.python = python or sys.executable
+        command = [self.python, str(HERE / "worker.py")]
         self._log = open(self.log_path, "wb")
-        self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                        stderr=self._log, env=child_env, cwd=HERE)
+        try:
+            self.process = subprocess.Popen(command, stdin=subprocess.PIPE,
+                                            stdout=subprocess.PIPE, stderr=self._log,
+                                            env=child_env, cwd=HERE)
+        except OSError as exc:  # e.g. a --python path that does not exist
+            self._log.close()
+            raise WorkerError(f"{self.label}: cannot start {self.python} ({exc})") from None
         self.pid = self.process.pid
         self.info = None
         try:
@@ -124,15 +134,19 @@ class Worker:
 
 
 class Pool:
-    """The workers of one run: one per system, started once, closed at the end."""
+    """The workers of one run: one per system, started once, closed at the end.
 
-    def __init__(self, systems, threads, log_dir, progress):
+    ``pythons`` maps a system to the interpreter its worker runs under (default: this one).
+    """
+
+    def __init__(self, systems, threads, log_dir, progress, pythons=None):
         self.workers, self.skipped = {}, {}
         self.threads, self.log_dir, self.progress = threads, log_dir, progress
         self.extra = []  # workers started for one part (threads, scale), closed with the pool
         for name in systems:
             try:
-                self.workers[name] = Worker(name, threads, log_dir)
+                self.workers[name] = Worker(name, threads, log_dir,
+                                            python=(pythons or {}).get(name))
                 progress(f"started {name} (pid {self.workers[name].pid})")
             except WorkerError as exc:
                 self.skipped[name] = str(exc).splitlines()[-1][:300]
