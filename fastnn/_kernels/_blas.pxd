@@ -110,9 +110,14 @@ cdef enum:
     # ~0.1 ms on one core): below it, waking a worker and re-packing the shared operand
     # per block cost more than the second core gives
     PARALLEL_MIN_WORK = 4194304
-    # tasks per thread: enough that a thread slowed by another process on its core
-    # takes fewer of them, few enough that the shared operand is not re-packed too often
-    TASKS_PER_THREAD = 4
+    # One block per thread.  Measured at the wide net's products (784-1024-1024-10, batch
+    # 256, 2 threads, OpenBLAS 0.3.30): 2 blocks ran in 14.5 ms per step against 16.0 for
+    # 4 and 16.5 for 8 blocks (single call: 25.4 ms).  Every extra block re-packs the
+    # shared operand and ends with a tail where one core idles; a worker whose core is busy
+    # elsewhere still cannot hold the caller up for long, because a block no worker has
+    # claimed by the time the caller is free is run by the caller, and csrc/fnn_pool.h
+    # backs off to the caller alone when the workers stop paying.
+    TASKS_PER_THREAD = 1
     BLOCK_ALIGN = 16     # block edges on multiples of the SGEMM kernels' unroll
 
 
