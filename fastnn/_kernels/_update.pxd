@@ -13,12 +13,16 @@ from fastnn._kernels._csrc cimport (fnn_adam_update_f32, fnn_adam_update_f64,
 from fastnn._kernels._omp cimport current_num_threads
 from fastnn._kernels._pool cimport pool_run
 
-# Buffers of at least _PARALLEL_MIN elements are cut into one piece per thread, run on
-# fastnn's pool (csrc/fnn_pool.h); below that a worker's wake-up costs more than it saves.
-# Pieces are whole multiples of _CHUNK elements (the last takes the rest).
+# Buffers of at least _PARALLEL_MIN elements are cut into _PIECES_PER_THREAD pieces per
+# thread, run on fastnn's pool (csrc/fnn_pool.h); below that a worker's wake-up costs more
+# than it saves.  Pieces are whole multiples of _CHUNK elements (the last takes the rest).
+# Several pieces per thread, unlike the GEMMs (no operand to re-pack here): the update is
+# memory-bound, and a worker slowed by another process's memory traffic or by its L2 holding
+# none of the buffers then takes fewer pieces instead of holding the caller up.
 cdef enum:
     _CHUNK = 4096
     _PARALLEL_MIN = 262144
+    _PIECES_PER_THREAD = 4
 
 # Optimizer kinds (fastnn._kernels.engine.OPTIMIZERS maps names to these codes).
 cdef enum:
@@ -152,7 +156,7 @@ cdef inline int run_update(UpdateJob* j, floating* w, bint threaded) noexcept no
     if j.n < _PARALLEL_MIN or threads < 2:
         _job_range(j, w, 0, j.n)
         return -1 if j.failed else 0
-    pieces = (j.n + threads - 1) // threads
+    pieces = (j.n + threads * _PIECES_PER_THREAD - 1) // (threads * _PIECES_PER_THREAD)
     j.piece = (pieces + _CHUNK - 1) // _CHUNK * _CHUNK
     pieces = (j.n + j.piece - 1) // j.piece
     if floating is float:
