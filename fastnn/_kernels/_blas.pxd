@@ -110,7 +110,7 @@ cdef enum:
     # per block cost more than the second core gives
     PARALLEL_MIN_WORK = 4194304
     # One block per thread.  Measured at the wide net's products (784-1024-1024-10, batch
-    # 256, 2 threads, OpenBLAS 0.3.30): 2 blocks ran in 14.5 ms per step against 16.0 for
+    # 256, 2 threads, OpenBLAS 0.3.34): 2 blocks ran in 14.5 ms per step against 16.0 for
     # 4 and 16.5 for 8 blocks (single call: 25.4 ms).  Every extra block re-packs the
     # shared operand and ends with a tail where one core idles; a worker whose core is busy
     # elsewhere still cannot hold the caller up for long, because a block no worker has
