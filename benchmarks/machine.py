@@ -43,17 +43,21 @@ def cpu_info():
 def blas_info(load_scipy=True):
     """One dict per BLAS/OpenMP library loaded in this process, from threadpoolctl.
 
-    Call it after every system has been imported, so that SciPy's own OpenBLAS (the one
-    fastnn calls through ``scipy.linalg.cython_blas``) and PyTorch's runtime are listed
-    next to NumPy's.  ``architecture`` is the kernel family OpenBLAS picked at load time,
-    which ``OPENBLAS_CORETYPE`` would have overridden.
+    Call it after every system has been imported, so that SciPy's own OpenBLAS, the one
+    fastnn calls (the scipy-openblas32 wheel's, or SciPy's: ``fastnn._kernels._blas_import``)
+    and PyTorch's runtime are listed next to NumPy's.  ``architecture`` is the kernel
+    family OpenBLAS picked at load time, which ``OPENBLAS_CORETYPE`` would have overridden.
     """
+    import sys
+
     try:
         from threadpoolctl import threadpool_info
     except ImportError:
         return []
     if load_scipy:
         import scipy.linalg  # noqa: F401 - loads SciPy's OpenBLAS so that it is listed
+    if "fastnn" in sys.modules:  # fastnn loads its BLAS at its first GEMM: load it now
+        sys.modules["fastnn"]._kernels.load_blas()
 
     keys = ("internal_api", "prefix", "version", "architecture", "threading_layer",
             "num_threads")

@@ -1,11 +1,12 @@
 /* BLAS gemm entry points, filled in at first use.
  *
- * The kernels call scipy's BLAS (scipy.linalg.cython_blas), but a `cimport` of that module
+ * The kernels call an OpenBLAS (the scipy-openblas32 wheel's, or scipy's through
+ * scipy.linalg.cython_blas: fastnn/_kernels/_blas_import.py), but a `cimport` of scipy's
  * would make importing any kernel module import scipy.linalg (~0.3 s) or require inserting
  * the extension into sys.modules by hand.  Instead each extension module that calls gemm
- * keeps these two pointers (static: one copy per module) and fills them from the capsules
- * in cython_blas.__pyx_capi__ the first time a kernel entry point needs them
- * (_blas.pxd: ensure_blas).  The signatures are scipy's (Fortran BLAS, by pointer).
+ * keeps these two pointers (static: one copy per module) and fills them the first time a
+ * kernel entry point needs them (_blas.pxd: ensure_blas).  The signatures are the Fortran
+ * BLAS ones (every argument by pointer, 32-bit integers).
  */
 #ifndef FNN_BLAS_H
 #define FNN_BLAS_H

@@ -21,6 +21,10 @@
  * child has none of the parent's threads).  Without pthreads (MSVC) everything runs
  * serially on the caller.
  *
+ * Every task runs in the caller's floating-point mode: a worker takes the caller's MXCSR
+ * control bits (flush-to-zero and denormals-are-zero included) for the job and restores
+ * its own after, so a task gives the same bits whichever thread runs it.
+ *
  * The pool is process-wide: this header is included by exactly one extension module
  * (fastnn/_kernels/_pool.pyx), which exports fnn_pool_run to the others.
  */
@@ -28,6 +32,8 @@
 #define FNN_POOL_H
 
 #include <stddef.h>
+
+#include "fnn_common.h"
 
 typedef void (*fnn_task_fn)(void *ctx, int task);
 
@@ -41,6 +47,7 @@ static void fnn_pool_run(int threads, int ntasks, fnn_task_fn fn, void *ctx) {
 }
 static int fnn_pool_workers(void) { return 0; }
 static int fnn_pool_has_threads(void) { return 0; }
+static void fnn_pool_reset_backoff(void) {}
 
 #else
 
@@ -54,6 +61,7 @@ typedef struct {
     int max_workers;  /* workers with a higher index do not join */
     int next;         /* next task to hand out (atomic) */
     int done;         /* tasks finished (under the lock) */
+    unsigned int fp_mode; /* the caller's floating-point mode, for the workers */
 } fnn_job;
 
 static struct {
@@ -105,7 +113,9 @@ static void *fnn_pool_worker(void *arg) {
         if (index >= job->max_workers) continue;
         fnn_pool.active++;
         pthread_mutex_unlock(&fnn_pool.lock);
+        unsigned int own_mode = fnn_fp_mode_swap(job->fp_mode);
         int ran = fnn_pool_drain(job);
+        fnn_denormals_restore(own_mode);
         pthread_mutex_lock(&fnn_pool.lock);
         job->done += ran;
         fnn_pool.active--;
@@ -168,7 +178,7 @@ static void fnn_pool_judge(double start, double own_end, double end, int own, in
 }
 
 static void fnn_pool_run(int threads, int ntasks, fnn_task_fn fn, void *ctx) {
-    fnn_job job = {fn, ctx, ntasks, threads - 1, 0, 0};
+    fnn_job job = {fn, ctx, ntasks, threads - 1, 0, 0, fnn_fp_mode_get()};
     int helpers;
     if (threads <= 1 || ntasks <= 1) goto serial;
     pthread_mutex_lock(&fnn_pool.lock);
@@ -208,6 +218,13 @@ static void fnn_pool_run(int threads, int ntasks, fnn_task_fn fn, void *ctx) {
     return;
 serial:
     for (int t = 0; t < ntasks; t++) fn(ctx, t);
+}
+
+/* Forget the back-off (tests that need the workers to take part). */
+static void fnn_pool_reset_backoff(void) {
+    pthread_mutex_lock(&fnn_pool.lock);
+    fnn_pool.skip = fnn_pool.backoff = 0;
+    pthread_mutex_unlock(&fnn_pool.lock);
 }
 
 static int fnn_pool_workers(void) {

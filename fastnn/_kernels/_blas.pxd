@@ -1,12 +1,12 @@
 # Row-major GEMM: the one place that knows BLAS is column-major and that chooses, by
-# shape, between BLAS (scipy.linalg.cython_blas) and the register-tiled kernel in
+# shape, between BLAS (_blas_import.py: scipy-openblas32's OpenBLAS, or scipy's) and the
+# register-tiled kernel in
 # csrc/fnn_gemm.h; inference asks for the row-exact kernel of csrc/fnn_gemm_rows.h.
 # Everything else calls gemm_rowmajor.
 #
 # BLAS is reached through function pointers filled at first use (csrc/fnn_blas.h), not a
 # cimport, so that `import fastnn` does not import scipy.linalg.  Every def entry point of
 # a module that can reach gemm_rowmajor calls ensure_blas() first (with the GIL).
-from cpython.pycapsule cimport PyCapsule_GetName, PyCapsule_GetPointer
 from cython cimport floating
 
 from fastnn._kernels._csrc cimport (fnn_gemm_rows_f32, fnn_gemm_rows_f64, fnn_gemm_small_f32,
@@ -29,12 +29,11 @@ cdef inline int ensure_blas() except -1:
     """Fill this module's gemm pointers on first use (a pointer test afterwards)."""
     if fnn_blas_ready():
         return 0
-    from fastnn._kernels._blas_import import gemm_capsules
-    s, d = gemm_capsules()
-    fnn_blas_set(PyCapsule_GetPointer(s, PyCapsule_GetName(s)),
-                 PyCapsule_GetPointer(d, PyCapsule_GetName(d)))
+    from fastnn._kernels._blas_import import blas_library, gemm_pointers
+    s, d = gemm_pointers()
+    fnn_blas_set(<void*><size_t>s, <void*><size_t>d)
     if not fnn_blas_ready():
-        raise ImportError("fastnn: could not take sgemm/dgemm from scipy.linalg.cython_blas")
+        raise ImportError(f"fastnn: could not take sgemm/dgemm from {blas_library()}")
     return 0
 
 
@@ -110,9 +109,14 @@ cdef enum:
     # ~0.1 ms on one core): below it, waking a worker and re-packing the shared operand
     # per block cost more than the second core gives
     PARALLEL_MIN_WORK = 4194304
-    # tasks per thread: enough that a thread slowed by another process on its core
-    # takes fewer of them, few enough that the shared operand is not re-packed too often
-    TASKS_PER_THREAD = 4
+    # One block per thread.  Measured at the wide net's products (784-1024-1024-10, batch
+    # 256, 2 threads, OpenBLAS 0.3.34): 2 blocks ran in 14.5 ms per step against 16.0 for
+    # 4 and 16.5 for 8 blocks (single call: 25.4 ms).  Every extra block re-packs the
+    # shared operand and ends with a tail where one core idles; a worker whose core is busy
+    # elsewhere still cannot hold the caller up for long, because a block no worker has
+    # claimed by the time the caller is free is run by the caller, and csrc/fnn_pool.h
+    # backs off to the caller alone when the workers stop paying.
+    TASKS_PER_THREAD = 1
     BLOCK_ALIGN = 16     # block edges on multiples of the SGEMM kernels' unroll
 
 

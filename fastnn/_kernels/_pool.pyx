@@ -12,6 +12,7 @@ cdef extern from "fnn_pool.h" nogil:
     void fnn_pool_run(int threads, int ntasks, fnn_task_fn fn, void* ctx)
     int fnn_pool_workers()
     int fnn_pool_has_threads()
+    void fnn_pool_reset_backoff()
     void fnn_blas_thread_functions(void* setter, void* getter)
     int fnn_blas_serial_enter()
     void fnn_blas_serial_exit()
@@ -53,3 +54,9 @@ def pool_workers():
 def pool_available():
     """True when the pool can run threads (built with pthreads)."""
     return bool(fnn_pool_has_threads())
+
+
+def reset_backoff():
+    """Let the workers take part in the next job even if the pool was backing off
+    (for tests that check what the workers do)."""
+    fnn_pool_reset_backoff()

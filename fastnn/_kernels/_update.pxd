@@ -1,24 +1,28 @@
 # Optimizer cores shared by optim.pyx and the training engine (see optim.pyx).
 from cython cimport floating
-from cython.parallel cimport prange
 from libc.math cimport sqrt, pow
 
 from fastnn._kernels._csrc cimport (fnn_adam_update_f32, fnn_adam_update_f64,
                                     fnn_adamw_update_f32, fnn_adamw_update_f64,
                                     fnn_clip_value_f32, fnn_clip_value_f64,
-                                    fnn_denormals_restore, fnn_fp_mode_get, fnn_fp_mode_swap,
                                     fnn_mul_div_f32, fnn_mul_div_f64,
                                     fnn_rmsprop_update_f32, fnn_rmsprop_update_f64,
                                     fnn_scale_f32, fnn_scale_f64,
                                     fnn_sgd_update_f32, fnn_sgd_update_f64,
                                     fnn_sumsq_f32, fnn_sumsq_f64)
 from fastnn._kernels._omp cimport current_num_threads
+from fastnn._kernels._pool cimport pool_run
 
-# Threads split the buffer into chunks of _CHUNK elements, and only buffers of at least
-# _PARALLEL_MIN elements are split: below that a thread wake-up costs more than it saves.
+# Buffers of at least _PARALLEL_MIN elements are cut into _PIECES_PER_THREAD pieces per
+# thread, run on fastnn's pool (csrc/fnn_pool.h); below that a worker's wake-up costs more
+# than it saves.  Pieces are whole multiples of _CHUNK elements (the last takes the rest).
+# Several pieces per thread, unlike the GEMMs (no operand to re-pack here): the update is
+# memory-bound, and a worker slowed by another process's memory traffic or by its L2 holding
+# none of the buffers then takes fewer pieces instead of holding the caller up.
 cdef enum:
-    _CHUNK = 65536
+    _CHUNK = 4096
     _PARALLEL_MIN = 262144
+    _PIECES_PER_THREAD = 4
 
 # Optimizer kinds (fastnn._kernels.engine.OPTIMIZERS maps names to these codes).
 cdef enum:
@@ -48,9 +52,24 @@ ctypedef struct OptState:
     const long long* segments    # CLIP_NORM: (offset, length) pairs, one per variable
 
 
-# A worker thread runs each chunk in the calling thread's floating-point mode (FTZ/DAZ
-# included) and then restores its own: every thread that touches the buffers computes
-# in the same, explicit mode, so results cannot depend on when the pool was created.
+# The update of a whole buffer as one job: serially on the caller, or in pieces on the
+# pool, whose workers take the caller's floating-point mode (FTZ/DAZ included) for the
+# job, so every element is computed alike whichever thread runs it.  Every element is
+# independent: results do not depend on the thread count.
+
+ctypedef struct UpdateJob:
+    int kind                     # OPT_*
+    bint failed                  # set by a piece that met an unknown kind
+    Py_ssize_t n, piece
+    void* w
+    const void* g
+    void* s1
+    void* s2
+    void* s3
+    double rate                  # Adam/AdamW: alpha (bias-corrected); SGD, RMSprop: lr
+    double beta_1, beta_2, epsilon, keep, momentum, rho
+    bint decay, nesterov, centered
+
 
 cdef inline void _adam_range(Py_ssize_t lo, Py_ssize_t hi, floating* w, const floating* g,
                              floating* m, floating* v, double alpha, double beta_1,
@@ -99,68 +118,92 @@ cdef inline void _rmsprop_range(Py_ssize_t lo, Py_ssize_t hi, floating* w, const
                                momentum, epsilon, centered, use_momentum)
 
 
-cdef inline void adam_core(Py_ssize_t n, floating* w, const floating* g, floating* m,
-                    floating* v, double lr, double beta_1, double beta_2,
-                    double epsilon, long long step, double weight_decay=0.0,
-                    bint threaded=True) noexcept nogil:
+cdef inline void _job_range(UpdateJob* j, floating* w, Py_ssize_t lo,
+                            Py_ssize_t hi) noexcept nogil:
+    """Elements [lo, hi) of the job's update."""
+    cdef const floating* g = <const floating*>j.g
+    if j.kind == OPT_ADAM or j.kind == OPT_ADAMW:
+        _adam_range(lo, hi, w, g, <floating*>j.s1, <floating*>j.s2, j.rate, j.beta_1,
+                    j.beta_2, j.epsilon, j.keep, j.decay)
+    elif j.kind == OPT_SGD:
+        _sgd_range(lo, hi, w, g, <floating*>j.s1, j.rate, j.momentum, j.nesterov)
+    elif j.kind == OPT_RMSPROP:
+        _rmsprop_range(lo, hi, w, g, <floating*>j.s1, <floating*>j.s2, <floating*>j.s3, j.rate,
+                       j.rho, j.momentum, j.epsilon, j.centered)
+    else:
+        j.failed = True
+
+
+cdef inline void _job_piece_f32(void* ctx, int t) noexcept nogil:
+    cdef UpdateJob* j = <UpdateJob*>ctx
+    cdef Py_ssize_t lo = t * j.piece
+    _job_range(j, <float*>j.w, lo, min(lo + j.piece, j.n))
+
+
+cdef inline void _job_piece_f64(void* ctx, int t) noexcept nogil:
+    cdef UpdateJob* j = <UpdateJob*>ctx
+    cdef Py_ssize_t lo = t * j.piece
+    _job_range(j, <double*>j.w, lo, min(lo + j.piece, j.n))
+
+
+cdef inline int run_update(UpdateJob* j, floating* w, bint threaded) noexcept nogil:
+    """Run the job over w[0 .. j.n): on the pool when threaded and the buffer is large,
+    else on this thread.  Returns 0, or -1 for an unknown kind (nothing updated)."""
+    cdef int threads = current_num_threads() if threaded else 1
+    cdef Py_ssize_t pieces
+    j.failed = False  # an unknown kind fails in every piece alike: nothing is updated
+    j.w = w
+    if j.n < _PARALLEL_MIN or threads < 2:
+        _job_range(j, w, 0, j.n)
+        return -1 if j.failed else 0
+    pieces = (j.n + threads * _PIECES_PER_THREAD - 1) // (threads * _PIECES_PER_THREAD)
+    j.piece = (pieces + _CHUNK - 1) // _CHUNK * _CHUNK
+    pieces = (j.n + j.piece - 1) // j.piece
+    if floating is float:
+        pool_run(threads, <int>pieces, _job_piece_f32, j)
+    else:
+        pool_run(threads, <int>pieces, _job_piece_f64, j)
+    return -1 if j.failed else 0
+
+
+cdef inline int adam_core(Py_ssize_t n, floating* w, const floating* g, floating* m,
+                          floating* v, double lr, double beta_1, double beta_2,
+                          double epsilon, long long step, double weight_decay=0.0,
+                          bint threaded=True) noexcept nogil:
     """One Adam step at 1-based `step`; alpha = lr sqrt(1 - b2^t) / (1 - b1^t).
 
     weight_decay > 0 makes it AdamW: w *= 1 - weight_decay * lr first (Keras).
-    threaded=False keeps the update on the calling thread (the training engine: see
-    engine.pyx, _train_batches).
+    threaded=False keeps the update on the calling thread.  Returns 0 (run_update's -1
+    for an unknown kind cannot happen: the kind is set here).
     """
-    cdef double alpha = lr * sqrt(1.0 - pow(beta_2, <double>step)) / (1.0 - pow(beta_1, <double>step))
-    cdef double keep = 1.0 - weight_decay * lr
-    cdef bint decay = weight_decay != 0
-    cdef Py_ssize_t c, lo, nchunks = (n + _CHUNK - 1) // _CHUNK
-    cdef int threads = current_num_threads() if threaded else 1
-    cdef unsigned int mode, old
-    if n < _PARALLEL_MIN or threads < 2:
-        _adam_range(0, n, w, g, m, v, alpha, beta_1, beta_2, epsilon, keep, decay)
-        return
-    mode = fnn_fp_mode_get()
-    for c in prange(nchunks, schedule="static", num_threads=threads):
-        old = fnn_fp_mode_swap(mode)
-        lo = c * _CHUNK
-        _adam_range(lo, min(lo + _CHUNK, n), w, g, m, v, alpha, beta_1, beta_2, epsilon,
-                    keep, decay)
-        fnn_denormals_restore(old)
+    cdef UpdateJob j
+    j.kind = OPT_ADAMW if weight_decay != 0 else OPT_ADAM
+    j.n, j.g, j.s1, j.s2 = n, g, m, v
+    j.rate = lr * sqrt(1.0 - pow(beta_2, <double>step)) / (1.0 - pow(beta_1, <double>step))
+    j.beta_1, j.beta_2, j.epsilon = beta_1, beta_2, epsilon
+    j.keep, j.decay = 1.0 - weight_decay * lr, weight_decay != 0
+    return run_update(&j, w, threaded)
 
 
-cdef inline void sgd_core(Py_ssize_t n, floating* w, const floating* g, floating* u, double lr,
-                   double momentum, bint nesterov, bint threaded=True) noexcept nogil:
-    """One SGD step (momentum 0: plain; else classical or Nesterov momentum)."""
-    cdef Py_ssize_t c, lo, nchunks = (n + _CHUNK - 1) // _CHUNK
-    cdef int threads = current_num_threads() if threaded else 1
-    cdef unsigned int mode, old
-    if n < _PARALLEL_MIN or threads < 2:
-        _sgd_range(0, n, w, g, u, lr, momentum, nesterov)
-        return
-    mode = fnn_fp_mode_get()
-    for c in prange(nchunks, schedule="static", num_threads=threads):
-        old = fnn_fp_mode_swap(mode)
-        lo = c * _CHUNK
-        _sgd_range(lo, min(lo + _CHUNK, n), w, g, u, lr, momentum, nesterov)
-        fnn_denormals_restore(old)
+cdef inline int sgd_core(Py_ssize_t n, floating* w, const floating* g, floating* u, double lr,
+                         double momentum, bint nesterov, bint threaded=True) noexcept nogil:
+    """One SGD step (momentum 0: plain; else classical or Nesterov momentum).  Returns 0
+    (see adam_core)."""
+    cdef UpdateJob j
+    j.kind, j.n, j.g, j.s1 = OPT_SGD, n, g, u
+    j.rate, j.momentum, j.nesterov = lr, momentum, nesterov
+    return run_update(&j, w, threaded)
 
 
-cdef inline void rmsprop_core(Py_ssize_t n, floating* w, const floating* g, floating* v,
-                              floating* u, floating* a, double lr, double rho, double momentum,
-                              double epsilon, bint centered, bint threaded=True) noexcept nogil:
-    """One RMSprop step; u is read only when momentum > 0, a only when centered."""
-    cdef Py_ssize_t c, lo, nchunks = (n + _CHUNK - 1) // _CHUNK
-    cdef int threads = current_num_threads() if threaded else 1
-    cdef unsigned int mode, old
-    if n < _PARALLEL_MIN or threads < 2:
-        _rmsprop_range(0, n, w, g, v, u, a, lr, rho, momentum, epsilon, centered)
-        return
-    mode = fnn_fp_mode_get()
-    for c in prange(nchunks, schedule="static", num_threads=threads):
-        old = fnn_fp_mode_swap(mode)
-        lo = c * _CHUNK
-        _rmsprop_range(lo, min(lo + _CHUNK, n), w, g, v, u, a, lr, rho, momentum, epsilon,
-                       centered)
-        fnn_denormals_restore(old)
+cdef inline int rmsprop_core(Py_ssize_t n, floating* w, const floating* g, floating* v,
+                             floating* u, floating* a, double lr, double rho, double momentum,
+                             double epsilon, bint centered, bint threaded=True) noexcept nogil:
+    """One RMSprop step; u is read only when momentum > 0, a only when centered.
+    Returns 0 (see adam_core)."""
+    cdef UpdateJob j
+    j.kind, j.n, j.g, j.s1, j.s2, j.s3 = OPT_RMSPROP, n, g, v, u, a
+    j.rate, j.rho, j.momentum, j.epsilon, j.centered = lr, rho, momentum, epsilon, centered
+    return run_update(&j, w, threaded)
 
 
 # ----------------------------------------------------------------------------- clipping
@@ -233,16 +276,15 @@ cdef inline int update_core(const OptState* opt, Py_ssize_t n, floating* w, floa
     if clip_core(opt, n, g) != 0:
         return -1
     if opt.kind == OPT_ADAM:
-        adam_core(n, w, g, <floating*>opt.s1, <floating*>opt.s2, lr, opt.beta_1, opt.beta_2,
-                  opt.epsilon, step, 0.0, threaded)
+        return adam_core(n, w, g, <floating*>opt.s1, <floating*>opt.s2, lr, opt.beta_1,
+                         opt.beta_2, opt.epsilon, step, 0.0, threaded)
     elif opt.kind == OPT_SGD:
-        sgd_core(n, w, g, <floating*>opt.s1, lr, opt.momentum, opt.nesterov, threaded)
+        return sgd_core(n, w, g, <floating*>opt.s1, lr, opt.momentum, opt.nesterov, threaded)
     elif opt.kind == OPT_RMSPROP:
-        rmsprop_core(n, w, g, <floating*>opt.s1, <floating*>opt.s2, <floating*>opt.s3, lr,
-                     opt.rho, opt.momentum, opt.epsilon, opt.centered, threaded)
+        return rmsprop_core(n, w, g, <floating*>opt.s1, <floating*>opt.s2, <floating*>opt.s3,
+                            lr, opt.rho, opt.momentum, opt.epsilon, opt.centered, threaded)
     elif opt.kind == OPT_ADAMW:
-        adam_core(n, w, g, <floating*>opt.s1, <floating*>opt.s2, lr, opt.beta_1, opt.beta_2,
-                  opt.epsilon, step, opt.weight_decay, threaded)
+        return adam_core(n, w, g, <floating*>opt.s1, <floating*>opt.s2, lr, opt.beta_1,
+                         opt.beta_2, opt.epsilon, step, opt.weight_decay, threaded)
     else:
         return -1
-    return 0

@@ -308,15 +308,13 @@ cdef void _train_batches(Net* net, Work* w, const floating* x, const floating* y
         if w.error:
             return
         step += 1
-        # The update runs on this thread, never in an OpenMP region.  After a region,
-        # libgomp's idle workers spin (~4.5 ms of CPU per region here, its default
-        # GOMP_SPINCOUNT) on the cores that OpenBLAS's threads need for the next batch's
-        # GEMMs: a 784-256-256-10 epoch ran 5-30x slower.  The threaded update saved
-        # 36 us per step at 300k parameters (115 -> 79 us), far less than that costs, and
-        # the spin policy can only be changed through the environment, which fastnn
-        # must not touch (OMP_WAIT_POLICY).  Measurements: issue 8, item 10.
+        # A large update runs on fastnn's pool (_update.pxd), whose workers sleep between
+        # jobs, never in an OpenMP region: libgomp's idle workers spin after a region
+        # (~4.5 ms of CPU here) on the cores the next batch's GEMMs need (issue 8, item
+        # 10).  On the pool with 2 threads, Adam over the 1.86M parameters of
+        # 784-1024-1024-10 takes 0.37 ms instead of 0.75 on this thread alone.
         if update_core(&net.opt, net.n_params, <floating*>net.params, <floating*>net.grads,
-                       lrs[b - first], step, False) != 0:
+                       lrs[b - first], step, True) != 0:
             # set_optimizer admits only known kinds; should one slip through, stop here
             w.error = ERR_OPTIMIZER
             return

@@ -2,26 +2,26 @@
 
 Contract: w, g and the state buffers are C-contiguous, of one dtype and one
 length; w and the state (or g, for clipping) are updated in place with the GIL
-released.  Large buffers are split into fixed chunks over OpenMP threads; every
-element is independent, so results do not depend on the thread count.
+released.  Large buffers are cut into one piece per thread, run on fastnn's pool
+(csrc/fnn_pool.h); every element is independent, so results do not depend on the
+thread count.
 
-Floating-point mode: each worker runs its chunks in the calling thread's mode
-(flush-to-zero and denormals-are-zero included) and restores its own after, so
+Floating-point mode: the pool's workers run their pieces in the calling thread's mode
+(flush-to-zero and denormals-are-zero included) and restore their own after, so
 1 and 2 threads give the same bits even where denormals occur.  The training
 engine sets flush-to-zero on the calling thread; these entry points do not.
 """
 from cython cimport floating
-from cython.parallel cimport prange, threadid
 
-from fastnn._kernels._csrc cimport (fnn_denormals_off, fnn_denormals_restore, fnn_fp_mode_get,
-                                    fnn_fp_mode_swap)
+from fastnn._kernels._csrc cimport fnn_denormals_off, fnn_denormals_restore, fnn_fp_mode_get
 from fastnn._kernels._omp cimport current_num_threads
+from fastnn._kernels._pool cimport pool_run
 from fastnn._kernels._update cimport (_CHUNK, _PARALLEL_MIN, adam_core, clip_global_norm_core,
                                       clip_norm_core, clip_value_core, rmsprop_core, sgd_core)
 
 import numpy as np
 
-#: Buffers of at least PARALLEL_MIN elements are split over threads in CHUNK-element pieces.
+#: Buffers of at least PARALLEL_MIN elements are split over threads, in pieces of whole CHUNKs.
 PARALLEL_MIN = _PARALLEL_MIN
 CHUNK = _CHUNK
 
@@ -138,29 +138,77 @@ def clip_by_value(floating[::1] g not None, double clipvalue):
         clip_value_core(g.shape[0], &g[0], clipvalue)
 
 
+cdef extern from *:
+    """
+    #include <time.h>
+    #if defined(_WIN32)  /* the pool is serial there: every piece runs on the caller */
+    static int fnn_probe_is_caller(void) { return 1; }
+    static void fnn_probe_mark_caller(void) {}
+    static int fnn_probe_load(int *p) { return *(volatile int *)p; }
+    static void fnn_probe_add(int *p) { *p += 1; }
+    #else
+    static int fnn_probe_load(int *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
+    static void fnn_probe_add(int *p) { __atomic_fetch_add(p, 1, __ATOMIC_RELAXED); }
+    #include <pthread.h>
+    static pthread_t fnn_probe_caller;
+    static void fnn_probe_mark_caller(void) { fnn_probe_caller = pthread_self(); }
+    static int fnn_probe_is_caller(void) { return pthread_equal(pthread_self(), fnn_probe_caller); }
+    #endif
+    static double fnn_probe_now(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+    }
+    """
+    void fnn_probe_mark_caller() nogil
+    int fnn_probe_is_caller() nogil
+    double fnn_probe_now() nogil
+    int fnn_probe_load(int* p) nogil
+    void fnn_probe_add(int* p) nogil
+
+
+ctypedef struct _Probe:
+    unsigned int* modes
+    int* tids
+    int begun[2]     # pieces begun so far on the caller, on a worker
+
+
+cdef void _probe_task(void* ctx, int t) noexcept nogil:
+    # record this piece's FTZ|DAZ bits and whether a worker runs it, then wait (up to
+    # 0.2 s) until the caller and a worker have each begun a piece, so that neither
+    # takes every piece before the other arrives
+    cdef _Probe* p = <_Probe*>ctx
+    cdef double until = fnn_probe_now() + 0.2
+    cdef int who = 0 if fnn_probe_is_caller() else 1
+    p.modes[t] = fnn_fp_mode_get() & 0x8040u
+    p.tids[t] = who
+    fnn_probe_add(&p.begun[who])
+    while (fnn_probe_load(&p.begun[0]) == 0 or fnn_probe_load(&p.begun[1]) == 0) and (
+            fnn_probe_now() < until):
+        pass
+
+
 def _thread_fp_modes(bint flush):
-    """Test probe: the FTZ|DAZ bits each chunk of an update-style parallel loop runs with.
+    """Test probe: the FTZ|DAZ bits each piece of an update-style pool job runs with.
 
     Sets flush-to-zero on the calling thread when `flush` (restored after), then runs
-    the same chunk loop as the update cores over 2 * threads chunks and returns
-    (modes, thread ids), one entry per chunk.
+    2 * threads pieces on the pool and returns (modes, thread ids: 0 the caller, 1 a
+    worker), one entry per piece.
     """
     cdef int threads = current_num_threads()
-    cdef Py_ssize_t c, nchunks = 2 * threads
+    cdef int nchunks = 2 * threads
     modes = np.zeros(nchunks, np.uint32)
     tids = np.zeros(nchunks, np.int32)
     cdef unsigned int[::1] mv = modes
     cdef int[::1] tv = tids
-    cdef unsigned int mode, old, caller = 0
+    cdef unsigned int caller = 0
+    cdef _Probe probe
+    probe.modes, probe.tids, probe.begun[0], probe.begun[1] = &mv[0], &tv[0], 0, 0
     with nogil:
+        fnn_probe_mark_caller()
         if flush:
             caller = fnn_denormals_off()
-        mode = fnn_fp_mode_get()
-        for c in prange(nchunks, schedule="static", num_threads=threads):
-            old = fnn_fp_mode_swap(mode)
-            mv[c] = fnn_fp_mode_get() & 0x8040u
-            tv[c] = threadid()
-            fnn_denormals_restore(old)
+        pool_run(threads, nchunks, _probe_task, &probe)
         if flush:
             fnn_denormals_restore(caller)
     return modes, tids
