@@ -81,7 +81,8 @@ from fastnn._kernels._blas cimport GEMM_AUTO, GEMM_ROWS, ensure_blas
 from fastnn._kernels._conv cimport (ConvGeom, conv_backward_core, conv_forward_core,
                                     conv_patch, conv_positions, maxpool_backward_core,
                                     maxpool_forward_core)
-from fastnn._kernels._csrc cimport fnn_denormals_off, fnn_denormals_restore, fnn_uniform
+from fastnn._kernels._csrc cimport (fnn_denormals_off, fnn_denormals_restore,
+                                    fnn_gather_rows_f32, fnn_gather_rows_f64, fnn_uniform)
 from fastnn._kernels._dense cimport (Penalty, dense_backward_core, dense_forward_core,
                                      penalty_value)
 from fastnn._kernels._loss cimport (LOSS_COUNT, LOSS_HUBER, LOSS_SPARSE_CCE,
@@ -399,9 +400,12 @@ cdef void _train_batches(Net* net, Work* w, const floating* x, const floating* y
     for b in range(first, first + count):
         start = b * batch_size
         bs = min(batch_size, n_rows - start)
+        if floating is float:  # the batch's rows of x (csrc/fnn_small.h)
+            fnn_gather_rows_f32(bs, n_in, order + start, x, xb)
+        else:
+            fnn_gather_rows_f64(bs, n_in, order + start, x, xb)
         for r in range(bs):
             src = order[start + r]
-            memcpy(xb + r * n_in, x + src * n_in, n_in * sizeof(floating))
             if y != NULL:
                 memcpy(yb + r * n_out, y + src * n_out, n_out * sizeof(floating))
             if labels != NULL:
