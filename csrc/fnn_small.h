@@ -407,6 +407,45 @@ static FNN_ATTR_AVX512 double fnn_sparse_xent_avx512(int n, int m, const float *
 }
 #endif
 
+/* Sparse categorical accuracy over (n, m) float32 scores, m <= 16: the number of rows
+ * whose first maximum is at the label, as _loss.pxd's _argmax finds it (a NaN is never
+ * the maximum, unless it is the row's first entry: then the argmax is 0). */
+#ifdef FNN_SMALL_X86
+static FNN_ATTR_AVX512 long fnn_sparse_hits_avx512(int n, int m, const float *z,
+                                                   const int *labels) {
+    __mmask16 mk = FNN_MK512(m);
+    const __m512 ninf = _mm512_set1_ps(-INFINITY);
+    long hits = 0;
+    for (int i = 0; i < n; i++) {
+        const float *row = z + (ptrdiff_t)i * m;
+        __m512 v = _mm512_maskz_loadu_ps(mk, row);
+        __mmask16 num = _mm512_mask_cmp_ps_mask(mk, v, v, _CMP_ORD_Q);
+        int best;
+        if (!(num & 1)) {
+            best = 0;
+        } else {
+            v = _mm512_mask_blend_ps(num, ninf, v);
+            float mx = _mm512_reduce_max_ps(v);
+            __mmask16 at = _mm512_mask_cmp_ps_mask(num, v, _mm512_set1_ps(mx), _CMP_EQ_OQ);
+            best = __builtin_ctz((unsigned)at);
+        }
+        hits += best == labels[i];
+    }
+    return hits;
+}
+#endif
+
+/* Returns the hit count, or -1 when m > 16 or the CPU has no AVX-512 (caller loops). */
+static FNN_MAYBE_UNUSED long fnn_small_sparse_hits_f32(int n, int m, const float *z,
+                                                       const int *labels) {
+#ifdef FNN_SMALL_X86
+    if (m >= 1 && m <= 16 && fnn_small_isa() == FNN_ISA_AVX512)
+        return fnn_sparse_hits_avx512(n, m, z, labels);
+#endif
+    (void)n; (void)m; (void)z; (void)labels;
+    return -1;
+}
+
 /* Softmax cross-entropy from logits z (n, m) against integer labels, float32, m <= 16:
  * *total = sum_i w_i (log sum_j exp(z_ij - max_i) - (z_i,label - max_i)) and grad =
  * scale w_i (softmax - onehot), one masked vector per row.  fastnn/_kernels/_loss.pxd's

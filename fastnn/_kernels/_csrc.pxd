@@ -90,3 +90,4 @@ cdef extern from "fnn_small.h" nogil:
                              const float* x, float* out)
     void fnn_gather_rows_f64(fnn_index_t rows, fnn_index_t width, const long long* order,
                              const double* x, double* out)
+    long fnn_small_sparse_hits_f32(int n, int m, const float* z, const int* labels)

@@ -154,3 +154,24 @@ def test_dense_backward_bias_gradient_is_the_ordered_column_sum(isa, dtype, n, m
     for i in range(1, n):
         want = want + da[i]   # rows added in order, in the block's dtype
     np.testing.assert_array_equal(db, want)
+
+
+@pytest.mark.parametrize("n, m", [(1, 1), (32, 10), (33, 16), (7, 17), (9, 3)])
+def test_sparse_accuracy_matches_the_scalar_loop_with_ties_and_nan(isa, dtype, n, m):
+    """The vector path against the compiled loop (level 0); NumPy's argmax would take the
+    first NaN as the maximum, the compiled _argmax never does."""
+    rng = np.random.default_rng([n, m, 5])
+    z = rng.integers(-2, 3, (n, m)).astype(dtype)   # many ties: the first maximum counts
+    if m > 2:
+        z[0, 0] = np.nan          # a NaN first entry: argmax 0
+        z[-1, 1] = np.nan         # a NaN later on: never the maximum
+        z[n // 2, :] = -np.inf
+    labels = rng.integers(0, m, n).astype(np.int32)
+    code = kernels.METRICS["sparse_categorical_accuracy"]
+    got = kernels.metric_sum(code, z, None, labels, None, 0.5)
+    losses.small_isa(0)
+    scalar = kernels.metric_sum(code, z, None, labels, None, 0.5)
+    assert got == scalar
+    clean = np.nan_to_num(z, nan=-5.0)
+    assert (kernels.metric_sum(code, clean, None, labels, None, 0.5)
+            == reference.metric_sum(code, clean, None, labels, None, 0.5))
