@@ -373,36 +373,52 @@ static FNN_ATTR_AVX512 inline __attribute__((always_inline)) __m512 fnn_exp_nonp
     return _mm512_mask_blend_ps(under, y, _mm512_setzero_ps());
 }
 
+/* G rows from row i.  The rows are independent, but each is a ~60-operation chain (max,
+ * exp, sum); written G at a time, their operations sit side by side in the instruction
+ * stream and the CPU overlaps them (measured, 32x10: 0.51 us one row at a time, 0.32 with
+ * G = 8).  The loss terms and the products of the sums are taken in row order. */
+#define FNN_XENT_ROWS(G)                                                                   \
+    do {                                                                                   \
+        __m512 v[G], e[G];                                                                 \
+        float mx[G], s[G];                                                                 \
+        _Pragma("GCC unroll 8") for (int r = 0; r < G; r++) {                             \
+            v[r] = _mm512_maskz_loadu_ps(mk, z + (ptrdiff_t)(i + r) * m);                  \
+            mx[r] = _mm512_mask_reduce_max_ps(mk, v[r]);                                   \
+        }                                                                                  \
+        _Pragma("GCC unroll 8") for (int r = 0; r < G; r++)                               \
+            e[r] = fnn_exp_nonpos_v16(_mm512_sub_ps(v[r], _mm512_set1_ps(mx[r])));         \
+        _Pragma("GCC unroll 8") for (int r = 0; r < G; r++) {                             \
+            const float *row = z + (ptrdiff_t)(i + r) * m;                                 \
+            float w = sw ? sw[i + r] : 1.0f;                                               \
+            s[r] = _mm512_mask_reduce_add_ps(mk, e[r]);                                    \
+            if (sw) {                                                                      \
+                total += w * (logf(s[r]) - (row[labels[i + r]] - mx[r]));                  \
+            } else {                                                                       \
+                total -= row[labels[i + r]] - mx[r];                                       \
+                prod *= s[r];                                                              \
+                if (++since_log == 64) { /* 1 <= s <= 16: 16^64 < 1e300 */                 \
+                    total += log(prod);                                                    \
+                    prod = 1;                                                              \
+                    since_log = 0;                                                         \
+                }                                                                          \
+            }                                                                              \
+            /* the label's lane is corrected in the register: a scalar store into the      \
+             * vector just written would stall on store forwarding */                      \
+            __m512 g = _mm512_mul_ps(e[r], _mm512_set1_ps(w * scale / s[r]));              \
+            g = _mm512_mask_sub_ps(g, (__mmask16)(1u << labels[i + r]), g,                 \
+                                   _mm512_set1_ps(w * scale));                             \
+            _mm512_mask_storeu_ps(grad + (ptrdiff_t)(i + r) * m, mk, g);                   \
+        }                                                                                  \
+    } while (0)
+
 static FNN_ATTR_AVX512 double fnn_sparse_xent_avx512(int n, int m, const float *z,
                                                      const int *labels, const float *sw,
                                                      float scale, float *grad) {
     __mmask16 mk = FNN_MK512(m);
-    double total = 0, prod = 1;
-    for (int i = 0; i < n; i++) {
-        const float *row = z + (ptrdiff_t)i * m;
-        float w = sw ? sw[i] : 1.0f;
-        __m512 v = _mm512_maskz_loadu_ps(mk, row);
-        float mx = _mm512_mask_reduce_max_ps(mk, v);
-        __m512 e = fnn_exp_nonpos_v16(_mm512_sub_ps(v, _mm512_set1_ps(mx)));
-        float s = _mm512_mask_reduce_add_ps(mk, e);
-        if (sw) {
-            total += w * (logf(s) - (row[labels[i]] - mx));
-        } else {
-            /* 1 <= s <= m: the product of the sums in double, one log per 64 rows
-             * (m^64 < 1e300 for m <= 16) instead of one scalar logf per row */
-            total -= row[labels[i]] - mx;
-            prod *= s;
-            if ((i & 63) == 63) {
-                total += log(prod);
-                prod = 1;
-            }
-        }
-        /* the label's lane is corrected in the register: a scalar store into the vector
-         * just written would stall on store forwarding */
-        __m512 g = _mm512_mul_ps(e, _mm512_set1_ps(w * scale / s));
-        g = _mm512_mask_sub_ps(g, (__mmask16)(1u << labels[i]), g, _mm512_set1_ps(w * scale));
-        _mm512_mask_storeu_ps(grad + (ptrdiff_t)i * m, mk, g);
-    }
+    double total = 0, prod = 1; /* without weights: sum of logs = log of the product */
+    int since_log = 0, i = 0;
+    for (; i + 8 <= n; i += 8) FNN_XENT_ROWS(8);
+    for (; i < n; i++) FNN_XENT_ROWS(1);
     return prod == 1 ? total : total + log(prod);
 }
 #endif
