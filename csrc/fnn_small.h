@@ -129,18 +129,32 @@ static FNN_MAYBE_UNUSED int fnn_small_force_isa(int level) {
                             ADD, MAXZ)                                                        \
     }
 
-/* A whole product: column blocks of 2 vectors, row tiles of MR1 (one vector) or MR2 rows, the remaining
- * rows one at a time. */
+/* A whole product: column blocks of 2 vectors, row tiles of MR1 (one vector) or MR2 rows,
+ * then the remaining rows in tiles of 4, 2 and 1: a one-row tile waits on its FMA chain's
+ * latency (one accumulator a vector), so it is kept for the last row only. */
+#define FNN_SMALL_TILE_FNS(ISA, ATTR, NAME, MRC, NVC, V, VL, MASKT, LOADU, LOADM, STOREU,   \
+                           STOREM, FMA, SET1, ZERO, ADD, MAXZ)                               \
+    FNN_SMALL_TILE_FN(ISA, ATTR, NAME, MRC, NVC, V, VL, MASKT, LOADU, LOADM, STOREU, STOREM, \
+                      FMA, SET1, ZERO, ADD, MAXZ)
+#define FNN_SMALL_CALL(ISA, NAME)                                                            \
+    fnn_small_tile_##ISA##_##NAME(i0, j0, n, k, a, rsa, csa, b, accumulate, bias, relu, mlast, \
+                                  c, c2)
 #define FNN_SMALL_DEFINE(ISA, ATTR, V, VL, MR1, MR2, MASKT, MKMASK, LOADU, LOADM, STOREU,    \
                          STOREM, FMA, SET1, ZERO, ADD, MAXZ)                                  \
-    FNN_SMALL_TILE_FN(ISA, ATTR, rows1, MR1, 1, V, VL, MASKT, LOADU, LOADM, STOREU, STOREM, FMA,   \
-                      SET1, ZERO, ADD, MAXZ)                                                  \
-    FNN_SMALL_TILE_FN(ISA, ATTR, rows2, MR2, 2, V, VL, MASKT, LOADU, LOADM, STOREU, STOREM, FMA,   \
-                      SET1, ZERO, ADD, MAXZ)                                                  \
-    FNN_SMALL_TILE_FN(ISA, ATTR, one1, 1, 1, V, VL, MASKT, LOADU, LOADM, STOREU, STOREM, FMA,       \
-                      SET1, ZERO, ADD, MAXZ)                                                  \
-    FNN_SMALL_TILE_FN(ISA, ATTR, one2, 1, 2, V, VL, MASKT, LOADU, LOADM, STOREU, STOREM, FMA,       \
-                      SET1, ZERO, ADD, MAXZ)                                                  \
+    FNN_SMALL_TILE_FNS(ISA, ATTR, rows1, MR1, 1, V, VL, MASKT, LOADU, LOADM, STOREU, STOREM,  \
+                       FMA, SET1, ZERO, ADD, MAXZ)                                            \
+    FNN_SMALL_TILE_FNS(ISA, ATTR, four1, 4, 1, V, VL, MASKT, LOADU, LOADM, STOREU, STOREM,    \
+                       FMA, SET1, ZERO, ADD, MAXZ)                                            \
+    FNN_SMALL_TILE_FNS(ISA, ATTR, two1, 2, 1, V, VL, MASKT, LOADU, LOADM, STOREU, STOREM,     \
+                       FMA, SET1, ZERO, ADD, MAXZ)                                            \
+    FNN_SMALL_TILE_FNS(ISA, ATTR, one1, 1, 1, V, VL, MASKT, LOADU, LOADM, STOREU, STOREM,     \
+                       FMA, SET1, ZERO, ADD, MAXZ)                                            \
+    FNN_SMALL_TILE_FNS(ISA, ATTR, rows2, MR2, 2, V, VL, MASKT, LOADU, LOADM, STOREU, STOREM,  \
+                       FMA, SET1, ZERO, ADD, MAXZ)                                            \
+    FNN_SMALL_TILE_FNS(ISA, ATTR, two2, 2, 2, V, VL, MASKT, LOADU, LOADM, STOREU, STOREM,     \
+                       FMA, SET1, ZERO, ADD, MAXZ)                                            \
+    FNN_SMALL_TILE_FNS(ISA, ATTR, one2, 1, 2, V, VL, MASKT, LOADU, LOADM, STOREU, STOREM,     \
+                       FMA, SET1, ZERO, ADD, MAXZ)                                            \
     static ATTR FNN_MAYBE_UNUSED void fnn_small_run_##ISA(                                    \
         int m, int n, int k, const float *a, ptrdiff_t rsa, ptrdiff_t csa, const float *b,   \
         int accumulate, const float *bias, int relu, float *c, float *c2) {                   \
@@ -150,19 +164,14 @@ static FNN_MAYBE_UNUSED int fnn_small_force_isa(int level) {
             MASKT mlast = MKMASK(w - (nv - 1) * VL);                                          \
             int i0 = 0;                                                                       \
             if (nv == 1) {                                                                    \
-                for (; i0 + MR1 <= m; i0 += MR1)                                              \
-                    fnn_small_tile_##ISA##_rows1(i0, j0, n, k, a, rsa, csa, b,         \
-                                                       accumulate, bias, relu, mlast, c, c2); \
-                for (; i0 < m; i0++)                                                          \
-                    fnn_small_tile_##ISA##_one1(i0, j0, n, k, a, rsa, csa, b, accumulate,      \
-                                               bias, relu, mlast, c, c2);                     \
+                for (; i0 + MR1 <= m; i0 += MR1) FNN_SMALL_CALL(ISA, rows1);                  \
+                for (; i0 + 4 <= m; i0 += 4) FNN_SMALL_CALL(ISA, four1);                      \
+                for (; i0 + 2 <= m; i0 += 2) FNN_SMALL_CALL(ISA, two1);                       \
+                for (; i0 < m; i0++) FNN_SMALL_CALL(ISA, one1);                               \
             } else {                                                                          \
-                for (; i0 + MR2 <= m; i0 += MR2)                                              \
-                    fnn_small_tile_##ISA##_rows2(i0, j0, n, k, a, rsa, csa, b,         \
-                                                       accumulate, bias, relu, mlast, c, c2); \
-                for (; i0 < m; i0++)                                                          \
-                    fnn_small_tile_##ISA##_one2(i0, j0, n, k, a, rsa, csa, b, accumulate,      \
-                                               bias, relu, mlast, c, c2);                     \
+                for (; i0 + MR2 <= m; i0 += MR2) FNN_SMALL_CALL(ISA, rows2);                  \
+                for (; i0 + 2 <= m; i0 += 2) FNN_SMALL_CALL(ISA, two2);                       \
+                for (; i0 < m; i0++) FNN_SMALL_CALL(ISA, one2);                               \
             }                                                                                 \
         }                                                                                     \
     }
