@@ -1,11 +1,14 @@
 /* Small-GEMM shapes of a mini-batch step: OpenBLAS (the one SciPy ships, the one fastnn
- * calls) against the register-tiled kernel in csrc/fnn_gemm.h, timed in C so that no
- * Python call overhead hides sub-microsecond differences.  Built and run by bench_gemm.py. */
+ * calls) against the register-tiled kernel in csrc/fnn_gemm.h and, in float32, the FMA
+ * kernel of csrc/fnn_small.h (-1 where this CPU has no FMA or B^T does not fit), timed in
+ * C so that no Python call overhead hides sub-microsecond differences.  Built and run by
+ * bench_gemm.py. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
 
 #include "fnn_gemm.h"
+#include "fnn_small.h"
 
 void scipy_sgemm_(const char *, const char *, const int *, const int *, const int *,
                   const float *, const float *, const int *, const float *, const int *,
@@ -13,6 +16,17 @@ void scipy_sgemm_(const char *, const char *, const int *, const int *, const in
 void scipy_dgemm_(const char *, const char *, const int *, const int *, const int *,
                   const double *, const double *, const int *, const double *, const int *,
                   const double *, double *, const int *);
+
+/* csrc/fnn_small.h has float32 kernels only */
+static int small_float(int ta, int tb, int m, int n, int k, const float *a, const float *b,
+                       float *c) {
+    return fnn_small_gemm_f32(ta, tb, m, n, k, a, b, 0, c);
+}
+static int small_double(int ta, int tb, int m, int n, int k, const double *a, const double *b,
+                        double *c) {
+    (void)ta; (void)tb; (void)m; (void)n; (void)k; (void)a; (void)b; (void)c;
+    return 0;
+}
 
 static double now(void) {
     struct timespec t;
@@ -38,7 +52,8 @@ BLAS_ROWMAJOR(double, scipy_dgemm_)
         for (int i = 0; i < m * k; i++) a[i] = (T)(rand() / (double)RAND_MAX - 0.5);      \
         for (int i = 0; i < n * k; i++) b[i] = (T)(rand() / (double)RAND_MAX - 0.5);      \
         long reps = 2000000L / ((long)m * n * k / 64 + 1) + 10;                           \
-        double best_blas = 1e9, best_tiled = 1e9;                                         \
+        double best_blas = 1e9, best_tiled = 1e9, best_small = 1e9;                       \
+        int has_small = small_##T(ta, tb, m, n, k, a, b, c2);                             \
         for (int r = 0; r < rounds; r++) { /* interleaved, best of rounds */              \
             double t = now();                                                             \
             for (long i = 0; i < reps; i++) blas_##T(ta, tb, m, n, k, a, b, c1);          \
@@ -48,14 +63,21 @@ BLAS_ROWMAJOR(double, scipy_dgemm_)
             for (long i = 0; i < reps; i++) fnn_gemm_small_##SUF(ta, tb, m, n, k, a, b, 0, c2); \
             t = (now() - t) / reps;                                                       \
             if (t < best_tiled) best_tiled = t;                                           \
+            if (!has_small) continue;                                                     \
+            t = now();                                                                    \
+            for (long i = 0; i < reps; i++) small_##T(ta, tb, m, n, k, a, b, c2);         \
+            t = (now() - t) / reps;                                                       \
+            if (t < best_small) best_small = t;                                           \
         }                                                                                 \
+        fnn_gemm_small_##SUF(ta, tb, m, n, k, a, b, 0, c2);                               \
         double diff = 0;                                                                  \
         for (int i = 0; i < m * n; i++) {                                                 \
             double d = c1[i] > c2[i] ? c1[i] - c2[i] : c2[i] - c1[i];                     \
             if (d > diff) diff = d;                                                       \
         }                                                                                 \
-        printf("%s %c%c %d %d %d %.4f %.4f %.2e\n", #T, ta ? 'T' : 'N', tb ? 'T' : 'N', m, n, \
-               k, best_blas * 1e6, best_tiled * 1e6, diff);                               \
+        printf("%s %c%c %d %d %d %.4f %.4f %.4f %.2e\n", #T, ta ? 'T' : 'N', tb ? 'T' : 'N', m, \
+               n, k, best_blas * 1e6, best_tiled * 1e6, has_small ? best_small * 1e6 : -1.0, \
+               diff);                                                                     \
         free(a); free(b); free(c1); free(c2);                                             \
     }
 BENCH(float, f32)

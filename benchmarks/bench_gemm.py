@@ -1,7 +1,8 @@
-"""Small GEMMs: OpenBLAS against fastnn's register-tiled kernel, shape by shape.
+"""Small GEMMs: OpenBLAS against fastnn's register-tiled and FMA kernels, shape by shape.
 
 Compiles bench_gemm.c against the OpenBLAS that SciPy ships (the library fastnn's
-``cython_blas`` calls) and csrc/fnn_gemm.h, with fastnn's compiler flags, and prints a
+``cython_blas`` calls), csrc/fnn_gemm.h and csrc/fnn_small.h (float32, FMA, AVX-512 or
+AVX2 chosen at run time), with fastnn's compiler flags, and prints a
 table of microseconds per call (best of interleaved rounds, timed in C).  This is the
 measurement behind the shape rule in fastnn/_kernels/_blas.pxd.
 
@@ -17,7 +18,7 @@ import tempfile
 
 HERE = pathlib.Path(__file__).resolve().parent
 CSRC = HERE.parent / "csrc"
-FLAGS = ["-O3", "-fno-math-errno", "-fno-trapping-math", "-ffp-contract=off"]
+FLAGS = ["-O3", "-fno-math-errno", "-fno-trapping-math", "-ffp-contract=off", "-lm"]
 
 
 def scipy_openblas():
@@ -32,7 +33,8 @@ def scipy_openblas():
 
 
 def run(rounds=7):
-    """Compile and run; return rows (dtype, op, m, n, k, blas_us, tiled_us, max_diff)."""
+    """Compile and run; return rows (dtype, op, m, n, k, blas_us, tiled_us, small_us,
+    max_diff); small_us is None where the FMA kernel does not run (float64, no FMA)."""
     lib = scipy_openblas()
     with tempfile.TemporaryDirectory() as tmp:
         exe = os.path.join(tmp, "bench_gemm")
@@ -45,17 +47,21 @@ def run(rounds=7):
                              env=env).stdout
     rows = []
     for line in out.splitlines():
-        dtype, op, m, n, k, blas, tiled, diff = line.split()
-        rows.append((dtype, op, int(m), int(n), int(k), float(blas), float(tiled), float(diff)))
+        dtype, op, m, n, k, blas, tiled, small, diff = line.split()
+        rows.append((dtype, op, int(m), int(n), int(k), float(blas), float(tiled),
+                     None if float(small) < 0 else float(small), float(diff)))
     return rows
 
 
 def table(rows):
     lines = ["| dtype | op(A) op(B) | m x n x k | OpenBLAS µs | tiled µs | BLAS time / tiled time "
-             "| max abs diff |", "|---|---|---|---|---|---|---|"]
-    for dtype, op, m, n, k, blas, tiled, diff in rows:
+             "| FMA kernel µs | BLAS time / FMA time | max abs diff (tiled) |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for dtype, op, m, n, k, blas, tiled, small, diff in rows:
+        fma = "-" if small is None else f"{small:.3f} | {blas / small:.2f}×"
         lines.append(f"| {dtype} | {op} | {m}x{n}x{k} | {blas:.3f} | {tiled:.3f} | "
-                     f"{blas / tiled:.2f}× | {diff:.1e} |")
+                     f"{blas / tiled:.2f}× | {fma if small is not None else '- | -'} | "
+                     f"{diff:.1e} |")
     return "\n".join(lines)
 
 

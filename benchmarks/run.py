@@ -70,7 +70,7 @@ TITLES = {
     "kernels": "4. Kernels: fastnn._kernels against fastnn._kernels.reference (NumPy)",
     "latency": "5. Predict latency, digits network",
     "sweep": "6. Speed-up over NumPy against hidden width",
-    "gemm": "7. Small GEMMs: OpenBLAS against fastnn's tiled kernel (timed in C)",
+    "gemm": "7. Small GEMMs: OpenBLAS against fastnn's tiled and FMA kernels (timed in C)",
     "threads": "8. Threads under load (784-512-512-10, one epoch)",
     "scale": "9. Scale: one epoch of 784-256-256-10 on 1e4 to 1e6 rows",
     "cnn": "10. Convolutional networks: the digits CNN and an MNIST-sized CNN",

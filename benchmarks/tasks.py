@@ -241,8 +241,10 @@ def gemm(system, rounds):
         rows = bench_gemm.run(rounds)
     except (OSError, SystemExit, subprocess.CalledProcessError) as exc:
         return [f"Skipped: could not build or run bench_gemm.c ({exc})."], None
-    return ["One thread, best of interleaved rounds; fastnn sends a product to the tiled "
-            "kernel where it wins here (C = A B^T up to ~16k multiply-adds).", "",
+    return ["One thread, best of interleaved rounds; fastnn sends a float32 product to the "
+            "FMA kernel (csrc/fnn_small.h) up to 16k multiply-adds (64k for C = A B^T and for "
+            "the training forward pass, which also adds the bias and applies ReLU there), and "
+            "a small float64 C = A B^T to the tiled kernel.", "",
             bench_gemm.table(rows)], rows
 
 

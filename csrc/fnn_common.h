@@ -26,7 +26,10 @@ typedef ptrdiff_t fnn_index_t;
  * compiled for AVX-512, AVX2 and the baseline, and the dynamic loader picks the best one
  * for the CPU (a GNU ifunc).  Elsewhere it is compiled once for the baseline.  The build
  * uses -ffp-contract=off, so every clone rounds exactly like the baseline: the results do
- * not depend on the CPU. */
+ * not depend on the CPU.  The one exception is csrc/fnn_small.h: its float32 training
+ * GEMMs use FMA on purpose (explicit intrinsics, its own run-time choice), so those
+ * products have the same bits on every CPU with FMA (AVX2 or AVX-512) and other last bits
+ * where the CPU has none and BLAS or the tile computes them. */
 #if defined(__x86_64__) && defined(__linux__) && defined(__GNUC__) && !defined(__clang__) \
     && __GNUC__ >= 8 && !defined(FNN_NO_CLONES)
 #define FNN_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))

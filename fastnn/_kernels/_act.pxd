@@ -3,8 +3,8 @@
 # Inline so that the kernels in dense.pyx and the training engine share one body.
 from cython cimport floating
 from libc.math cimport NAN, tanh, tanhf, fabs
-from fastnn._kernels._csrc cimport (fnn_exp_nonpos_f32, fnn_exp_nonpos_f64,
-                                    fnn_sigmoid_f32, fnn_sigmoid_f64)
+from fastnn._kernels._csrc cimport (fnn_exp_nonpos_f32, fnn_exp_nonpos_f64, fnn_relu_grad_f32,
+                                    fnn_relu_grad_f64, fnn_sigmoid_f32, fnn_sigmoid_f64)
 
 cdef enum:
     ACT_LINEAR = 0
@@ -122,8 +122,11 @@ cdef inline void activation_grad(Py_ssize_t n, Py_ssize_t m, const floating* z,
     if act == ACT_LINEAR:
         return
     elif act == ACT_RELU:
-        for j in range(size):
-            g[j] = g[j] if z[j] > 0 else 0
+        # the same loop in C, vectorised at the CPU's width (FNN_CLONES)
+        if floating is float:
+            fnn_relu_grad_f32(size, z, g)
+        else:
+            fnn_relu_grad_f64(size, z, g)
     elif act == ACT_SIGMOID:
         for j in range(size):
             g[j] = g[j] * (a[j] * (1 - a[j]))

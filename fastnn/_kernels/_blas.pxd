@@ -1,7 +1,7 @@
 # Row-major GEMM: the one place that knows BLAS is column-major and that chooses, by
-# shape, between BLAS (_blas_import.py: scipy-openblas32's OpenBLAS, or scipy's) and the
-# register-tiled kernel in
-# csrc/fnn_gemm.h; inference asks for the row-exact kernel of csrc/fnn_gemm_rows.h.
+# shape, between BLAS (_blas_import.py: scipy-openblas32's OpenBLAS, or scipy's), the FMA
+# kernels of csrc/fnn_small.h (float32) and the register-tiled kernel in csrc/fnn_gemm.h;
+# inference asks for the row-exact kernel of csrc/fnn_gemm_rows.h.
 # Everything else calls gemm_rowmajor.
 #
 # BLAS is reached through function pointers filled at first use (csrc/fnn_blas.h), not a
@@ -9,8 +9,9 @@
 # a module that can reach gemm_rowmajor calls ensure_blas() first (with the GIL).
 from cython cimport floating
 
-from fastnn._kernels._csrc cimport (fnn_gemm_rows_f32, fnn_gemm_rows_f64, fnn_gemm_small_f32,
-                                    fnn_gemm_small_f64, fnn_gemm_small_ok)
+from fastnn._kernels._csrc cimport (FNN_SMALL_MAX_BT, fnn_gemm_rows_f32, fnn_gemm_rows_f64,
+                                    fnn_gemm_small_f32, fnn_gemm_small_f64, fnn_gemm_small_ok,
+                                    fnn_small_gemm_f32)
 from fastnn._kernels._omp cimport current_num_threads
 from fastnn._kernels._pool cimport blas_serial_enter, blas_serial_exit, pool_run
 
@@ -42,6 +43,18 @@ cdef enum:
     GEMM_BLAS = 1
     GEMM_TILED = 2
     GEMM_ROWS = 3       # row-exact: a row's result never depends on the other rows
+    GEMM_SMALL = 4      # the float32 FMA kernels of csrc/fnn_small.h (tests, benchmarks)
+    # use_small's bounds (multiply-adds), from benchmarks/bench_gemm.py on this project's
+    # AVX-512 machine, single thread, against SciPy's OpenBLAS 0.3.30 (SkylakeX kernels):
+    # C = A B and A^T B: 0.16 vs 0.18 us at 32x15 @ 15x10, 0.26 vs 0.27 at 32x25 @ 25x15,
+    # but 1.26 vs 1.22 at 32x64 @ 64x25 and 5-10% slower from there up;
+    # C = A B^T: 0.41 vs 0.65 us at 32x15 @ 15x25, 0.16 vs 0.42 at 32x10 @ 10x15, still
+    # ahead at 256x64 @ 64x25 (10.7 vs 12.2), behind at 32x64 @ 64x64 (4.1 vs 4.0).
+    SMALL_MAX_WORK = 16384
+    SMALL_MAX_WORK_NT = 65536
+    # the forward pass also folds the bias and ReLU into the product (one pass less), which
+    # makes it the faster one up to the digits net's first layer (32x64 @ 64x25)
+    SMALL_MAX_WORK_DENSE = 65536
 
 
 cdef inline bint use_tiled(bint float32, bint trans_a, bint trans_b, int m, int n,
@@ -58,6 +71,15 @@ cdef inline bint use_tiled(bint float32, bint trans_a, bint trans_b, int m, int 
     return n < 16 and work <= 8192
 
 
+cdef inline bint use_small(bint trans_b, int m, int n, int k) noexcept nogil:
+    """The float32 shape rule for csrc/fnn_small.h (see SMALL_MAX_WORK); the kernel itself
+    declines when the CPU has no FMA."""
+    cdef long work = <long>m * n * k
+    if trans_b:
+        return work <= SMALL_MAX_WORK_NT and <long>n * k <= FNN_SMALL_MAX_BT
+    return work <= SMALL_MAX_WORK
+
+
 cdef inline void gemm_rowmajor(bint trans_a, bint trans_b, int m, int n, int k,
                                floating alpha, const floating* a, const floating* b,
                                floating beta, floating* c, int method) noexcept nogil:
@@ -68,7 +90,8 @@ cdef inline void gemm_rowmajor(bint trans_a, bint trans_b, int m, int n, int k,
     beta in {0, 1} (all fastnn needs); `method` forces a path for tests and benchmarks.
     GEMM_ROWS (inference) takes neither transpose, alpha = 1 and beta = 0; each element is
     then summed in index order whatever m is (csrc/fnn_gemm_rows.h), so that a row gives
-    the same bits alone or inside any batch.
+    the same bits alone or inside any batch.  GEMM_AUTO sends small float32 products to
+    csrc/fnn_small.h (FMA: other last bits than BLAS or the tile), GEMM_SMALL forces it.
     """
     if method == GEMM_ROWS and not trans_a and not trans_b and alpha == 1 and beta == 0:
         if floating is float:
@@ -76,7 +99,12 @@ cdef inline void gemm_rowmajor(bint trans_a, bint trans_b, int m, int n, int k,
         else:
             fnn_gemm_rows_f64(m, n, k, a, b, c)
         return
-    if method != GEMM_BLAS and alpha == 1 and (beta == 0 or beta == 1) and (
+    if floating is float:
+        if (alpha == 1 and (beta == 0 or beta == 1)
+                and (method == GEMM_SMALL or method == GEMM_AUTO and use_small(trans_b, m, n, k))
+                and fnn_small_gemm_f32(trans_a, trans_b, m, n, k, a, b, beta == 1, c)):
+            return
+    if method != GEMM_BLAS and method != GEMM_SMALL and alpha == 1 and (beta == 0 or beta == 1) and (
             method == GEMM_TILED and fnn_gemm_small_ok(m, n, k)
             or method == GEMM_AUTO and use_tiled(floating is float, trans_a, trans_b, m, n, k)):
         if floating is float:

@@ -66,3 +66,28 @@ cdef extern from "fnn_gemm_rows.h" nogil:
                            const float* b, float* c)
     void fnn_gemm_rows_f64(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const double* a,
                            const double* b, double* c)
+
+
+cdef extern from "fnn_small.h" nogil:
+    enum:
+        FNN_ISA_NONE
+        FNN_ISA_AVX2
+        FNN_ISA_AVX512
+        FNN_SMALL_MAX_BT
+    int fnn_small_isa()
+    int fnn_small_force_isa(int level)
+    int fnn_small_gemm_f32(int trans_a, int trans_b, int m, int n, int k, const float* a,
+                           const float* b, int accumulate, float* c)
+    int fnn_small_dense_f32(int m, int n, int k, const float* x, const float* w,
+                            const float* bias, int relu, float* z, float* act)
+    void fnn_relu_grad_f32(fnn_index_t size, const float* z, float* g)
+    void fnn_relu_grad_f64(fnn_index_t size, const double* z, double* g)
+    void fnn_column_sums_f32(fnn_index_t n, fnn_index_t m, const float* g, float* out)
+    void fnn_column_sums_f64(fnn_index_t n, fnn_index_t m, const double* g, double* out)
+    int fnn_small_sparse_xent_f32(int n, int m, const float* z, const int* labels,
+                                  const float* sw, float scale, float* grad, double* total)
+    void fnn_gather_rows_f32(fnn_index_t rows, fnn_index_t width, const long long* order,
+                             const float* x, float* out)
+    void fnn_gather_rows_f64(fnn_index_t rows, fnn_index_t width, const long long* order,
+                             const double* x, double* out)
+    long fnn_small_sparse_hits_f32(int n, int m, const float* z, const int* labels)

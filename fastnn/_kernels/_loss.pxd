@@ -14,6 +14,7 @@
 from cython cimport floating
 from libc.math cimport NAN, fabs, log, log1p, log1pf, logf
 from fastnn._kernels._act cimport _exp_nonpos, _sigmoid, _sign
+from fastnn._kernels._csrc cimport fnn_small_sparse_hits_f32, fnn_small_sparse_xent_f32
 
 cdef enum:
     LOSS_SPARSE_SOFTMAX_XENT = 0  # logits, integer labels
@@ -238,7 +239,13 @@ cdef inline double loss_block(int kind, Py_ssize_t n, Py_ssize_t m, const floati
                               const floating* y, const int* labels, const floating* sw,
                               floating param, floating scale, floating* grad) noexcept nogil:
     """Dispatch on the loss kind; see the module comment for the contract."""
+    cdef double total
     if kind == LOSS_SPARSE_SOFTMAX_XENT:
+        # float32 rows of at most 16 classes: one AVX-512 vector a row (csrc/fnn_small.h)
+        if floating is float:
+            if (n <= 0x7FFFFFFF and fnn_small_sparse_xent_f32(<int>n, <int>m, pred, labels, sw,
+                                                             scale, grad, &total)):
+                return total
         return _softmax_xent(n, m, pred, NULL, labels, sw, scale, grad)
     elif kind == LOSS_SOFTMAX_XENT:
         return _softmax_xent(n, m, pred, y, NULL, sw, scale, grad)
@@ -272,6 +279,13 @@ cdef inline double metric_block(int kind, Py_ssize_t n, Py_ssize_t m, const floa
     cdef Py_ssize_t i, j
     cdef floating w, d, hit
     cdef double row, total = 0
+    cdef long hits
+    if floating is float:
+        # unweighted float32 rows of at most 16 classes: one AVX-512 vector a row
+        if kind == METRIC_SPARSE_CATEGORICAL_ACCURACY and sw == NULL and n <= 0x7FFFFFFF:
+            hits = fnn_small_sparse_hits_f32(<int>n, <int>m, pred, labels)
+            if hits >= 0:
+                return <double>hits
     for i in range(n):
         w = sw[i] if sw != NULL else 1
         row = 0

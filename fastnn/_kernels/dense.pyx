@@ -15,12 +15,23 @@ from libc.string cimport memcpy
 
 from fastnn._kernels._act cimport (ACT_COUNT, ACT_LINEAR, ACT_RELU, ACT_SIGMOID, ACT_TANH,
                                    ACT_LEAKY_RELU, ACT_SWISH, ACT_SOFTMAX, activation_block)
-from fastnn._kernels._blas cimport (GEMM_AUTO, GEMM_BLAS, GEMM_ROWS, GEMM_TILED, ensure_blas,
-                                    gemm_rowmajor)
+from fastnn._kernels._blas cimport (GEMM_AUTO, GEMM_BLAS, GEMM_ROWS, GEMM_SMALL, GEMM_TILED,
+                                    ensure_blas, gemm_rowmajor)
+from fastnn._kernels._csrc cimport fnn_small_force_isa, fnn_small_isa
 from fastnn._kernels._dense cimport (Penalty, blas_dims_fit, dense_backward_core,
                                      dense_forward_core)
 
-GEMM_METHODS = {"auto": GEMM_AUTO, "blas": GEMM_BLAS, "tiled": GEMM_TILED, "rows": GEMM_ROWS}
+GEMM_METHODS = {"auto": GEMM_AUTO, "blas": GEMM_BLAS, "tiled": GEMM_TILED, "rows": GEMM_ROWS,
+                "small": GEMM_SMALL}
+
+
+def small_isa(level=None):
+    """The instruction set of csrc/fnn_small.h's float32 kernels in this module: 0 (none:
+    BLAS and the tile instead), 1 (AVX2 + FMA) or 2 (AVX-512).  ``level`` caps it (tests run
+    the AVX2 body on an AVX-512 CPU); -1 restores detection."""
+    if level is not None:
+        fnn_small_force_isa(level)
+    return fnn_small_isa()
 
 ACTIVATIONS = {"linear": ACT_LINEAR, "relu": ACT_RELU, "sigmoid": ACT_SIGMOID,
                "tanh": ACT_TANH, "leaky_relu": ACT_LEAKY_RELU, "swish": ACT_SWISH,
@@ -137,6 +148,9 @@ def matmul(const floating[:, ::1] a not None, const floating[:, ::1] b not None,
     "rows" is the row-exact inference kernel: no transposes, beta 0, and every element
     summed as ``c = 0; c = c + a[i, p] * b[p, j]`` for p ascending (bit-exact to the twin).
 
+    "small" is csrc/fnn_small.h's float32 FMA kernel (BLAS where the CPU lacks FMA, and
+    for float64), beta in {0, 1}.
+
     "tiled" needs op(b) at least 8 columns wide, b of at most 4096 elements and beta in
     {0, 1} (the accumulation the backward pass uses for dW + 2 l2 W).  With beta = 0,
     c_out is only written (NaN in it does not propagate), as BLAS specifies.
@@ -155,8 +169,8 @@ def matmul(const floating[:, ::1] a not None, const floating[:, ::1] b not None,
     _check_blas_dims("matmul", m, n, k)
     if code == GEMM_TILED and not (n >= 8 and n * k <= 4096):
         raise ValueError("matmul: the tiled kernel needs n >= 8 and n * k <= 4096")
-    if code == GEMM_TILED and beta != 0 and beta != 1:
-        raise ValueError("matmul: the tiled kernel needs beta 0 or 1")
+    if (code == GEMM_TILED or code == GEMM_SMALL) and beta != 0 and beta != 1:
+        raise ValueError(f"matmul: the {method} kernel needs beta 0 or 1")
     if code == GEMM_ROWS and (trans_a or trans_b or beta != 0):
         raise ValueError("matmul: the row-exact kernel takes no transposes and beta 0")
     ensure_blas()

@@ -85,7 +85,8 @@ cdef extern from "numpy/arrayobject.h":
 
 from fastnn._kernels._act cimport ACT_COUNT, ACT_LINEAR
 from fastnn._kernels._blas cimport ensure_blas
-from fastnn._kernels._csrc cimport fnn_denormals_off, fnn_denormals_restore
+from fastnn._kernels._csrc cimport (fnn_denormals_off, fnn_denormals_restore,
+                                    fnn_gather_rows_f32, fnn_gather_rows_f64)
 from fastnn._kernels._dense cimport penalty_value
 from fastnn._kernels._kinds cimport layer_backward, layer_forward, layer_needs, layer_read
 from fastnn._kernels._layer cimport (LAYER_ACTIVATION, LAYER_CONV, LAYER_COUNT, LAYER_DENSE,
@@ -283,9 +284,12 @@ cdef void _train_batches(Net* net, Work* w, const floating* x, const floating* y
     for b in range(first, first + count):
         start = b * batch_size
         bs = min(batch_size, n_rows - start)
+        if floating is float:  # the batch's rows of x (csrc/fnn_small.h)
+            fnn_gather_rows_f32(bs, n_in, order + start, x, xb)
+        else:
+            fnn_gather_rows_f64(bs, n_in, order + start, x, xb)
         for r in range(bs):
             src = order[start + r]
-            memcpy(xb + r * n_in, x + src * n_in, n_in * sizeof(floating))
             if y != NULL:
                 memcpy(yb + r * n_out, y + src * n_out, n_out * sizeof(floating))
             if labels != NULL:

@@ -15,6 +15,8 @@ of +-1e4 give finite, exact results.
 from cython cimport floating
 from libc.math cimport isfinite
 
+from fastnn._kernels._csrc cimport fnn_small_force_isa, fnn_small_isa
+
 from fastnn._kernels._loss cimport (LOSS_BCE, LOSS_CCE, LOSS_COUNT, LOSS_HUBER, LOSS_MAE,
                                     LOSS_MSE, LOSS_SIGMOID_BCE, LOSS_SOFTMAX_XENT,
                                     LOSS_SPARSE_CCE,
@@ -30,6 +32,14 @@ METRICS = {"binary_accuracy": METRIC_BINARY_ACCURACY,
            "sparse_categorical_accuracy": METRIC_SPARSE_CATEGORICAL_ACCURACY,
            "categorical_accuracy": METRIC_CATEGORICAL_ACCURACY,
            "mse": METRIC_MSE, "mae": METRIC_MAE}
+
+
+def small_isa(level=None):
+    """As fastnn._kernels.dense.small_isa, for this module's copy of csrc/fnn_small.h (the
+    AVX-512 sparse softmax cross-entropy runs at level 2 only)."""
+    if level is not None:
+        fnn_small_force_isa(level)
+    return fnn_small_isa()
 
 
 def _loss_call(int kind, const floating[:, ::1] pred not None, const floating[:, ::1] y,
