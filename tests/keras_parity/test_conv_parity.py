@@ -35,17 +35,26 @@ PAIRS = {
 
 
 def _twins(stack, input_shape, dtype, rng):
-    """fastnn and Keras Sequentials of `stack` ((class name, args, kwargs) triples) with
-    Keras's initial kernels and small random biases in both."""
+    """fastnn and Keras Sequentials of `stack` ((class name, args, kwargs) triples) with the
+    same Glorot-uniform kernels and small biases in both, all drawn from `rng`: Keras's own
+    initial kernels are unseeded, and a draw that puts a ReLU or max-pool input within a
+    rounding of a tie would make a case fail now and then instead of always or never."""
     fast = fastnn.Sequential([fastnn.Input(shape=input_shape)]
                              + [PAIRS[c][0](*a, **k) for c, a, k in stack], dtype=dtype)
     kmodel = keras.Sequential([keras.Input(input_shape)]
                               + [PAIRS[c][1](*a, **k) for c, a, k in stack])
-    weights = [np.asarray(w, dtype=np.float64) for w in kmodel.get_weights()]
-    weights = [w if w.ndim > 1 else 0.1 * rng.standard_normal(w.shape) for w in weights]
+    shapes = [np.shape(w) for w in kmodel.get_weights()]
+    weights = [_glorot(s, rng) if len(s) > 1 else 0.1 * rng.standard_normal(s) for s in shapes]
     kmodel.set_weights([w.astype(dtype) for w in weights])
     fast.set_weights([w.astype(dtype) for w in weights])
     return fast, kmodel
+
+
+def _glorot(shape, rng):
+    """Keras's Glorot-uniform draw for a kernel of `shape` (receptive field x channels)."""
+    field = int(np.prod(shape[:-2]))
+    limit = np.sqrt(6.0 / (field * (shape[-2] + shape[-1])))
+    return rng.uniform(-limit, limit, shape)
 
 
 LAYER_CASES = {
