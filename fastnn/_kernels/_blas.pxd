@@ -9,8 +9,9 @@
 from cpython.pycapsule cimport PyCapsule_GetName, PyCapsule_GetPointer
 from cython cimport floating
 
-from fastnn._kernels._csrc cimport (fnn_gemm_rows_f32, fnn_gemm_rows_f64, fnn_gemm_small_f32,
-                                    fnn_gemm_small_f64, fnn_gemm_small_ok)
+from fastnn._kernels._csrc cimport (fnn_gemm_rows_run_f32, fnn_gemm_rows_run_f64,
+                                    fnn_gemm_small_f32, fnn_gemm_small_f64, fnn_gemm_small_ok,
+                                    fnn_rows_runner)
 from fastnn._kernels._omp cimport current_num_threads
 from fastnn._kernels._pool cimport blas_serial_enter, blas_serial_exit, pool_run
 
@@ -72,10 +73,14 @@ cdef inline void gemm_rowmajor(bint trans_a, bint trans_b, int m, int n, int k,
     the same bits alone or inside any batch.
     """
     if method == GEMM_ROWS and not trans_a and not trans_b and alpha == 1 and beta == 0:
+        # large products: packed B and row blocks on fastnn's pool (the same bits: the
+        # kernel decides by shape, csrc/fnn_gemm_rows_packed.h)
         if floating is float:
-            fnn_gemm_rows_f32(m, n, k, a, b, c)
+            fnn_gemm_rows_run_f32(m, n, k, a, b, c, current_num_threads(),
+                                  <fnn_rows_runner>pool_run)
         else:
-            fnn_gemm_rows_f64(m, n, k, a, b, c)
+            fnn_gemm_rows_run_f64(m, n, k, a, b, c, current_num_threads(),
+                                  <fnn_rows_runner>pool_run)
         return
     if method != GEMM_BLAS and alpha == 1 and (beta == 0 or beta == 1) and (
             method == GEMM_TILED and fnn_gemm_small_ok(m, n, k)
