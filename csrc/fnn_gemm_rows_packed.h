@@ -62,6 +62,9 @@ typedef void (*fnn_rows_runner)(int threads, int ntasks, fnn_rows_task_fn fn, vo
 #define FNN_RP_MIN_B_BYTES (1 << 20)
 #define FNN_ROWS_PARALLEL_MIN ((ptrdiff_t)1 << 22)
 #define FNN_ROWS_TASKS_PER_THREAD 4
+/* below this many multiply-adds neither applies (16 rows x 1 MB of float64 B is 2^21):
+ * callers go straight to fnn_gemm_rows_f32/_f64, which keeps one-row latency */
+#define FNN_ROWS_RUN_MIN ((ptrdiff_t)1 << 21)
 
 /* run(threads, ntasks, fn, ctx) when there is a runner and more than one thread, else
  * the tasks in order on the calling thread (the same tasks: the same bits). */
@@ -224,8 +227,8 @@ typedef struct {
         int threads, fnn_rows_runner run) {                                             \
         fnn_rows_split s;                                                               \
         if (m * n * k < FNN_ROWS_PARALLEL_MIN) threads = 1;                             \
-        if (FNN_ROWS_PACKED(SUF) && fnn_gemm_rows_fused() && m >= FNN_RP_MIN_ROWS        \
-            && n * k * (ptrdiff_t)sizeof(T) > FNN_RP_MIN_B_BYTES                        \
+        if (FNN_ROWS_PACKED(SUF) && m >= FNN_RP_MIN_ROWS                                \
+            && n * k * (ptrdiff_t)sizeof(T) > FNN_RP_MIN_B_BYTES && fnn_gemm_rows_fused() \
             && fnn_gemm_rows_packed_##SUF(m, n, k, a, b, c, threads, run))              \
             return;                                                                     \
         if (threads <= 1 || run == NULL) {                                              \

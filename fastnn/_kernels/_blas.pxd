@@ -9,7 +9,8 @@
 from cpython.pycapsule cimport PyCapsule_GetName, PyCapsule_GetPointer
 from cython cimport floating
 
-from fastnn._kernels._csrc cimport (fnn_gemm_rows_run_f32, fnn_gemm_rows_run_f64,
+from fastnn._kernels._csrc cimport (FNN_ROWS_RUN_MIN, fnn_gemm_rows_f32, fnn_gemm_rows_f64,
+                                    fnn_gemm_rows_run_f32, fnn_gemm_rows_run_f64,
                                     fnn_gemm_small_f32, fnn_gemm_small_f64, fnn_gemm_small_ok,
                                     fnn_rows_runner)
 from fastnn._kernels._omp cimport current_num_threads
@@ -73,9 +74,14 @@ cdef inline void gemm_rowmajor(bint trans_a, bint trans_b, int m, int n, int k,
     the same bits alone or inside any batch.
     """
     if method == GEMM_ROWS and not trans_a and not trans_b and alpha == 1 and beta == 0:
-        # large products: packed B and row blocks on fastnn's pool (the same bits: the
-        # kernel decides by shape, csrc/fnn_gemm_rows_packed.h)
-        if floating is float:
+        # small products (one-row latency): the tiles, directly; large ones: packed B and
+        # row blocks on fastnn's pool (the same bits: csrc/fnn_gemm_rows_packed.h)
+        if <Py_ssize_t>m * n * k < FNN_ROWS_RUN_MIN:
+            if floating is float:
+                fnn_gemm_rows_f32(m, n, k, a, b, c)
+            else:
+                fnn_gemm_rows_f64(m, n, k, a, b, c)
+        elif floating is float:
             fnn_gemm_rows_run_f32(m, n, k, a, b, c, current_num_threads(),
                                   <fnn_rows_runner>pool_run)
         else:
