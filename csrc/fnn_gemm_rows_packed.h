@@ -30,7 +30,8 @@
  *
  * Threads: the caller passes a runner with fnn_pool_run's signature (fastnn's pool); B is
  * packed by panel tasks, then C is computed by row-block tasks.  Which thread runs a task
- * never changes what it computes.
+ * never changes what it computes: every task runs in the caller's floating-point mode
+ * (FTZ/DAZ, rounding), not in whatever mode its worker was created with.
  */
 #ifndef FNN_GEMM_ROWS_PACKED_H
 #define FNN_GEMM_ROWS_PACKED_H
@@ -83,6 +84,7 @@ typedef struct {
     const void *a, *b;
     void *c;
     void *bp;  /* packed B: panels x k x (FNN_RP_NV * L) */
+    unsigned int mode;  /* the caller's floating-point mode, for every task */
 } fnn_rp_job;
 
 #if FNN_ROWS_AVX512
@@ -180,7 +182,9 @@ typedef struct {
         const T *a = (const T *)job->a;                                                 \
         const T *bp = (const T *)job->bp;                                               \
         T *c = (T *)job->c;                                                             \
+        const unsigned int old = fnn_fp_mode_swap(job->mode);                           \
         FNN_RP_ROWS(T, SUF)                                                             \
+        fnn_denormals_restore(old);                                                     \
     }                                                                                   \
     /* Packs B (panel tasks) and computes C (row-block tasks); 0 when B's buffer cannot \
      * be allocated (the caller then runs the unpacked tiles: the same bits). */        \
@@ -191,6 +195,7 @@ typedef struct {
         fnn_rp_job job;                                                                 \
         job.m = m; job.n = n; job.k = k; job.a = a; job.b = b; job.c = c;               \
         job.panels = (n + NR - 1) / NR;                                                 \
+        job.mode = fnn_fp_mode_get();                                                   \
         job.bp = malloc((size_t)(job.panels * k * NR) * sizeof(T));                     \
         if (job.bp == NULL) return 0;                                                   \
         fnn_rows_run(run, threads, (int)job.panels, fnn_rp_pack_task_##SUF, &job);      \
@@ -210,6 +215,7 @@ typedef struct {
     ptrdiff_t m, n, k, block;
     const void *a, *b;
     void *c;
+    unsigned int mode;  /* the caller's floating-point mode, for every task */
 } fnn_rows_split;
 
 #define FNN_DEFINE_ROWS_RUN(T, SUF)                                                     \
@@ -217,8 +223,10 @@ typedef struct {
         const fnn_rows_split *s = (const fnn_rows_split *)ctx;                          \
         const ptrdiff_t i0 = (ptrdiff_t)task * s->block;                                \
         const ptrdiff_t rows = s->m - i0 < s->block ? s->m - i0 : s->block;             \
+        const unsigned int old = fnn_fp_mode_swap(s->mode);                             \
         fnn_gemm_rows_##SUF(rows, s->n, s->k, (const T *)s->a + i0 * s->k,              \
                             (const T *)s->b, (T *)s->c + i0 * s->n);                    \
+        fnn_denormals_restore(old);                                                     \
     }                                                                                   \
     /* C[m, n] = A[m, k] B[k, n], row-exact (the bits of fnn_gemm_rows_##SUF), on up to \
      * `threads` threads of `run` (NULL: the calling thread alone). */                   \
@@ -236,6 +244,7 @@ typedef struct {
             return;                                                                     \
         }                                                                               \
         s.m = m; s.n = n; s.k = k; s.a = a; s.b = b; s.c = c;                           \
+        s.mode = fnn_fp_mode_get();                                                     \
         s.block = (m + threads * FNN_ROWS_TASKS_PER_THREAD - 1)                         \
                   / (threads * FNN_ROWS_TASKS_PER_THREAD);                              \
         s.block = (s.block + 3) / 4 * 4; /* whole 4-row tiles */                        \
