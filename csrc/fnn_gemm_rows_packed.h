@@ -132,8 +132,11 @@ typedef struct {
         const ptrdiff_t NR = FNN_RP_NV * L;                                             \
         T ap[FNN_RP_KC * FNN_RP_MR] __attribute__((aligned(64)));                       \
         T tile[FNN_RP_MR * FNN_RP_NV * 16] __attribute__((aligned(64)));                \
-        for (ptrdiff_t pc = 0; pc < k; pc += FNN_RP_KC) {                               \
-            const ptrdiff_t kc = k - pc < FNN_RP_KC ? k - pc : FNN_RP_KC;               \
+        /* K blocks of equal length (784: 4 x 196, not 3 x 256 + 16: a short block    \
+         * loads and stores C for few terms) */                                         \
+        const ptrdiff_t nkb = (k + FNN_RP_KC - 1) / FNN_RP_KC, kb = (k + nkb - 1) / nkb; \
+        for (ptrdiff_t pc = 0; pc < k; pc += kb) {                                      \
+            const ptrdiff_t kc = k - pc < kb ? k - pc : kb;                             \
             for (ptrdiff_t i0 = i_from; i0 < i_to; i0 += FNN_RP_MR) {                   \
                 const ptrdiff_t mr = i_to - i0 < FNN_RP_MR ? i_to - i0 : FNN_RP_MR;     \
                 for (ptrdiff_t r = 0; r < FNN_RP_MR; r++) {                             \
