@@ -5,19 +5,23 @@
  *
  *     c = 0;  for (p = 0; p < k; p++)  c = c + a[i][p] * b[p][j];
  *
- * a rounded product then a rounded sum, p ascending, whatever m is, wherever the row or
- * the column sits, and whichever tile below computes it.  That holds by construction:
+ * p ascending, each term added with ONE arithmetic chosen per machine -- an FMA (one
+ * rounding) where the CPU has AVX-512 and FMA, a rounded product then a rounded sum
+ * elsewhere (see FNN_ROWS_AVX512 below) -- whatever m is, wherever the row or the column
+ * sits, and whichever tile below (or the packed kernel of fnn_gemm_rows_packed.h)
+ * computes it.  That holds by construction:
  *   - each tile (4 rows x 2 vectors, 1 row x 1-8 vectors, narrower vectors, scalars) only
  *     chooses WHICH elements are computed side by side, never the order or the grouping
  *     of the terms of one element: one accumulator per element, p ascending, from 0;
  *   - a vector lane performs the IEEE operation of its scalar counterpart (GCC/Clang
- *     vector extensions are elementwise), and the last column strip, shifted back to
- *     overlap the previous one instead of padding, recomputes the shared columns to the
- *     same values;
- *   - the build passes -ffp-contract=off (setup.py), so no compiler may fuse a*b + c into
- *     an FMA in one tile and not in another, nor in the AVX-512 body and not the baseline, and
- *     without -ffast-math it may not reassociate; FLT_EVAL_METHOD 0 is required below, so
- *     scalar code carries no excess precision (x87) that vector lanes would lack.
+ *     vector extensions and the FMA intrinsics are elementwise), and the last column
+ *     strip, shifted back to overlap the previous one instead of padding, recomputes the
+ *     shared columns to the same values;
+ *   - the body of one machine uses one arithmetic in every tile: the AVX-512 body writes
+ *     every term as an explicit FMA (FNN_ROWS_FMA, scalars included), and the build passes
+ *     -ffp-contract=off (setup.py), so no compiler may fuse a*b + c in the baseline body,
+ *     and without -ffast-math it may not reassociate; FLT_EVAL_METHOD 0 is required below,
+ *     so scalar code carries no excess precision (x87) that vector lanes would lack.
  * BLAS promises no summation order, and OpenBLAS's varies with the row count: its x86_64
  * builds send an NN product with M*N*K <= 100^3 to the "small matrix" kernels
  * (interface/gemm.c, kernel/x86_64/sgemm_small_kernel_permit_skylakex.c) and larger ones
@@ -29,12 +33,14 @@
  * result depends only on the row itself and the caller's floating-point mode (rounding,
  * FTZ/DAZ).
  *
- * Speed (this project's AVX-512 machine, 1 thread, float32 1024-row blocks): 45-77
- * GFLOP/s against OpenBLAS's 60-104; 20-36 with the 16-byte baseline body.  Measured on
- * whole models against the BLAS build, interleaved: one-row model(x) equal or faster
- * (64-25-15-10: 0.74 -> 0.56 us); 10,000-row predict 5-8% slower for 64-25-15-10 and
- * 25-30% slower for 64-256-256-10 and 784-256-256-10 (e.g. 19 -> 25 ms in float32), the
- * price of the guarantee while BLAS runs single-threaded.
+ * Speed (this project's Zen 4 machine, 1 thread, float32, unfused as first written): 45-77
+ * GFLOP/s in 1024-row blocks against OpenBLAS's 60-104; 20-36 with the 16-byte baseline
+ * body.  Fused, these tiles run at 100-115 GFLOP/s while B stays in the L2 cache and
+ * 55-60 beyond it (1024 x 1024); large products therefore take the packed kernel of
+ * fnn_gemm_rows_packed.h (99-103 GFLOP/s, about a large sgemm's rate) and fastnn's
+ * threads.  The one-row latency is bound by the length of each element's chain of terms
+ * (an FMA's latency is 4 cycles on Zen 4, an add's 3): 64-25-15-10's model(x) went from
+ * 0.62 to 0.65 us with the FMA.
  */
 #ifndef FNN_GEMM_ROWS_H
 #define FNN_GEMM_ROWS_H

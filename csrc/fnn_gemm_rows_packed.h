@@ -5,10 +5,10 @@
  *
  *     c = 0;  for (p = 0; p < k; p++)  c = c + a[i][p] * b[p][j];
  *
- * a rounded product then a rounded sum (no FMA: the build passes -ffp-contract=off and the
- * micro-kernel writes a product and a sum), p ascending.  The blocking below only decides
- * where the partial sum waits between terms, never what is added to it or in which order:
- *   - K is cut into blocks of FNN_RP_KC terms; between blocks the element's partial sum is
+ * each term one FMA, exactly as in fnn_gemm_rows.h's AVX-512 body (this kernel exists only
+ * there: fnn_gemm_rows_fused()), p ascending.  The blocking below only decides where the
+ * partial sum waits between terms, never what is added to it or in which order:
+ *   - K is cut into blocks of at most FNN_RP_KC terms; between blocks the partial sum is
  *     stored in C and loaded back, which keeps its bits (a float is stored exactly), and
  *     the next block continues at the next p;
  *   - rows are cut into micro-tiles of FNN_RP_MR rows and blocks of whole micro-tiles (one
@@ -16,7 +16,7 @@
  *     elements are computed side by side.  Tiles at the edges are computed on zero-padded
  *     copies (the padding rows and columns are separate elements, discarded after).
  * So these results equal fnn_gemm_rows_f32/_f64's bit for bit, whichever path, thread
- * count, task split or instruction set runs (tests/kernels/test_matmul.py checks both
+ * count or task split runs (tests/kernels/test_matmul.py checks both
  * against the NumPy twin's defining sum), and a row gives the same bits alone or in any
  * batch.
  *
@@ -26,7 +26,9 @@
  * A under a micro-tile are interleaved ([p][r]) into a small L1-resident buffer; the K
  * blocks keep the slice of packed B in use (FNN_RP_KC x n) in the L2 cache; and 8 x 3
  * vectors of accumulators (24 of the 32 AVX-512 registers) give each loaded B vector 8
- * uses and each broadcast A value 3.
+ * uses and each broadcast A value 3.  (Unfused, a product and a sum, the same kernel ran
+ * at 77-79 GFLOP/s against 99-103 fused on this project's Zen 4 machine: the FMA is what
+ * brings it to a large sgemm's rate.)
  *
  * Threads: the caller passes a runner with fnn_pool_run's signature (fastnn's pool); B is
  * packed by panel tasks, then C is computed by row-block tasks.  Which thread runs a task
