@@ -15,6 +15,9 @@
  * When the workers do not pay (their cores are busy with other processes), the caller
  * backs off and runs the next jobs' tasks alone for a while (fnn_pool_judge).
  *
+ * Every task runs in the caller's floating-point mode (workers switch to it for the job),
+ * so which thread runs a task cannot change a flushed denormal either.
+ *
  * One job at a time: a caller that finds the pool busy (another Python thread training
  * at the same moment) runs its tasks itself, serially.  Workers are created at first
  * use and re-created lazily in a forked child (pthread_atfork resets the state: the
@@ -28,6 +31,7 @@
 #define FNN_POOL_H
 
 #include <stddef.h>
+#include "fnn_common.h"
 
 typedef void (*fnn_task_fn)(void *ctx, int task);
 
@@ -54,6 +58,7 @@ typedef struct {
     int max_workers;  /* workers with a higher index do not join */
     int next;         /* next task to hand out (atomic) */
     int done;         /* tasks finished (under the lock) */
+    unsigned int mode; /* the caller's floating-point mode (FTZ/DAZ, rounding) */
 } fnn_job;
 
 static struct {
@@ -105,7 +110,11 @@ static void *fnn_pool_worker(void *arg) {
         if (index >= job->max_workers) continue;
         fnn_pool.active++;
         pthread_mutex_unlock(&fnn_pool.lock);
+        /* the caller's mode, not the one this thread was created with: training flushes
+         * denormals, inference does not, and either may have started the workers */
+        unsigned int own_mode = fnn_fp_mode_swap(job->mode);
         int ran = fnn_pool_drain(job);
+        fnn_denormals_restore(own_mode);
         pthread_mutex_lock(&fnn_pool.lock);
         job->done += ran;
         fnn_pool.active--;
@@ -168,7 +177,7 @@ static void fnn_pool_judge(double start, double own_end, double end, int own, in
 }
 
 static void fnn_pool_run(int threads, int ntasks, fnn_task_fn fn, void *ctx) {
-    fnn_job job = {fn, ctx, ntasks, threads - 1, 0, 0};
+    fnn_job job = {fn, ctx, ntasks, threads - 1, 0, 0, fnn_fp_mode_get()};
     int helpers;
     if (threads <= 1 || ntasks <= 1) goto serial;
     pthread_mutex_lock(&fnn_pool.lock);
