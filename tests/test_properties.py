@@ -339,17 +339,20 @@ def test_predict_rows_are_bit_identical_whatever_the_batch(dtype, n_in, hidden, 
 
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_wide_predict_rows_are_bit_identical_whatever_the_batch_and_threads(dtype, threads):
+@pytest.mark.parametrize("act, out_act", [("relu", None), ("swish", "softmax")])
+def test_wide_predict_rows_are_bit_identical_whatever_the_batch_and_threads(dtype, threads,
+                                                                            act, out_act):
     """The wide layers' products take the packed kernel and fastnn's pool (from 16 rows,
-    csrc/fnn_gemm_rows_packed.h), the narrow ones and short batches the unpacked tiles:
+    csrc/fnn_gemm_rows_packed.h), the narrow ones and short batches the unpacked tiles,
+    and large batches' bias and activation passes run in row blocks on the pool too:
     a row's bits still do not depend on the batch, its position, the chunking (2100 rows:
     three chunks), or the thread count."""
     before = fastnn.get_num_threads()
     fastnn.set_num_threads(threads)
     try:
         fastnn.set_random_seed(7)
-        model = fastnn.Sequential([Dense(600, activation="relu"), Dense(530, activation="relu"),
-                                   Dense(7)], dtype=np.dtype(dtype).name)
+        model = fastnn.Sequential([Dense(600, activation=act), Dense(530, activation=act),
+                                   Dense(700, activation=out_act)], dtype=np.dtype(dtype).name)
         model.build(450)
         x = np.random.default_rng(3).standard_normal((2100, 450))
         full = model.predict(x.astype(dtype))
