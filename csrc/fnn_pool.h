@@ -32,7 +32,6 @@
 #define FNN_POOL_H
 
 #include <stddef.h>
-
 #include "fnn_common.h"
 
 typedef void (*fnn_task_fn)(void *ctx, int task);
@@ -61,7 +60,7 @@ typedef struct {
     int max_workers;  /* workers with a higher index do not join */
     int next;         /* next task to hand out (atomic) */
     int done;         /* tasks finished (under the lock) */
-    unsigned int fp_mode; /* the caller's floating-point mode, for the workers */
+    unsigned int fp_mode; /* the caller's floating-point mode (FTZ/DAZ, rounding) */
 } fnn_job;
 
 static struct {
@@ -113,6 +112,8 @@ static void *fnn_pool_worker(void *arg) {
         if (index >= job->max_workers) continue;
         fnn_pool.active++;
         pthread_mutex_unlock(&fnn_pool.lock);
+        /* the caller's mode, not the one this thread was created with: training flushes
+         * denormals, inference does not, and either may have started the workers */
         unsigned int own_mode = fnn_fp_mode_swap(job->fp_mode);
         int ran = fnn_pool_drain(job);
         fnn_denormals_restore(own_mode);

@@ -74,6 +74,39 @@ def test_threads_get_their_single_threaded_answers(dtype):
     assert failures == [], f"{len(failures)} of {N_THREADS * CALLS} calls differed"
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_threads_get_their_single_threaded_answers_from_wide_layers(dtype):
+    # wide layers: each predict splits its products over fastnn's pool (packed B, row
+    # blocks); a caller finding the pool busy with another thread's product runs its
+    # own tasks alone, which must neither deadlock nor change a bit
+    fastnn.set_random_seed(5)
+    model = fastnn.Sequential([Dense(600, "relu", input_dim=450), Dense(530, "relu"),
+                               Dense(7)], dtype=dtype)
+    x = np.random.default_rng(1).standard_normal((1100, 450)).astype(dtype)
+    sizes = (1, 17, 100, 257, 1100)
+    want = {n: model.predict(x[:n]).copy() for n in sizes}
+    failures, crashed = [], []
+
+    def worker(seed):
+        rng = np.random.default_rng(seed)
+        try:
+            for _ in range(12):
+                n = sizes[int(rng.integers(0, len(sizes)))]
+                if not np.array_equal(model.predict(x[:n]), want[n]):
+                    failures.append((seed, n))
+        except Exception as exc:  # pragma: no cover - reported below
+            crashed.append(repr(exc))
+
+    threads = [threading.Thread(target=worker, args=(s,)) for s in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not any(t.is_alive() for t in threads), "a predict thread hung"
+    assert crashed == []
+    assert failures == []
+
+
 class _Blocker(Callback):
     """Holds fit inside on_train_begin until released."""
 

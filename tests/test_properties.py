@@ -335,3 +335,37 @@ def test_predict_rows_are_bit_identical_whatever_the_batch(dtype, n_in, hidden, 
         np.testing.assert_array_equal(model(x[n:2 * n].astype(dtype)), full[n:2 * n])
     rows = np.concatenate([model(x[i:i + 1].astype(dtype)) for i in range(300)])
     np.testing.assert_array_equal(rows, full[:300])
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("act, out_act", [("relu", None), ("swish", "softmax")])
+def test_wide_predict_rows_are_bit_identical_whatever_the_batch_and_threads(dtype, threads,
+                                                                            act, out_act):
+    """The wide layers' products take the packed kernel and fastnn's pool (from 16 rows,
+    csrc/fnn_gemm_rows_packed.h), the narrow ones and short batches the unpacked tiles,
+    and large batches' bias and activation passes run in row blocks on the pool too:
+    a row's bits still do not depend on the batch, its position, the chunking (2100 rows:
+    three chunks), or the thread count."""
+    before = fastnn.get_num_threads()
+    fastnn.set_num_threads(threads)
+    try:
+        fastnn.set_random_seed(7)
+        model = fastnn.Sequential([Dense(600, activation=act), Dense(530, activation=act),
+                                   Dense(700, activation=out_act)], dtype=np.dtype(dtype).name)
+        model.build(450)
+        x = np.random.default_rng(3).standard_normal((2100, 450))
+        full = model.predict(x.astype(dtype))
+        np.testing.assert_array_equal(model.predict(x), full)   # float64 input, cast
+        for n in (1, 2, 15, 16, 17, 31, 64, 257, 1023, 1024, 1025):
+            np.testing.assert_array_equal(model.predict(x[:n].astype(dtype)), full[:n])
+            np.testing.assert_array_equal(model(x[n:2 * n].astype(dtype)), full[n:2 * n])
+        for i in (0, 1, 16, 1023, 1024, 2099):
+            np.testing.assert_array_equal(model(x[i:i + 1].astype(dtype)), full[i:i + 1])
+    finally:
+        fastnn.set_num_threads(before)
+    fastnn.set_num_threads(3 - threads)
+    try:
+        np.testing.assert_array_equal(model.predict(x.astype(dtype)), full)
+    finally:
+        fastnn.set_num_threads(before)

@@ -225,3 +225,24 @@ def test_pool_and_blas_control_report():
     assert isinstance(_pool.blas_thread_control(), bool)
     with pytest.raises(ValueError, match="both"):
         _pool.set_blas_thread_functions(1, 0)
+
+
+def test_pool_tasks_run_in_the_callers_floating_point_mode(run_python):
+    # The workers start in the mode of the call that started them (here: an inference-like
+    # call, denormals kept); a later training-like call flushing denormals must still see
+    # its tasks flush on every thread, or which thread ran a block would change its bits.
+    code = (
+        "from fastnn._kernels import _pool\n"
+        "if not _pool.pool_available():\n"
+        "    print('skip'); raise SystemExit\n"
+        "assert (_pool._pool_fp_modes(2, 8, False) == 0).all()\n"
+        "assert _pool.pool_workers() >= 1\n"
+        "bad = 0\n"
+        "for _ in range(5):\n"
+        "    bad += int((_pool._pool_fp_modes(2, 8, True) != 0x8040).sum())\n"
+        "    bad += int((_pool._pool_fp_modes(2, 8, False) != 0).sum())\n"
+        "print(bad)\n")
+    out = run_python(["-c", code], check=True, timeout=120).stdout.strip()
+    if out == "skip":
+        pytest.skip("no pthreads")
+    assert out == "0"

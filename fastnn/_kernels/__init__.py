@@ -9,6 +9,7 @@ from fastnn._kernels.conv import conv_backward, conv_forward, maxpool_backward, 
 from fastnn._kernels.dense import (
     ACTIVATIONS,
     GEMM_METHODS,
+    ROWS_FUSED,
     activation_forward,
     dense_backward,
     dense_forward,
@@ -49,8 +50,8 @@ KERNEL_NAMES = (
     "clip_by_norm", "clip_by_global_norm", "clip_by_value", "all_finite", "Engine",
 )
 
-__all__ = ["load_blas", "ACTIVATIONS", "GEMM_METHODS", "CHUNK", "PARALLEL_MIN", "LOSSES",
-           "METRICS", "LAYER_KINDS", "OPTIMIZERS", "KERNEL_NAMES", "openmp_available",
+__all__ = ["load_blas", "ACTIVATIONS", "GEMM_METHODS", "ROWS_FUSED", "CHUNK", "PARALLEL_MIN",
+           "LOSSES", "METRICS", "LAYER_KINDS", "OPTIMIZERS", "KERNEL_NAMES", "openmp_available",
            "set_num_threads", "get_num_threads", "matmul", "activation_forward", "dense_forward",
            "dense_backward", "conv_forward", "conv_backward", "maxpool_forward",
            "maxpool_backward", "sparse_softmax_xent", "softmax_xent", "sigmoid_bce", "sparse_cce",

@@ -9,8 +9,10 @@
 # a module that can reach gemm_rowmajor calls ensure_blas() first (with the GIL).
 from cython cimport floating
 
-from fastnn._kernels._csrc cimport (FNN_SMALL_MAX_BT, fnn_gemm_rows_f32, fnn_gemm_rows_f64,
-                                    fnn_gemm_small_f32, fnn_gemm_small_f64, fnn_gemm_small_ok,
+from fastnn._kernels._csrc cimport (FNN_ROWS_RUN_MIN, FNN_SMALL_MAX_BT, fnn_gemm_rows_f32,
+                                    fnn_gemm_rows_f64, fnn_gemm_rows_run_f32,
+                                    fnn_gemm_rows_run_f64, fnn_gemm_small_f32,
+                                    fnn_gemm_small_f64, fnn_gemm_small_ok, fnn_rows_runner,
                                     fnn_small_gemm_f32)
 from fastnn._kernels._omp cimport current_num_threads
 from fastnn._kernels._pool cimport blas_serial_enter, blas_serial_exit, pool_run
@@ -94,10 +96,19 @@ cdef inline void gemm_rowmajor(bint trans_a, bint trans_b, int m, int n, int k,
     csrc/fnn_small.h (FMA: other last bits than BLAS or the tile), GEMM_SMALL forces it.
     """
     if method == GEMM_ROWS and not trans_a and not trans_b and alpha == 1 and beta == 0:
-        if floating is float:
-            fnn_gemm_rows_f32(m, n, k, a, b, c)
+        # small products (one-row latency): the tiles, directly; large ones: packed B and
+        # row blocks on fastnn's pool (the same bits: csrc/fnn_gemm_rows_packed.h)
+        if <Py_ssize_t>m * n * k < FNN_ROWS_RUN_MIN:
+            if floating is float:
+                fnn_gemm_rows_f32(m, n, k, a, b, c)
+            else:
+                fnn_gemm_rows_f64(m, n, k, a, b, c)
+        elif floating is float:
+            fnn_gemm_rows_run_f32(m, n, k, a, b, c, current_num_threads(),
+                                  <fnn_rows_runner>pool_run)
         else:
-            fnn_gemm_rows_f64(m, n, k, a, b, c)
+            fnn_gemm_rows_run_f64(m, n, k, a, b, c, current_num_threads(),
+                                  <fnn_rows_runner>pool_run)
         return
     if floating is float:
         if (alpha == 1 and (beta == 0 or beta == 1)

@@ -61,11 +61,20 @@ cdef extern from "fnn_gemm.h" nogil:
                             const double* b, int accumulate, double* c)
 
 
-cdef extern from "fnn_gemm_rows.h" nogil:
+cdef extern from "fnn_gemm_rows_packed.h" nogil:
+    ctypedef void (*fnn_rows_task_fn)(void* ctx, int task) noexcept nogil
+    ctypedef void (*fnn_rows_runner)(int threads, int ntasks, fnn_rows_task_fn fn,
+                                     void* ctx) noexcept nogil
+    int fnn_gemm_rows_fused()
+    const Py_ssize_t FNN_ROWS_RUN_MIN
     void fnn_gemm_rows_f32(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const float* a,
                            const float* b, float* c)
     void fnn_gemm_rows_f64(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const double* a,
                            const double* b, double* c)
+    void fnn_gemm_rows_run_f32(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const float* a,
+                               const float* b, float* c, int threads, fnn_rows_runner run)
+    void fnn_gemm_rows_run_f64(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const double* a,
+                               const double* b, double* c, int threads, fnn_rows_runner run)
 
 
 cdef extern from "fnn_small.h" nogil:

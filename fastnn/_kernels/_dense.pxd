@@ -4,9 +4,43 @@ from libc.math cimport fabs
 from libc.limits cimport INT_MAX
 
 from fastnn._kernels._act cimport ACT_LINEAR, ACT_RELU, _sign, activation_grad, bias_activation
-from fastnn._kernels._blas cimport GEMM_AUTO, SMALL_MAX_WORK_DENSE, gemm_rowmajor
+from fastnn._kernels._blas cimport GEMM_AUTO, GEMM_ROWS, SMALL_MAX_WORK_DENSE, gemm_rowmajor
 from fastnn._kernels._csrc cimport (fnn_column_sums_f32, fnn_column_sums_f64,
                                     fnn_small_dense_f32)
+from fastnn._kernels._omp cimport current_num_threads
+from fastnn._kernels._pool cimport pool_run
+
+cdef enum:
+    # inference splits the bias and activation pass over fastnn's pool from this many
+    # elements (~50 us of work on one core), in this many row blocks per thread: the
+    # pass is elementwise (softmax row by row), so the blocks change no bit
+    EPILOGUE_PARALLEL_MIN = 262144
+    EPILOGUE_TASKS_PER_THREAD = 4
+
+
+ctypedef struct Epilogue:
+    # z += b, a = act(z) on rows [task * block, ...) of n x m blocks (see dense_forward_core)
+    Py_ssize_t n, m, block
+    void* z
+    const void* b
+    void* a
+    int act
+    double alpha
+
+
+cdef inline void _epilogue_block(Epilogue* e, int task, floating* z) noexcept nogil:
+    cdef Py_ssize_t start = <Py_ssize_t>task * e.block
+    cdef Py_ssize_t rows = min(e.block, e.n - start)
+    bias_activation(rows, e.m, z + start * e.m, <const floating*>e.b, e.act,
+                    <floating>e.alpha, <floating*>e.a + start * e.m)
+
+
+cdef inline void _epilogue_task_f32(void* ctx, int task) noexcept nogil:
+    _epilogue_block(<Epilogue*>ctx, task, <float*>(<Epilogue*>ctx).z)
+
+
+cdef inline void _epilogue_task_f64(void* ctx, int task) noexcept nogil:
+    _epilogue_block(<Epilogue*>ctx, task, <double*>(<Epilogue*>ctx).z)
 
 
 ctypedef struct Penalty:
@@ -53,18 +87,34 @@ cdef inline void dense_forward_core(Py_ssize_t n, Py_ssize_t k, Py_ssize_t m, co
     n, k and m must each fit in a C int (BLAS's integer type): callers check that before
     entering nogil code, with blas_dims_fit.  method GEMM_ROWS (inference) makes each row
     of z and a independent of the other rows to the last bit: the bias and activation
-    are elementwise (softmax row by row), so only the product needed care.
+    are elementwise (softmax row by row), so only the product needed care; for large
+    inference batches both run in row blocks on fastnn's pool.
 
     In training (GEMM_AUTO), a small float32 layer with ReLU or no activation runs as one
     FMA kernel with the bias and activation applied to the tile in registers
     (csrc/fnn_small.h): the same z = (x w) + b rounding as the separate pass."""
+    cdef Epilogue e
+    cdef int threads
     if floating is float:
         if (method == GEMM_AUTO and (act == ACT_RELU or act == ACT_LINEAR)
                 and n * k * m <= SMALL_MAX_WORK_DENSE
                 and fnn_small_dense_f32(<int>n, <int>m, <int>k, x, w, b, act == ACT_RELU, z, a)):
             return
     gemm_rowmajor(False, False, <int>n, <int>m, <int>k, 1, x, w, 0, z, method)
-    bias_activation(n, m, z, b, act, alpha, a)
+    threads = 1
+    if method == GEMM_ROWS and n * m >= EPILOGUE_PARALLEL_MIN:
+        threads = current_num_threads()
+    if threads <= 1 or n < 2:
+        bias_activation(n, m, z, b, act, alpha, a)
+        return
+    # large inference batches: row blocks on the pool, as the product was
+    e.n, e.m, e.z, e.b, e.a, e.act, e.alpha = n, m, z, b, a, act, alpha
+    e.block = ((n + threads * EPILOGUE_TASKS_PER_THREAD - 1)
+               // (threads * EPILOGUE_TASKS_PER_THREAD))
+    if floating is float:
+        pool_run(threads, <int>((n + e.block - 1) // e.block), _epilogue_task_f32, &e)
+    else:
+        pool_run(threads, <int>((n + e.block - 1) // e.block), _epilogue_task_f64, &e)
 
 
 cdef inline void dense_backward_core(Py_ssize_t n, Py_ssize_t k, Py_ssize_t m,

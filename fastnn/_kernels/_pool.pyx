@@ -60,3 +60,34 @@ def reset_backoff():
     """Let the workers take part in the next job even if the pool was backing off
     (for tests that check what the workers do)."""
     fnn_pool_reset_backoff()
+
+
+cdef extern from "fnn_common.h" nogil:
+    unsigned int fnn_fp_mode_get()
+    unsigned int fnn_denormals_off()
+    void fnn_denormals_restore(unsigned int old)
+
+
+cdef void _probe_task(void* ctx, int task) noexcept nogil:
+    # long enough (~2 ms of arithmetic) that a woken worker takes some of the tasks
+    cdef double s = 0
+    cdef long i
+    for i in range(2000000):
+        s = s + 1e-9 * i
+    (<unsigned int*>ctx)[task] = (fnn_fp_mode_get() & 0x8040u) | (1u if s < 0 else 0u)
+
+
+def _pool_fp_modes(int threads, int ntasks, bint flush):
+    """Test probe: the FTZ|DAZ bits each of `ntasks` pool tasks ran with, the caller
+    flushing denormals when `flush` (restored after)."""
+    import numpy as np
+    modes = np.zeros(ntasks, np.uint32)
+    cdef unsigned int[::1] mv = modes
+    cdef unsigned int old = 0
+    with nogil:
+        if flush:
+            old = fnn_denormals_off()
+        fnn_pool_run(threads, ntasks, _probe_task, &mv[0])
+        if flush:
+            fnn_denormals_restore(old)
+    return modes

@@ -17,12 +17,16 @@ from fastnn._kernels._act cimport (ACT_COUNT, ACT_LINEAR, ACT_RELU, ACT_SIGMOID,
                                    ACT_LEAKY_RELU, ACT_SWISH, ACT_SOFTMAX, activation_block)
 from fastnn._kernels._blas cimport (GEMM_AUTO, GEMM_BLAS, GEMM_ROWS, GEMM_SMALL, GEMM_TILED,
                                     ensure_blas, gemm_rowmajor)
-from fastnn._kernels._csrc cimport fnn_small_force_isa, fnn_small_isa
+from fastnn._kernels._csrc cimport fnn_gemm_rows_fused, fnn_small_force_isa, fnn_small_isa
 from fastnn._kernels._dense cimport (Penalty, blas_dims_fit, dense_backward_core,
                                      dense_forward_core)
 
 GEMM_METHODS = {"auto": GEMM_AUTO, "blas": GEMM_BLAS, "tiled": GEMM_TILED, "rows": GEMM_ROWS,
                 "small": GEMM_SMALL}
+# True when the row-exact kernel ("rows", all inference) sums each term with one FMA on
+# this CPU (AVX-512 with FMA), False when with a rounded product and a rounded sum
+# (csrc/fnn_gemm_rows.h): the same on every path of one machine, not across machines.
+ROWS_FUSED = bool(fnn_gemm_rows_fused())
 
 
 def small_isa(level=None):

@@ -1193,12 +1193,23 @@ def all_finite(const floating[::1] x not None):
 
 
 cdef bint _all_finite(const floating* x, Py_ssize_t size) noexcept nogil:
-    """True when no element is NaN or infinite (v - v is NaN exactly for those)."""
-    cdef Py_ssize_t i
-    cdef floating acc = 0
-    for i in range(size):
-        acc = acc + (x[i] - x[i])
-    return acc == 0
+    """True when no element is NaN or infinite (v - v is NaN exactly for those).
+
+    Sixteen independent sums, combined at the end: a NaN survives any order of additions,
+    and one sum would be a chain of dependent adds (~4 cycles per element, 7 ms for a
+    10,000 x 784 float32 input, scanned before every predict); these vectorise."""
+    cdef Py_ssize_t i, j, n16 = size - size % 16
+    cdef floating acc[16]
+    for j in range(16):
+        acc[j] = 0
+    for i in range(0, n16, 16):
+        for j in range(16):
+            acc[j] = acc[j] + (x[i + j] - x[i + j])
+    for i in range(n16, size):
+        acc[0] = acc[0] + (x[i] - x[i])
+    for j in range(1, 16):
+        acc[0] = acc[0] + acc[j]
+    return acc[0] == 0
 
 
 cdef void* _data_ptr(arr) except NULL:

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from fastnn._kernels._shapes import geometry
-from fastnn._kernels.dense import ACTIVATIONS
+from fastnn._kernels.dense import ACTIVATIONS, ROWS_FUSED
 from fastnn._kernels.engine import LAYER_KINDS, OPTIMIZERS
 from fastnn._kernels.losses import LOSSES, METRICS
 
@@ -82,14 +82,57 @@ def activation_forward(z, activation, alpha, a_out):
 
 # ----------------------------------------------------------------------------- dense
 
+def _two_sum(x, y):
+    """s + e == x + y exactly, s = fl(x + y) (Knuth's TwoSum)."""
+    s = x + y
+    bb = s - x
+    return s, (x - (s - bb)) + (y - bb)
+
+
+def _two_product(x, y):
+    """p + e == x * y exactly, p = fl(x * y) (Dekker's product with Veltkamp's split)."""
+    factor = x.dtype.type(4097.0 if x.dtype == np.float32 else 134217729.0)  # 2^ceil(p/2)+1
+
+    def split(v):
+        t = factor * v
+        hi = t - (t - v)
+        return hi, v - hi
+
+    p = x * y
+    xh, xl = split(x)
+    yh, yl = split(y)
+    return p, ((xh * yh - p) + xh * yl + xl * yh) + xl * yl
+
+
+def _fma(a, b, c):
+    """a * b + c with one rounding, in plain IEEE arithmetic (Boldo and Melquiond's
+    emulation: the exact product, an exact sum, a sum rounded to odd, a last rounding;
+    exact for finite values away from overflow and underflow)."""
+    uh, ul = _two_product(a, b)
+    th, tl = _two_sum(c, uh)
+    v, e = _two_sum(tl, ul)
+    bits = v.view(np.int32 if v.dtype == np.float32 else np.int64)
+    even = (bits & 1) == 0
+    # round to odd: an inexact sum with an even last bit moves to its neighbour toward e
+    v = np.where((e != 0) & even, np.nextafter(v, np.where(e > 0, np.inf, -np.inf).astype(
+        v.dtype)), v)
+    return th + v
+
+
 def matmul(a, b, trans_a, trans_b, c_out, method="auto", beta=0.0):
     """c_out = op(a) @ op(b) + beta * c_out (every method is the same product here, and
     "rows" is its defining sum, bit-exact: c = 0; c = c + a[:, p] * b[p] for p ascending,
-    a rounded product then a rounded sum, as the compiled kernel computes each element)."""
+    as the compiled kernel computes each element: one rounding per term (an FMA) where
+    the compiled kernel fuses on this CPU (ROWS_FUSED), a rounded product then a rounded
+    sum elsewhere)."""
     if method == "rows":
         product = np.zeros((a.shape[0], b.shape[1]), dtype=c_out.dtype)
         for p in range(a.shape[1]):
-            product = product + a[:, p:p + 1] * b[p]
+            if ROWS_FUSED:
+                product = _fma(np.broadcast_to(a[:, p:p + 1], product.shape),
+                               np.broadcast_to(b[p], product.shape), product)
+            else:
+                product = product + a[:, p:p + 1] * b[p]
         c_out[...] = product
         return
     product = np.matmul(a.T if trans_a else a, b.T if trans_b else b)

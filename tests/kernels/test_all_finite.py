@@ -5,7 +5,7 @@ import pytest
 from fastnn import _kernels as kernels
 from fastnn._kernels import reference
 
-SIZES = [1, 2, 7, 31, 64, 1000, 4099]
+SIZES = [1, 2, 7, 15, 16, 17, 31, 64, 1000, 4099]  # 16: the scan's block of sums
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -128,3 +128,54 @@ def test_rows_matmul_rejects_transposes_and_beta(trans_a, trans_b, beta):
     a = np.ones((6, 6), np.float32)
     with pytest.raises(ValueError, match="row-exact"):
         kernels.matmul(a, a, trans_a, trans_b, np.zeros((6, 6), np.float32), "rows", beta)
+
+
+# Large products take the packed kernel (csrc/fnn_gemm_rows_packed.h: from 16 rows when B
+# exceeds 1 MB, on AVX-512 machines) and fastnn's pool (from 2^22 multiply-adds): the
+# same defining sum, so the same bits, whichever path, thread count or row block.
+PACKED_MNK = [(16, 1031, 257), (37, 1030, 300), (70, 257, 1031), (130, 600, 520)]
+
+
+@pytest.fixture(params=[1, 2], ids=["1thread", "2threads"])
+def threads(request):
+    before = kernels.get_num_threads()
+    kernels.set_num_threads(request.param)
+    yield request.param
+    kernels.set_num_threads(before)
+
+
+@pytest.mark.parametrize("m, n, k", PACKED_MNK)
+def test_rows_matmul_of_large_products_is_its_defining_sum_bit_for_bit(dtype, threads, m,
+                                                                       n, k):
+    rng = np.random.default_rng([m, n, k])
+    a, b = operands(rng, False, False, m, n, k, dtype)
+    got, want = np.full((m, n), np.nan, dtype), np.empty((m, n), dtype)
+    kernels.matmul(a, b, False, False, got, "rows")
+    reference.matmul(a, b, False, False, want, "rows")
+    np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("n, k", [(1031, 257), (520, 600)])
+def test_rows_matmul_of_large_products_row_does_not_depend_on_the_other_rows(dtype, threads,
+                                                                             n, k):
+    rng = np.random.default_rng([n, k])
+    a, b = operands(rng, False, False, 1100, n, k, dtype)
+    full = np.empty((1100, n), dtype)
+    kernels.matmul(a, b, False, False, full, "rows")
+    blocks = [(i, i + 1) for i in (0, 7, 15, 16, 17, 1099)] + [
+        (3, 20), (1, 1100), (5, 1028), (64, 1024), (100, 101), (0, 16), (13, 43)]
+    for start, stop in blocks:
+        part = np.empty((stop - start, n), dtype)
+        kernels.matmul(a[start:stop], b, False, False, part, "rows")
+        np.testing.assert_array_equal(part, full[start:stop])
+
+
+def test_rows_fma_emulation_is_one_rounding():
+    # 1 + 2^-30 is not a float32, nor is (1 + 2^-12)^2 = 1 + 2^-11 + 2^-24 after the 1 + 2^-24
+    # cancels against c = -1 - 2^-11: fused, the 2^-24 survives; unfused it is lost
+    a = np.array([1 + 2.0 ** -12], np.float32)
+    c = np.array([-(1 + 2.0 ** -11)], np.float32)
+    assert reference._fma(a, a, c)[0] == np.float32(2.0 ** -24)
+    assert (a * a + c)[0] == 0
+    x = np.array([1 + 2.0 ** -27], np.float64)
+    assert reference._fma(x, x, np.array([-(1 + 2.0 ** -26)]))[0] == 2.0 ** -54
