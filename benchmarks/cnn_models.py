@@ -21,6 +21,8 @@ never another system's).
 """
 import numpy as np
 
+from competitors import torch_train
+
 _IMAGES = {}  # image sets prepared in this worker, by (spec, layout)
 
 CHANNELS_FIRST = ("PyTorch",)
@@ -172,22 +174,7 @@ def _fit_torch(system, X, y, input_shape, layers, epochs, batch_size, seed):
     torch = system.torch
     torch.manual_seed(seed)
     model = _torch_model(torch, input_shape, layers)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-7)
-    loss_fn = torch.nn.CrossEntropyLoss()
-    X_t, y_t = torch.from_numpy(X), torch.from_numpy(y)
-    generator = torch.Generator().manual_seed(seed)
-    n = len(X_t)
-    model.train()
-    for _ in range(epochs):
-        order = torch.randperm(n, generator=generator)
-        running = 0.0
-        for start in range(0, n, batch_size):
-            idx = order[start:start + batch_size]
-            optimizer.zero_grad(set_to_none=True)
-            loss = loss_fn(model(X_t[idx]), y_t[idx])
-            loss.backward()
-            optimizer.step()
-            running += loss.item() * len(idx)  # the epoch's loss, as a user logs it
+    torch_train(torch, model, X, y, epochs, batch_size, seed)
     model.eval()
 
     def predict(X_):

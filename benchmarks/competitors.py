@@ -133,22 +133,7 @@ class TorchSystem:
     def fit(self, X, y, sizes, epochs, batch_size, seed):
         torch = self.torch
         model = self.build(sizes, seed)
-        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-7)
-        loss_fn = torch.nn.CrossEntropyLoss()
-        X_t, y_t = torch.from_numpy(X), torch.from_numpy(y.astype(np.int64))
-        generator = torch.Generator().manual_seed(seed)
-        n = len(X_t)
-        model.train()
-        for _ in range(epochs):
-            order = torch.randperm(n, generator=generator)
-            running = 0.0
-            for start in range(0, n, batch_size):
-                idx = order[start:start + batch_size]
-                optimizer.zero_grad(set_to_none=True)
-                loss = loss_fn(model(X_t[idx]), y_t[idx])
-                loss.backward()
-                optimizer.step()
-                running += loss.item() * len(idx)  # epoch loss, as Keras and fastnn report it
+        torch_train(torch, model, X, y.astype(np.int64), epochs, batch_size, seed)
         self.model = model.eval()
 
     def forward(self, X):
@@ -368,6 +353,28 @@ class JaxScanSystem(JaxSystem):
 SYSTEMS = {cls.name: cls for cls in
            (FastnnSystem, NumpySystem, TorchSystem, SklearnSystem, KerasSystem,
             JaxStepSystem, JaxScanSystem)}
+
+
+def torch_train(torch, model, X, y, epochs, batch_size, seed):
+    """The idiomatic PyTorch loop: Adam (Keras's epsilon), cross-entropy on logits, a fresh
+    permutation per epoch, and the epoch's loss summed as a user logs it."""
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-7)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    X_t, y_t = torch.from_numpy(X), torch.from_numpy(y)
+    generator = torch.Generator().manual_seed(seed)
+    n = len(X_t)
+    model.train()
+    for _ in range(epochs):
+        order = torch.randperm(n, generator=generator)
+        running = 0.0
+        for start in range(0, n, batch_size):
+            idx = order[start:start + batch_size]
+            optimizer.zero_grad(set_to_none=True)
+            loss = loss_fn(model(X_t[idx]), y_t[idx])
+            loss.backward()
+            optimizer.step()
+            running += loss.item() * len(idx)  # epoch loss, as Keras and fastnn report it
+    return running
 
 
 def load_systems(names, threads):
