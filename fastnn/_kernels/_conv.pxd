@@ -4,7 +4,9 @@ from cython cimport floating
 from libc.string cimport memcpy, memset
 
 from fastnn._kernels._blas cimport GEMM_AUTO, gemm_rowmajor
-from fastnn._kernels._csrc cimport fnn_denormals_restore, fnn_fp_mode_get, fnn_fp_mode_swap
+from fastnn._kernels._csrc cimport (fnn_denormals_restore, fnn_fp_mode_get, fnn_fp_mode_swap,
+                                    fnn_pool_max_f32, fnn_pool_max_f64, fnn_pool_route_f32,
+                                    fnn_pool_route_f64)
 from fastnn._kernels._dense cimport Penalty, dense_backward_core, dense_forward_core
 from fastnn._kernels._omp cimport current_num_threads
 from fastnn._kernels._pool cimport pool_run
@@ -127,7 +129,7 @@ cdef inline void _maxpool_forward_serial(Py_ssize_t n, const ConvGeom* g, const 
     cdef floating* o
     cdef floating* d
     cdef floating cell
-    cdef bint first, better
+    cdef bint first
     cdef Window win
     window_first(g, &win)
     for s in range(n):
@@ -144,14 +146,12 @@ cdef inline void _maxpool_forward_serial(Py_ssize_t n, const ConvGeom* g, const 
                         for ch in range(c):
                             d[ch] = cell
                         first = False
+                    elif floating is float:
+                        # ties keep the first (TF, torch); NaN never replaces
+                        # (csrc/fnn_conv.h: selects over the channels, vectorised)
+                        fnn_pool_max_f32(c, src, o, d, cell)
                     else:
-                        # selects, not a branch: the compiler vectorises them over the
-                        # channels (random data made the branch a coin toss), same values.
-                        # Ties keep the first (TF, torch); NaN never replaces.
-                        for ch in range(c):
-                            better = src[ch] > o[ch]
-                            o[ch] = src[ch] if better else o[ch]
-                            d[ch] = cell if better else d[ch]
+                        fnn_pool_max_f64(c, src, o, d, cell)
             window_next(g, &win)
 
 
@@ -160,7 +160,7 @@ cdef inline void _maxpool_backward_serial(Py_ssize_t n, const ConvGeom* g,
                                           floating* dx) noexcept nogil:
     """dx = gout routed to each window's recorded maximum (summed where windows
     overlap, in output order)."""
-    cdef Py_ssize_t s, pos, i, j, ch, o, c = g.c, positions = conv_positions(g)
+    cdef Py_ssize_t s, pos, i, j, o, c = g.c, positions = conv_positions(g)
     cdef floating* dst
     cdef floating cell
     cdef Window win
@@ -170,15 +170,17 @@ cdef inline void _maxpool_backward_serial(Py_ssize_t n, const ConvGeom* g,
         for pos in range(positions):
             o = (s * positions + pos) * c
             # each window cell takes the channels whose maximum it holds: a select per
-            # channel (vectorised) instead of a division of the index per channel.  A
+            # channel (csrc/fnn_conv.h, vectorised) instead of a division per channel.  A
             # channel's one maximum lies in one cell, so every dx entry gets the same
             # additions in the same (output) order as a scatter would give it.
             for i in range(win.i0, win.i1):
                 for j in range(win.j0, win.j1):
                     dst = dx + ((s * g.h + win.h0 + i) * g.w + win.w0 + j) * c
                     cell = <floating>(i * g.kw + j)
-                    for ch in range(c):
-                        dst[ch] = dst[ch] + gout[o + ch] if idx[o + ch] == cell else dst[ch]
+                    if floating is float:
+                        fnn_pool_route_f32(c, gout + o, idx + o, dst, cell)
+                    else:
+                        fnn_pool_route_f64(c, gout + o, idx + o, dst, cell)
             window_next(g, &win)
 
 
