@@ -16,10 +16,12 @@
             fnn_index_t c, const T *FNN_RESTRICT x, T *FNN_RESTRICT out,                 \
             T *FNN_RESTRICT idx, T cell) {                                               \
         for (fnn_index_t ch = 0; ch < c; ch++) {                                         \
+            /* the comparison twice, not kept in an int: gcc turns that form back     \
+             * into a branch (measured: not vectorised) */                             \
             T v = x[ch], m = out[ch], d = idx[ch];                                       \
-            int better = v > m;                                                          \
-            out[ch] = better ? v : m;                                                    \
-            idx[ch] = better ? cell : d;                                                 \
+            T new_m = v > m ? v : m, new_d = v > m ? cell : d;                           \
+            out[ch] = new_m;                                                             \
+            idx[ch] = new_d;                                                             \
         }                                                                                \
     }                                                                                    \
     /* dx += g where idx == cell, channel by channel */                                 \
