@@ -332,11 +332,14 @@ cdef inline void conv_backward_core(Py_ssize_t n, const ConvGeom* g, const float
                                     const floating* w, const floating* b, const floating* z,
                                     const floating* a, int act, floating alpha,
                                     const Penalty* pen, floating* gz, floating* cols,
-                                    floating* dw, floating* db, floating* dx) noexcept nogil:
+                                    floating* dw, floating* db, floating* dx,
+                                    bint cols_ready=False) noexcept nogil:
     """gz: da in, dz out.  dw = cols^T dz (+ penalty), db = column sums of dz, and
     (dx not NULL) dx = col2im(dz w^T).  `cols` is scratch of n*oh*ow*kh*kw*c elements:
-    rebuilt from x here, then reused for dz w^T once dw is written."""
-    im2col(n, g, x, cols)
+    rebuilt from x here (unless `cols_ready`: it already holds im2col(x)), then reused
+    for dz w^T once dw is written."""
+    if not cols_ready:
+        im2col(n, g, x, cols)
     dense_backward_core(n * conv_positions(g), conv_patch(g), g.f, cols, w, b, z, a, act,
                         alpha, pen, gz, dw, db, NULL)
     if dx != NULL:
