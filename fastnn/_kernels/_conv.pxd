@@ -4,8 +4,7 @@ from cython cimport floating
 from libc.string cimport memcpy, memset
 
 from fastnn._kernels._blas cimport GEMM_AUTO, gemm_rowmajor
-from fastnn._kernels._csrc cimport (fnn_denormals_restore, fnn_fp_mode_get, fnn_fp_mode_swap,
-                                    fnn_pool_max_f32, fnn_pool_max_f64, fnn_pool_route_f32,
+from fastnn._kernels._csrc cimport (fnn_pool_max_f32, fnn_pool_max_f64, fnn_pool_route_f32,
                                     fnn_pool_route_f64)
 from fastnn._kernels._dense cimport Penalty, dense_backward_core, dense_forward_core
 from fastnn._kernels._omp cimport current_num_threads
@@ -207,7 +206,6 @@ cdef enum:
 ctypedef struct ConvSplit:
     int op
     bint f64
-    unsigned int fp_mode       # the caller's (FTZ/DAZ included): every task runs in it
     Py_ssize_t n, block
     const ConvGeom* g
     const void* src            # x (im2col, pool forward), cols (col2im), gout (pool backward)
@@ -245,12 +243,12 @@ cdef inline void _conv_task(void* ctx, int task) noexcept nogil:
     cdef const ConvSplit* t = <const ConvSplit*>ctx
     cdef Py_ssize_t s0 = task * t.block
     cdef Py_ssize_t s1 = min(s0 + t.block, t.n)
-    cdef unsigned int old = fnn_fp_mode_swap(t.fp_mode)
+    # the pool runs every task in the caller's floating-point mode (csrc/fnn_pool.h):
+    # pooling's comparisons and col2im's sums see denormals as the caller does
     if t.f64:
         _conv_range(t, s0, s1, <double*>NULL)
     else:
         _conv_range(t, s0, s1, <float*>NULL)
-    fnn_denormals_restore(old)
 
 
 cdef inline void conv_split_run(ConvSplit* t, Py_ssize_t work) noexcept nogil:
@@ -268,7 +266,6 @@ cdef inline void conv_split_run(ConvSplit* t, Py_ssize_t work) noexcept nogil:
     ntasks = min(t.n, <Py_ssize_t>threads * CONV_TASKS_PER_THREAD)
     t.block = (t.n + ntasks - 1) // ntasks
     ntasks = (t.n + t.block - 1) // t.block
-    t.fp_mode = fnn_fp_mode_get()
     pool_run(threads, <int>ntasks, _conv_task, t)
 
 
@@ -276,7 +273,7 @@ cdef inline void _split_init(ConvSplit* t, int op, Py_ssize_t n, const ConvGeom*
                              const void* src, const void* idx, void* dst, void* dst2,
                              bint f64) noexcept nogil:
     t.op, t.n, t.g, t.src, t.idx, t.dst, t.dst2, t.f64 = op, n, g, src, idx, dst, dst2, f64
-    t.fp_mode, t.block = 0, n
+    t.block = n
 
 
 cdef inline void im2col(Py_ssize_t n, const ConvGeom* g, const floating* x,
