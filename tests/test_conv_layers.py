@@ -214,3 +214,48 @@ def test_conv_output_takes_targets_of_its_shape():
     assert np.isfinite(model.evaluate(x, y))
     with pytest.raises(ValueError, match=r"shape \(n, 5, 5, 2\)"):
         model.fit(x, y.reshape(7, -1), verbose=0)
+
+
+@pytest.fixture
+def threads():
+    """Set fastnn's thread count for one test and restore it after."""
+    old = fastnn.get_num_threads()
+    yield fastnn.set_num_threads
+    fastnn.set_num_threads(old)
+
+
+def _threaded_fit(dtype, n_threads, threads):
+    """Weights and predictions of a CNN whose im2col, col2im and pooling passes (forward
+    and backward, overlapping windows) are large enough to run on the pool.  A third of
+    the pixels are denormal where a pool window's maximum is tiny: pooling then depends
+    on the floating-point mode (flush-to-zero in training, not in predict), which every
+    pool task must take from the caller: workers started by a training call keep its
+    flush-to-zero mode."""
+    threads(n_threads)
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((128, 32, 32, 4)).astype(dtype)
+    x[:, :12] = 0
+    x[:, 1:12:2, 1::2] = np.finfo(dtype).smallest_subnormal * 7
+    y = rng.integers(0, 10, len(x))
+    fastnn.set_random_seed(3)
+    model = Sequential([Input(shape=(32, 32, 4)), MaxPooling2D(2),
+                        Conv2D(32, 3, padding="same", activation="relu"),
+                        MaxPooling2D(3, strides=2), Conv2D(16, 3, activation="relu"),
+                        Flatten(), Dense(10)], dtype=dtype)
+    model.compile(optimizer="adam",
+                  loss=losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(x, y, epochs=2, batch_size=64, verbose=0)
+    pooled = Sequential([Input(shape=(32, 32, 4)), MaxPooling2D(2), Flatten()], dtype=dtype)
+    # the pool may run a job on the caller alone after a slow one (csrc/fnn_pool.h's
+    # back-off on a busy machine): enough repeats that some reach the workers
+    return model.get_weights() + [model.predict(x, verbose=0)] + [
+        pooled.predict(x, batch_size=128, verbose=0) for _ in range(30)]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_conv_training_and_inference_bits_do_not_depend_on_threads(dtype, threads):
+    one = _threaded_fit(dtype, 1, threads)
+    two = _threaded_fit(dtype, 2, threads)
+    assert np.any((one[-1] > 0) & (one[-1] < np.finfo(dtype).tiny))  # denormals kept
+    for a, b in zip(one, two, strict=True):
+        np.testing.assert_array_equal(a, b)

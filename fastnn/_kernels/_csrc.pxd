@@ -100,3 +100,13 @@ cdef extern from "fnn_small.h" nogil:
     void fnn_gather_rows_f64(fnn_index_t rows, fnn_index_t width, const long long* order,
                              const double* x, double* out)
     long fnn_small_sparse_hits_f32(int n, int m, const float* z, const int* labels)
+
+
+cdef extern from "fnn_conv.h" nogil:
+    void fnn_pool_max_f32(fnn_index_t c, const float* x, float* out, float* idx, float cell)
+    void fnn_pool_max_f64(fnn_index_t c, const double* x, double* out, double* idx,
+                          double cell)
+    void fnn_pool_route_f32(fnn_index_t c, const float* g, const float* idx, float* dx,
+                            float cell)
+    void fnn_pool_route_f64(fnn_index_t c, const double* g, const double* idx, double* dx,
+                            double cell)

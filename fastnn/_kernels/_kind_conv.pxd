@@ -79,7 +79,10 @@ cdef inline void conv_backward(const Layer* lay, const Pass* p, Py_ssize_t n,
                                const floating* aux, const floating* z, const floating* a,
                                floating* s, int act, floating* g, floating* grads,
                                floating* dx) noexcept nogil:
+    # The engine runs a backward pass only right after the training forward pass of the
+    # same batch (engine._train_batches), which left im2col(x) in this layer's own
+    # scratch block `s` (nothing else writes it): no second im2col.
     conv_backward_core(n, &lay.geom, x, params + lay.w_off,
                        params + lay.b_off if lay.b_off >= 0 else NULL, z, a, act,
                        <floating>lay.alpha, &lay.pen, g, s, grads + lay.w_off,
-                       grads + lay.b_off if lay.b_off >= 0 else NULL, dx)
+                       grads + lay.b_off if lay.b_off >= 0 else NULL, dx, True)
