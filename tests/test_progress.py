@@ -127,7 +127,11 @@ def test_live_bar_under_a_pseudo_terminal(run_python):
 
 
 CHILD = """
-import json, sys
+import json, signal, sys
+# the SIGINT a script started from a terminal has, whatever the test process passed on
+# (an ignored or blocked signal is inherited across exec)
+signal.signal(signal.SIGINT, signal.default_int_handler)
+signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 import numpy as np
 import fastnn
 from fastnn import Input, Sequential
@@ -196,7 +200,18 @@ def test_ctrl_c_stops_fit_cleanly(run_python, tmp_path):
     assert result["handler"] and result["pred"] == 2
 
 
-def test_interrupt_from_a_callback_leaves_a_consistent_model():
+@pytest.fixture
+def default_sigint():
+    """SIGINT as a user's interpreter has it (Python's handler, not blocked) for the test,
+    whatever earlier tests' libraries left behind; the state before is restored after."""
+    handler = signal.signal(signal.SIGINT, signal.default_int_handler)
+    mask = signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    yield
+    signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+    signal.signal(signal.SIGINT, handler)
+
+
+def test_interrupt_from_a_callback_leaves_a_consistent_model(default_sigint):
     model, x, y = small()
 
     class CtrlC(Callback):
