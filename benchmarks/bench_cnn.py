@@ -14,7 +14,7 @@ module schedules the interleaved rounds and writes the Markdown.  Standard libra
 """
 import statistics
 
-from bench_training import background
+from bench_training import background, times_by_system
 from report import paired_ratios, ratio, seconds, table
 from timing import Summary
 from workers import WorkerError, interleave
@@ -92,12 +92,8 @@ def _own_cpu(replies):
     return _duration(statistics.median(values)) if values else "n/a"
 
 
-def _times(replies):
-    return {name: [reply["seconds"] for reply in values] for name, values in replies.items()}
-
-
 def _table(replies, flops, steps, with_accuracy):
-    times = _times(replies)
+    times = times_by_system(replies)
     rows = []
     for name, values in times.items():
         summary = Summary.of(values)
@@ -163,7 +159,8 @@ def bench_cnn(workers, digits_spec, n_train, n_test, digits_epochs, digits_round
               f"{flops / 1e9:.3g} GFLOP per fit. A fit is timed whole, building the model "
               "included.", ""]
     lines += _table(replies, flops, steps, with_accuracy=True) + notes
-    data["digits"] = {"times": _times(replies), "replies": replies, "epochs": digits_epochs}
+    data["digits"] = {"times": times_by_system(replies), "replies": replies,
+                      "epochs": digits_epochs}
 
     progress(f"MNIST-sized CNN, {mnist_rows} rows")
     images = ("random", mnist_rows, 28, 28, 1, 10, 0)
@@ -185,5 +182,5 @@ def bench_cnn(workers, digits_spec, n_train, n_test, digits_epochs, digits_round
               "channels-first copies of the same images (made before the clock starts), as "
               "its users store them.", ""]
     lines += _table(replies, flops, steps, with_accuracy=False) + notes
-    data["mnist"] = {"times": _times(replies), "rows": mnist_rows}
+    data["mnist"] = {"times": times_by_system(replies), "rows": mnist_rows}
     return lines, data

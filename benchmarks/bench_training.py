@@ -36,7 +36,7 @@ def _fit_replies(workers, data, sizes, epochs, batch_size, repeats, settle_s, pr
                       failed=failed)
 
 
-def _times(replies):
+def times_by_system(replies):
     return {name: [reply["seconds"] for reply in values] for name, values in replies.items()}
 
 
@@ -48,7 +48,7 @@ def background(replies):
 
 
 def _time_table(replies, flops, ceiling, with_accuracy):
-    times = _times(replies)
+    times = times_by_system(replies)
     rows = []
     for name, values in times.items():
         summary = Summary.of(values)
@@ -120,12 +120,12 @@ def bench_digits(workers, data, n_train, n_test, epochs, repeats, ceiling, progr
               failed.items()]
     if BASELINE in replies:
         steps = epochs * -(-n_train // 32)
-        step_s = statistics.median(_times(replies)[BASELINE]) / steps
+        step_s = statistics.median(times_by_system(replies)[BASELINE]) / steps
         try:
             lines += breakdown_lines(workers[BASELINE], step_s, ceiling)
         except WorkerError as exc:
             lines += ["", f"(per-step breakdown failed: {str(exc).splitlines()[-1][:200]})"]
-    return lines, {"replies": replies, "epochs": epochs, "times": _times(replies)}
+    return lines, {"replies": replies, "epochs": epochs, "times": times_by_system(replies)}
 
 
 def breakdown_lines(worker, step_s, ceiling_gflops, batch=32):
@@ -192,7 +192,7 @@ def bench_wide(workers, helper, n_rows, repeats, limits, progress, settle_s):
              f"bandwidth of `np.copyto` ({limits['copy_gbps']:.3g} GB/s) = {adam_s:.3g} s; "
              f"together **{limit:.3g} s**.", ""]
     lines += _time_table(replies, flops, limits["ceiling_gflops"], with_accuracy=False)
-    times = _times(replies)
+    times = times_by_system(replies)
     lines += ["", "Time / the machine's limit: " + ", ".join(
         f"{name} {ratio(Summary.of(t / limit for t in values))}"
         for name, values in times.items())]
@@ -215,7 +215,7 @@ def bench_inference(workers, rows, repeats, progress, settle_s):
             progress(f"{name}: no inference ({str(exc).splitlines()[-1][:200]})")
     replies = interleave(ready, "inference_time", lambda name, seed: {"rows": rows,
                          "settle_s": settle_s}, repeats, warmup=1, progress=progress)
-    times = _times(replies)
+    times = times_by_system(replies)
     rows_out = []
     for name, values in times.items():
         relative = paired_ratios(times, name, BASELINE) if BASELINE in times else None
@@ -239,7 +239,7 @@ def bench_width_sweep(workers, helper, data, widths, epochs, repeats, plot_path,
     speedup, rows = {}, []
     for width in widths:
         sizes = (64, width, width, 10)
-        times = _times(_fit_replies(pair, data, sizes, epochs, 32, repeats, settle_s, None,
+        times = times_by_system(_fit_replies(pair, data, sizes, epochs, 32, repeats, settle_s, None,
                                     None))
         speedup[width] = paired_ratios(times, "NumPy", BASELINE)
         progress(f"width {width}: NumPy / fastnn = {speedup[width].median:.3g}")

@@ -132,28 +132,24 @@ static FNN_MAYBE_UNUSED int fnn_small_force_isa(int level) {
 /* A whole product: column blocks of 2 vectors, row tiles of MR1 (one vector) or MR2 rows,
  * then the remaining rows in tiles of 4, 2 and 1: a one-row tile waits on its FMA chain's
  * latency (one accumulator a vector), so it is kept for the last row only. */
-#define FNN_SMALL_TILE_FNS(ISA, ATTR, NAME, MRC, NVC, V, VL, MASKT, LOADU, LOADM, STOREU,   \
-                           STOREM, FMA, SET1, ZERO, ADD, MAXZ)                               \
-    FNN_SMALL_TILE_FN(ISA, ATTR, NAME, MRC, NVC, V, VL, MASKT, LOADU, LOADM, STOREU, STOREM, \
-                      FMA, SET1, ZERO, ADD, MAXZ)
 #define FNN_SMALL_CALL(ISA, NAME)                                                            \
     fnn_small_tile_##ISA##_##NAME(i0, j0, n, k, a, rsa, csa, b, accumulate, bias, relu, mlast, \
                                   c, c2)
 #define FNN_SMALL_DEFINE(ISA, ATTR, V, VL, MR1, MR2, MASKT, MKMASK, LOADU, LOADM, STOREU,    \
                          STOREM, FMA, SET1, ZERO, ADD, MAXZ)                                  \
-    FNN_SMALL_TILE_FNS(ISA, ATTR, rows1, MR1, 1, V, VL, MASKT, LOADU, LOADM, STOREU, STOREM,  \
+    FNN_SMALL_TILE_FN(ISA, ATTR, rows1, MR1, 1, V, VL, MASKT, LOADU, LOADM, STOREU, STOREM,  \
                        FMA, SET1, ZERO, ADD, MAXZ)                                            \
-    FNN_SMALL_TILE_FNS(ISA, ATTR, four1, 4, 1, V, VL, MASKT, LOADU, LOADM, STOREU, STOREM,    \
+    FNN_SMALL_TILE_FN(ISA, ATTR, four1, 4, 1, V, VL, MASKT, LOADU, LOADM, STOREU, STOREM,    \
                        FMA, SET1, ZERO, ADD, MAXZ)                                            \
-    FNN_SMALL_TILE_FNS(ISA, ATTR, two1, 2, 1, V, VL, MASKT, LOADU, LOADM, STOREU, STOREM,     \
+    FNN_SMALL_TILE_FN(ISA, ATTR, two1, 2, 1, V, VL, MASKT, LOADU, LOADM, STOREU, STOREM,     \
                        FMA, SET1, ZERO, ADD, MAXZ)                                            \
-    FNN_SMALL_TILE_FNS(ISA, ATTR, one1, 1, 1, V, VL, MASKT, LOADU, LOADM, STOREU, STOREM,     \
+    FNN_SMALL_TILE_FN(ISA, ATTR, one1, 1, 1, V, VL, MASKT, LOADU, LOADM, STOREU, STOREM,     \
                        FMA, SET1, ZERO, ADD, MAXZ)                                            \
-    FNN_SMALL_TILE_FNS(ISA, ATTR, rows2, MR2, 2, V, VL, MASKT, LOADU, LOADM, STOREU, STOREM,  \
+    FNN_SMALL_TILE_FN(ISA, ATTR, rows2, MR2, 2, V, VL, MASKT, LOADU, LOADM, STOREU, STOREM,  \
                        FMA, SET1, ZERO, ADD, MAXZ)                                            \
-    FNN_SMALL_TILE_FNS(ISA, ATTR, two2, 2, 2, V, VL, MASKT, LOADU, LOADM, STOREU, STOREM,     \
+    FNN_SMALL_TILE_FN(ISA, ATTR, two2, 2, 2, V, VL, MASKT, LOADU, LOADM, STOREU, STOREM,     \
                        FMA, SET1, ZERO, ADD, MAXZ)                                            \
-    FNN_SMALL_TILE_FNS(ISA, ATTR, one2, 1, 2, V, VL, MASKT, LOADU, LOADM, STOREU, STOREM,     \
+    FNN_SMALL_TILE_FN(ISA, ATTR, one2, 1, 2, V, VL, MASKT, LOADU, LOADM, STOREU, STOREM,     \
                        FMA, SET1, ZERO, ADD, MAXZ)                                            \
     static ATTR FNN_MAYBE_UNUSED void fnn_small_run_##ISA(                                    \
         int m, int n, int k, const float *a, ptrdiff_t rsa, ptrdiff_t csa, const float *b,   \

@@ -859,7 +859,8 @@ class Sequential:
 
     def _flat_call(self, x: FloatArray) -> _Tensor:
         """Inference on validated, flattened rows; the output in the model's shape."""
-        out = self._get_infer_engine().infer(x)
+        # _features checked x's finiteness in the model's dtype: the engine need not rescan
+        out = self._get_infer_engine().infer(x, checked=True)
         if not self._flat_output:
             out = out.reshape(x.shape[0], *self._output_shape())
         return out.view(_Tensor)

@@ -174,17 +174,7 @@ cdef inline void _gemm_call(bint trans_a, bint trans_b, int m, int n, int k, flo
                             floating beta, floating* c) noexcept nogil:
     """One BLAS call: C[m, n] (row stride n) = alpha op(A) op(B) + beta C, with A's and
     B's row strides lda and ldb (row-major)."""
-    # A row-major matrix is its transpose in column-major, so C^T = op(B)^T op(A)^T:
-    # BLAS gets B first, with the same transpose flags; no copies are made.
-    cdef char ta = b'T' if trans_a else b'N'
-    cdef char tb = b'T' if trans_b else b'N'
-    cdef int ldc = n
-    if floating is float:
-        fnn_sgemm(&tb, &ta, &n, &m, &k, &alpha, <float*>b, &ldb, <float*>a, &lda, &beta, c,
-                  &ldc)
-    else:
-        fnn_dgemm(&tb, &ta, &n, &m, &k, &alpha, <double*>b, &ldb, <double*>a, &lda, &beta, c,
-                  &ldc)
+    _gemm_strided_c(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, n)
 
 
 cdef inline void _gemm_block(GemmSplit* s, int task, floating* c) noexcept nogil:
@@ -212,6 +202,8 @@ cdef inline void _gemm_strided_c(bint trans_a, bint trans_b, int m, int n, int k
                                  const floating* b, int ldb, floating beta, floating* c,
                                  int ldc) noexcept nogil:
     """_gemm_call with C's row stride ldc (a block of C's columns)."""
+    # A row-major matrix is its transpose in column-major, so C^T = op(B)^T op(A)^T:
+    # BLAS gets B first, with the same transpose flags; no copies are made.
     cdef char ta = b'T' if trans_a else b'N'
     cdef char tb = b'T' if trans_b else b'N'
     if floating is float:

@@ -357,13 +357,14 @@ cdef bint _cast_finite(const src_float* x, Py_ssize_t size, floating* out) noexc
 
 
 cdef void _infer_rows(Net* net, Work* w, const src_float* x, Py_ssize_t n,
-                      floating* out) noexcept nogil:
-    """Finiteness check (in the engine's dtype) and inference of n rows into out."""
+                      floating* out, bint checked) noexcept nogil:
+    """Finiteness check (in the engine's dtype; skipped for x of that dtype when `checked`)
+    and inference of n rows into out."""
     cdef Py_ssize_t start = 0, rows, n_in = net.n_in, n_out = net.n_out
     cdef floating* xb
     if sizeof(src_float) == sizeof(floating):
-        # the engine's own dtype: check, then read x in place (no copy)
-        if not _all_finite(<const floating*>x, n * n_in):
+        # the engine's own dtype: check (unless the caller has), then read x in place
+        if not checked and not _all_finite(<const floating*>x, n * n_in):
             w.error = ERR_NOT_FINITE
             return
         _forward_chunks(net, w, <const floating*>x, n, out)
@@ -383,17 +384,17 @@ cdef void _infer_rows(Net* net, Work* w, const src_float* x, Py_ssize_t n,
 
 
 cdef void _infer_typed(Net* net, Work* w, bint is_f64, const void* xp, char code,
-                       Py_ssize_t n, void* op) noexcept nogil:
+                       Py_ssize_t n, void* op, bint checked) noexcept nogil:
     """_infer_rows for x of type code (b'f' / b'd') and an output of the engine's dtype."""
     if is_f64:
         if code == b'd':
-            _infer_rows(net, w, <const double*>xp, n, <double*>op)
+            _infer_rows(net, w, <const double*>xp, n, <double*>op, checked)
         else:
-            _infer_rows(net, w, <const float*>xp, n, <double*>op)
+            _infer_rows(net, w, <const float*>xp, n, <double*>op, checked)
     elif code == b'f':
-        _infer_rows(net, w, <const float*>xp, n, <float*>op)
+        _infer_rows(net, w, <const float*>xp, n, <float*>op, checked)
     else:
-        _infer_rows(net, w, <const double*>xp, n, <float*>op)
+        _infer_rows(net, w, <const double*>xp, n, <float*>op, checked)
 
 
 # ----------------------------------------------------------------------------- workspace
@@ -966,7 +967,7 @@ cdef class Engine:
             self._release(ws)
         return 0
 
-    def infer(self, x):
+    def infer(self, x, *, bint checked=False):
         """The stack's output for x as a new array (of the type set by `set_output_type`,
         ndarray by default); the low-latency path behind model(x).
 
@@ -974,7 +975,9 @@ cdef class Engine:
         (any writeability); rows of the other float dtype are cast in the same pass that
         checks them.  Its width and finiteness (in the engine's dtype, after the cast) are
         checked here, without the GIL.  Raises TypeError for anything else, ValueError for
-        a bad width or value.
+        a bad width or value.  ``checked=True`` skips the finiteness scan of x of the
+        engine's dtype: for callers that have just checked it (Sequential.predict's
+        validated path), so that x is not read twice.
         """
         cdef cnp.ndarray arr, out
         cdef cnp.npy_intp dims[2]
@@ -1002,10 +1005,11 @@ cdef class Engine:
         out = <cnp.ndarray>_new_array(<PyTypeObject*>self._out_type, self._out_descr, 2, dims,
                                       NULL, NULL, 0, NULL)
         self._infer_into(cnp.PyArray_DATA(arr), b'd' if type_num == cnp.NPY_FLOAT64 else b'f',
-                         dims[0], cnp.PyArray_DATA(out))
+                         dims[0], cnp.PyArray_DATA(out), checked)
         return out
 
-    cdef int _infer_into(self, const void* xp, char code, Py_ssize_t n, void* op) except -1:
+    cdef int _infer_into(self, const void* xp, char code, Py_ssize_t n, void* op,
+                         bint checked) except -1:
         cdef Workspace ws = self._acquire()
         cdef bint release = n > NOGIL_MIN_WORK // self.net.row_work
         try:
@@ -1013,9 +1017,9 @@ cdef class Engine:
                 ws.reserve(&self.net, min(n, <Py_ssize_t>CHUNK_ROWS), self.dtype)
             if release:
                 with nogil:
-                    _infer_typed(&self.net, &ws.w, self.is_f64, xp, code, n, op)
+                    _infer_typed(&self.net, &ws.w, self.is_f64, xp, code, n, op, checked)
             else:
-                _infer_typed(&self.net, &ws.w, self.is_f64, xp, code, n, op)
+                _infer_typed(&self.net, &ws.w, self.is_f64, xp, code, n, op, checked)
             self._raise_error(ws, "infer")
         finally:
             self._release(ws)

@@ -839,6 +839,24 @@ def test_infer_casts_other_float_dtype_in_its_check(dtype, rng):
                 case.engine(twin)[0].infer(big)
 
 
+
+def test_infer_skips_its_finiteness_scan_only_when_told_and_only_in_its_dtype(dtype, rng):
+    # Sequential.predict checks x in _features and passes checked=True, so x is read once
+    case = Case("regression", dtype, rng, n=6)
+    bad = case.x.copy()
+    bad[1, 2] = np.nan
+    other = np.float64 if dtype == np.float32 else np.float32
+    for twin in TWINS:
+        engine, _, _ = case.engine(twin)
+        with pytest.raises(ValueError, match="NaN or infinity"):
+            engine.infer(bad)
+        out = engine.infer(bad, checked=True)   # no scan: the NaN row is computed
+        want = engine.infer(case.x)
+        np.testing.assert_array_equal(np.delete(out, 1, axis=0), np.delete(want, 1, axis=0))
+        with pytest.raises(ValueError, match="NaN or infinity"):
+            engine.infer(bad.astype(other), checked=True)   # a cast still checks
+
+
 # ----------------------------------------------------------------------------- unknown kinds
 
 def test_constructor_rejects_unknown_codes():
